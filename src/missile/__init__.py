@@ -1,0 +1,3 @@
+"""missile: the Message Security Layer (MSL) for Python."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,41 @@
+"""The crypto-context interface (crypto.md §1).
+
+A crypto context performs the six protection operations MSL uses. All inputs and
+outputs are bytes already in their wire form: ``encrypt`` returns ciphertext-envelope
+bytes, ``sign`` returns signature-envelope bytes. ``verify`` returns False for a bad
+signature and raises :class:`~missile.errors.MslCryptoException` only for operational
+failures. An operation a context cannot perform raises the matching ``*_NOT_SUPPORTED``
+error.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class CryptoContext(ABC):
+    """Encrypt, decrypt, wrap, unwrap, sign and verify byte strings."""
+
+    @abstractmethod
+    def encrypt(self, data: bytes) -> bytes:
+        """Encrypt ``data``; returns the encoded ciphertext envelope (or ``data`` for pass-through)."""
+
+    @abstractmethod
+    def decrypt(self, data: bytes) -> bytes:
+        """Decrypt an encoded ciphertext envelope produced by :meth:`encrypt`."""
+
+    @abstractmethod
+    def wrap(self, data: bytes) -> bytes:
+        """Wrap key material; the result has no envelope."""
+
+    @abstractmethod
+    def unwrap(self, data: bytes) -> bytes:
+        """Unwrap data produced by :meth:`wrap`."""
+
+    @abstractmethod
+    def sign(self, data: bytes) -> bytes:
+        """Return the signature envelope over ``data``."""
+
+    @abstractmethod
+    def verify(self, data: bytes, signature: bytes) -> bool:
+        """True when ``signature`` is a valid signature envelope over ``data``."""

@@ -1,0 +1,63 @@
+"""Base64 as MSL uses it (encoding.md §3).
+
+Ordinary MSL binary fields are standard base64 with mandatory padding. Decoding is
+strict like the reference: only the standard alphabet, padding only at the end; the
+one leniency the reference has (space, tab, CR and LF are skipped) is kept.
+base64url without padding is used only inside JOSE structures (JWK and JWE values).
+"""
+
+from __future__ import annotations
+
+import base64 as _b64
+import binascii
+
+from missile.errors import MslEncodingException, MslError
+
+_WHITESPACE = b" \t\r\n"
+_WS_TABLE = bytes.maketrans(b"", b"")
+
+
+def b64encode(data: bytes) -> str:
+    """Standard padded base64 of ``data``."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def b64decode(text: str | bytes) -> bytes:
+    """Strictly decode standard padded base64; raises MSL_PARSE_ERROR on anything else."""
+    raw = text.encode("ascii", "replace") if isinstance(text, str) else text
+    try:
+        return binascii.a2b_base64(raw, strict_mode=True)
+    except (binascii.Error, ValueError):
+        pass
+    # The reference skips whitespace anywhere; nothing else is forgiven.
+    stripped = raw.translate(_WS_TABLE, _WHITESPACE)
+    if stripped != raw:
+        try:
+            return binascii.a2b_base64(stripped, strict_mode=True)
+        except (binascii.Error, ValueError):
+            pass
+    raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64 data")
+
+
+def b64url_encode(data: bytes) -> str:
+    """base64url without padding (JOSE)."""
+    return _b64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode base64url with or without padding; raises MSL_PARSE_ERROR when invalid."""
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64url data") from None
+    if len(raw) % 4 == 1 or b"+" in raw or b"/" in raw:
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64url data")
+    stripped = raw.rstrip(b"=")
+    padded = stripped + b"=" * (-len(stripped) % 4)
+    try:
+        return binascii.a2b_base64(padded.translate(_URL_TO_STD), strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64url data") from None
+
+
+_URL_TO_STD = bytes.maketrans(b"-_", b"+/")

@@ -1,0 +1,135 @@
+"""JSON encoding of MSL objects and the encoder-format byte (encoding.md §2–§3).
+
+:func:`encode` turns a mapping into compact UTF-8 JSON: ``bytes`` become standard
+base64 strings, values with a ``to_msl()`` method are embedded as nested objects,
+string enums become their value, and keys whose value is ``None`` are omitted (MSL
+never emits ``null``). :func:`decode` parses one encoded object strictly: first byte
+``{`` (the JSON format identifier), valid UTF-8, no duplicate keys, no ``null``, no
+NaN or Infinity, nothing after the object but whitespace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any, Protocol
+
+from missile.encoding.base64 import b64encode
+from missile.encoding.mslobject import MslArray, MslObject
+from missile.errors import MslEncodingException, MslError
+
+__all__ = ["EncoderFormat", "MslEncodable", "decode", "detect_format", "encode", "to_json_value"]
+
+
+class EncoderFormat(str, Enum):
+    """Encoder formats (encoding.md §2); only JSON exists in practice."""
+
+    JSON = "JSON"
+
+    @property
+    def identifier(self) -> int:
+        """The first byte of data in this format."""
+        return 0x7B
+
+
+class MslEncodable(Protocol):
+    """Anything that knows its own MSL object form (tokens, auth data, ...)."""
+
+    def to_msl(self) -> Mapping[str, Any]: ...
+
+
+def detect_format(data: bytes | bytearray | memoryview) -> EncoderFormat:
+    """Identify the encoder format from the first byte; unknown or empty is MSL_PARSE_ERROR."""
+    if len(data) == 0:
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "no data")
+    if data[0] == 0x7B:
+        return EncoderFormat.JSON
+    raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"unknown encoder format byte 0x{data[0]:02x}")
+
+
+def to_json_value(value: Any) -> Any:
+    """Convert a model value to its JSON value (bytes to base64, encodables to objects)."""
+    t = type(value)
+    if t is str or t is int or t is bool:
+        return value
+    if t is bytes or t is bytearray or t is memoryview:
+        return b64encode(bytes(value))
+    if t is dict or isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items() if v is not None}
+    if t is list or t is tuple:
+        return [to_json_value(v) for v in value if v is not None]
+    if isinstance(value, MslObject):
+        return value.to_dict()
+    if isinstance(value, MslArray):
+        return value.to_list()
+    if isinstance(value, Enum):
+        return to_json_value(value.value)
+    to_msl = getattr(value, "to_msl", None)
+    if to_msl is not None:
+        return to_json_value(to_msl())
+    if isinstance(value, int):
+        return int(value)
+    raise MslEncodingException(MslError.MSL_ENCODE_ERROR, f"cannot encode a {t.__name__}")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode(value: Mapping[str, Any] | MslEncodable | MslObject) -> bytes:
+    """Encode an MSL object as compact UTF-8 JSON bytes."""
+    prepared = to_json_value(value)
+    if type(prepared) is not dict:
+        raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "top-level value is not an object")
+    try:
+        return _ENCODER.encode(prepared).encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "value cannot be encoded as JSON") from exc
+
+
+def _contains_null(values: list[Any]) -> bool:
+    return any(v is None or (type(v) is list and _contains_null(v)) for v in values)
+
+
+def _object_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DecodeRejected("duplicate key")
+    for v in obj.values():
+        if v is None or (type(v) is list and _contains_null(v)):
+            raise _DecodeRejected("null value")
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise _DecodeRejected(f"{name} is not a number")
+
+
+class _DecodeRejected(ValueError):
+    pass
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object_hook, parse_constant=_reject_constant)
+
+
+def decode(data: bytes | bytearray | memoryview) -> MslObject:
+    """Decode one encoded MSL object; anything malformed is MSL_PARSE_ERROR."""
+    detect_format(data)
+    try:
+        text = bytes(data).decode("utf-8")
+        value = _DECODER.decode(text)
+    except _DecodeRejected as exc:
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"invalid JSON: {exc}") from None
+    except (ValueError, RecursionError):
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid JSON") from None
+    if type(value) is not dict:  # pragma: no cover - guaranteed by the '{' check
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "not a JSON object")
+    return MslObject(value)
+
+
+def decode_json_value(text: str) -> Any:
+    """Decode a JSON text with the same strictness as :func:`decode` (helper for tests/tools)."""
+    try:
+        return _DECODER.decode(text)
+    except (ValueError, RecursionError):
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid JSON") from None

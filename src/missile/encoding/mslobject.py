@@ -1,0 +1,229 @@
+"""The MSL object model: typed, strict read access to decoded JSON (encoding.md §1).
+
+A decoded MSL object is a :class:`MslObject`; nested arrays are :class:`MslArray`.
+Accessors enforce the reference's type rules: strings only where strings belong,
+booleans only as JSON booleans, binary only as strict standard base64, objects only as
+nested objects. ``get_*`` reads a required key; ``opt_*`` returns the default when the
+key is absent but still rejects a present value of the wrong type ("present implies
+strictly typed"). Every failure is an :class:`~missile.errors.MslEncodingException`
+with ``MSL_PARSE_ERROR`` naming the key; callers that own a more specific error code
+translate it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from missile.encoding.base64 import b64decode
+from missile.errors import MslEncodingException, MslError
+
+__all__ = ["MslArray", "MslObject"]
+
+_T = TypeVar("_T")
+_MISSING: Any = object()
+
+
+def _fail(where: str, what: str) -> MslEncodingException:
+    return MslEncodingException(MslError.MSL_PARSE_ERROR, f"{where} {what}")
+
+
+def _as_string(value: Any, where: str) -> str:
+    if type(value) is not str:
+        raise _fail(where, "is not a string")
+    return value
+
+
+def _as_int(value: Any, where: str) -> int:
+    # The reference reads any JSON number and truncates (encoding.md §1); booleans are not numbers.
+    if type(value) is int:
+        return value
+    if type(value) is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _fail(where, "is not a number")
+        return int(value)
+    raise _fail(where, "is not a number")
+
+
+def _as_bool(value: Any, where: str) -> bool:
+    if type(value) is not bool:
+        raise _fail(where, "is not a boolean")
+    return value
+
+
+def _as_bytes(value: Any, where: str) -> bytes:
+    if type(value) is not str:
+        raise _fail(where, "is not binary data")
+    try:
+        return b64decode(value)
+    except MslEncodingException:
+        raise _fail(where, "is not binary data") from None
+
+
+def _as_object(value: Any, where: str) -> MslObject:
+    if type(value) is not dict:
+        raise _fail(where, "is not an object")
+    return MslObject(value)
+
+
+def _as_array(value: Any, where: str) -> MslArray:
+    if type(value) is not list:
+        raise _fail(where, "is not an array")
+    return MslArray(value)
+
+
+class MslObject:
+    """A read-only view of a decoded JSON object with strictly typed accessors."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MslObject) and other._data == self._data
+
+    def __hash__(self) -> int:  # pragma: no cover - objects are not meant as keys
+        raise TypeError("MslObject is unhashable")
+
+    def __repr__(self) -> str:
+        return f"MslObject(keys={sorted(self._data)})"
+
+    def keys(self) -> list[str]:
+        """The object's keys."""
+        return list(self._data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON value itself (binary values stay base64 strings)."""
+        return self._data
+
+    def _get(self, key: str) -> Any:
+        try:
+            return self._data[key]
+        except KeyError:
+            raise _fail(f"'{key}'", "is missing") from None
+
+    def get_string(self, key: str) -> str:
+        """A required string."""
+        return _as_string(self._get(key), f"'{key}'")
+
+    def get_int(self, key: str) -> int:
+        """A required integer (JSON numbers are truncated as in the reference)."""
+        return _as_int(self._get(key), f"'{key}'")
+
+    def get_bool(self, key: str) -> bool:
+        """A required boolean."""
+        return _as_bool(self._get(key), f"'{key}'")
+
+    def get_bytes(self, key: str) -> bytes:
+        """Required binary data (strict standard base64)."""
+        return _as_bytes(self._get(key), f"'{key}'")
+
+    def get_object(self, key: str) -> MslObject:
+        """A required nested object."""
+        return _as_object(self._get(key), f"'{key}'")
+
+    def get_array(self, key: str) -> MslArray:
+        """A required array."""
+        return _as_array(self._get(key), f"'{key}'")
+
+    def opt_string(self, key: str, default: _T = None) -> str | _T:  # type: ignore[assignment]
+        """An optional string; absent gives ``default``, a wrong type is an error."""
+        value = self._data.get(key, _MISSING)
+        return default if value is _MISSING else _as_string(value, f"'{key}'")
+
+    def opt_int(self, key: str, default: _T = None) -> int | _T:  # type: ignore[assignment]
+        """An optional integer."""
+        value = self._data.get(key, _MISSING)
+        return default if value is _MISSING else _as_int(value, f"'{key}'")
+
+    def opt_bool(self, key: str, default: _T = None) -> bool | _T:  # type: ignore[assignment]
+        """An optional boolean."""
+        value = self._data.get(key, _MISSING)
+        return default if value is _MISSING else _as_bool(value, f"'{key}'")
+
+    def opt_bytes(self, key: str, default: _T = None) -> bytes | _T:  # type: ignore[assignment]
+        """Optional binary data."""
+        value = self._data.get(key, _MISSING)
+        return default if value is _MISSING else _as_bytes(value, f"'{key}'")
+
+    def opt_object(self, key: str, default: _T = None) -> MslObject | _T:  # type: ignore[assignment]
+        """An optional nested object."""
+        value = self._data.get(key, _MISSING)
+        return default if value is _MISSING else _as_object(value, f"'{key}'")
+
+    def opt_array(self, key: str, default: _T = None) -> MslArray | _T:  # type: ignore[assignment]
+        """An optional array."""
+        value = self._data.get(key, _MISSING)
+        return default if value is _MISSING else _as_array(value, f"'{key}'")
+
+
+class MslArray:
+    """A read-only view of a decoded JSON array with strictly typed accessors."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: list[Any]) -> None:
+        self._data = data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MslArray) and other._data == self._data
+
+    def __hash__(self) -> int:  # pragma: no cover
+        raise TypeError("MslArray is unhashable")
+
+    def __repr__(self) -> str:
+        return f"MslArray(len={len(self._data)})"
+
+    def to_list(self) -> list[Any]:
+        """The JSON value itself."""
+        return self._data
+
+    def _get(self, index: int) -> Any:
+        if not 0 <= index < len(self._data):
+            raise _fail(f"element {index}", "is missing")
+        return self._data[index]
+
+    def get_string(self, index: int) -> str:
+        """A string element."""
+        return _as_string(self._get(index), f"element {index}")
+
+    def get_int(self, index: int) -> int:
+        """An integer element."""
+        return _as_int(self._get(index), f"element {index}")
+
+    def get_bool(self, index: int) -> bool:
+        """A boolean element."""
+        return _as_bool(self._get(index), f"element {index}")
+
+    def get_bytes(self, index: int) -> bytes:
+        """A binary element."""
+        return _as_bytes(self._get(index), f"element {index}")
+
+    def get_object(self, index: int) -> MslObject:
+        """An object element."""
+        return _as_object(self._get(index), f"element {index}")
+
+    def get_array(self, index: int) -> MslArray:
+        """An array element."""
+        return _as_array(self._get(index), f"element {index}")
+
+    def objects(self) -> list[MslObject]:
+        """Every element, each required to be an object."""
+        return [_as_object(v, f"element {i}") for i, v in enumerate(self._data)]
+
+    def strings(self) -> list[str]:
+        """Every element, each required to be a string."""
+        return [_as_string(v, f"element {i}") for i, v in enumerate(self._data)]

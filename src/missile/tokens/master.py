@@ -1,0 +1,270 @@
+"""Master tokens (tokens.md §1).
+
+A master token names an entity and carries its session keys, encrypted and signed with
+the issuer's MSL keys. A holder that is not the issuer cannot open it: it is parsed as
+*unverified* and its identity and keys are unknown. A parsed token keeps its exact
+``tokendata`` and ``signature`` bytes and re-emits them unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from missile.clock import Clock, system_clock
+from missile.crypto.context import CryptoContext
+from missile.encoding import MAX_LONG_VALUE, MslObject, decode, encode, in_range
+from missile.errors import MslCryptoException, MslEncodingException, MslError, MslException
+from missile.tokens._common import (
+    KEY_EXPIRATION,
+    KEY_IDENTITY,
+    KEY_ISSUER_DATA,
+    KEY_RENEWAL_WINDOW,
+    KEY_SERIAL_NUMBER,
+    is_expired,
+    is_renewable,
+    read_outer,
+)
+
+__all__ = ["MasterToken"]
+
+KEY_SEQUENCE_NUMBER = "sequencenumber"
+KEY_SESSION_DATA = "sessiondata"
+KEY_ENCRYPTION_KEY = "encryptionkey"
+KEY_ENCRYPTION_ALGORITHM = "encryptionalgorithm"
+KEY_HMAC_KEY = "hmackey"
+KEY_SIGNATURE_KEY = "signaturekey"
+KEY_SIGNATURE_ALGORITHM = "signaturealgorithm"
+
+ENCRYPTION_ALGORITHMS = frozenset({"AES"})
+SIGNATURE_ALGORITHMS = frozenset({"HmacSHA256", "AESCmac"})
+
+# The wraparound rule of tokens.md §1.6: a gap larger than 2^53 - 127 means the
+# sequence numbers wrapped.
+_WRAP_WINDOW = MAX_LONG_VALUE - 127
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MasterToken:
+    """A master token, as created by its issuer or parsed from the wire."""
+
+    renewal_window: int
+    """When renewal becomes possible, seconds since the epoch."""
+    expiration: int
+    """When the token expires, seconds since the epoch."""
+    sequence_number: int
+    """Issue counter, incremented on renewal (0 … 2^53, wrapping)."""
+    serial_number: int
+    """Random identifier kept across renewals; other tokens bind to it."""
+    tokendata: bytes
+    """The exact encoded token data (what the signature covers)."""
+    signature: bytes
+    """The signature envelope over ``tokendata``."""
+    verified: bool
+    """True when the local MSL keys verified the signature."""
+    identity: str | None = None
+    """The entity identity; None unless decrypted."""
+    encryption_key: bytes | None = None
+    """The session AES-128 key; None unless decrypted."""
+    signature_key: bytes | None = None
+    """The session HMAC (or CMAC) key; None unless decrypted."""
+    encryption_algorithm: str = "AES"
+    """Session encryption algorithm name."""
+    signature_algorithm: str = "HmacSHA256"
+    """Session signature algorithm name (``HmacSHA256`` or ``AESCmac``)."""
+    issuer_data: dict[str, Any] | None = None
+    """Issuer data from the session data, if any (JSON values)."""
+    clock: Clock = field(default=system_clock, compare=False)
+    """Local clock used when no remote time is given."""
+
+    # -- creation ---------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        msl_crypto: CryptoContext,
+        *,
+        renewal_window_ms: int,
+        expiration_ms: int,
+        sequence_number: int,
+        serial_number: int,
+        identity: str,
+        encryption_key: bytes,
+        signature_key: bytes,
+        issuer_data: dict[str, Any] | None = None,
+        signature_algorithm: str = "HmacSHA256",
+        clock: Clock = system_clock,
+    ) -> MasterToken:
+        """Issue a master token protected by the issuer's MSL crypto context (tokens.md §1.3)."""
+        if expiration_ms < renewal_window_ms:
+            raise MslException(MslError.MASTERTOKEN_EXPIRES_BEFORE_RENEWAL)
+        if not in_range(sequence_number):
+            raise MslException(MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_RANGE)
+        if not in_range(serial_number):
+            raise MslException(MslError.MASTERTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
+        if signature_algorithm not in SIGNATURE_ALGORITHMS:
+            raise MslCryptoException(MslError.UNIDENTIFIED_ALGORITHM, signature_algorithm)
+        session: dict[str, Any] = {
+            KEY_IDENTITY: identity,
+            KEY_ENCRYPTION_KEY: encryption_key,
+            KEY_ENCRYPTION_ALGORITHM: "AES",
+            # Both key names, same bytes, for older stacks (tokens.md §1.2).
+            KEY_HMAC_KEY: signature_key,
+            KEY_SIGNATURE_KEY: signature_key,
+            KEY_SIGNATURE_ALGORITHM: signature_algorithm,
+        }
+        if issuer_data is not None:
+            session[KEY_ISSUER_DATA] = issuer_data
+        renewal_window = renewal_window_ms // 1000
+        expiration = expiration_ms // 1000
+        tokendata = encode(
+            {
+                KEY_RENEWAL_WINDOW: renewal_window,
+                KEY_EXPIRATION: expiration,
+                KEY_SEQUENCE_NUMBER: sequence_number,
+                KEY_SERIAL_NUMBER: serial_number,
+                KEY_SESSION_DATA: msl_crypto.encrypt(encode(session)),
+            }
+        )
+        return cls(
+            renewal_window=renewal_window,
+            expiration=expiration,
+            sequence_number=sequence_number,
+            serial_number=serial_number,
+            tokendata=tokendata,
+            signature=msl_crypto.sign(tokendata),
+            verified=True,
+            identity=identity,
+            encryption_key=encryption_key,
+            signature_key=signature_key,
+            signature_algorithm=signature_algorithm,
+            issuer_data=issuer_data,
+            clock=clock,
+        )
+
+    # -- parsing ----------------------------------------------------------------------
+
+    @classmethod
+    def parse(cls, obj: MslObject, msl_crypto: CryptoContext, *, clock: Clock = system_clock) -> MasterToken:
+        """Parse a master token object; verify and decrypt it if ``msl_crypto`` can (§1.4)."""
+        tokendata, signature = read_outer(obj, MslError.MASTERTOKEN_TOKENDATA_MISSING)
+        verified = msl_crypto.verify(tokendata, signature)
+        try:
+            data = decode(tokendata)
+            renewal_window = data.get_int(KEY_RENEWAL_WINDOW)
+            expiration = data.get_int(KEY_EXPIRATION)
+            sequence_number = data.get_int(KEY_SEQUENCE_NUMBER)
+            serial_number = data.get_int(KEY_SERIAL_NUMBER)
+            sessiondata = data.get_bytes(KEY_SESSION_DATA)
+        except MslEncodingException as exc:
+            raise MslEncodingException(MslError.MASTERTOKEN_TOKENDATA_PARSE_ERROR, exc.detail) from exc
+        if expiration < renewal_window:
+            raise MslException(MslError.MASTERTOKEN_EXPIRES_BEFORE_RENEWAL)
+        if not in_range(sequence_number):
+            raise MslException(MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_RANGE)
+        if not in_range(serial_number):
+            raise MslException(MslError.MASTERTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
+        if not sessiondata:
+            raise MslEncodingException(MslError.MASTERTOKEN_SESSIONDATA_MISSING)
+        token = cls(
+            renewal_window=renewal_window,
+            expiration=expiration,
+            sequence_number=sequence_number,
+            serial_number=serial_number,
+            tokendata=tokendata,
+            signature=signature,
+            verified=verified,
+            clock=clock,
+        )
+        if not verified:
+            return token
+        return token._with_session(msl_crypto.decrypt(sessiondata))
+
+    def _with_session(self, plaintext: bytes) -> MasterToken:
+        try:
+            session = decode(plaintext)
+            identity = session.get_string(KEY_IDENTITY)
+            encryption_key = session.get_bytes(KEY_ENCRYPTION_KEY)
+            signature_key = (
+                session.get_bytes(KEY_SIGNATURE_KEY)
+                if KEY_SIGNATURE_KEY in session
+                else session.get_bytes(KEY_HMAC_KEY)
+            )
+            issuer = session.opt_object(KEY_ISSUER_DATA)
+        except MslEncodingException as exc:
+            raise MslEncodingException(MslError.MASTERTOKEN_SESSIONDATA_PARSE_ERROR, exc.detail) from exc
+        # The algorithm names are read leniently: a mistyped value counts as absent
+        # (encoding.md §1), an unknown name is an error.
+        enc_algo = session.to_dict().get(KEY_ENCRYPTION_ALGORITHM, "AES")
+        sig_algo = session.to_dict().get(KEY_SIGNATURE_ALGORITHM, "HmacSHA256")
+        enc_algo = enc_algo if isinstance(enc_algo, str) else "AES"
+        sig_algo = sig_algo if isinstance(sig_algo, str) else "HmacSHA256"
+        if enc_algo not in ENCRYPTION_ALGORITHMS:
+            raise MslCryptoException(MslError.UNIDENTIFIED_ALGORITHM, f"encryption algorithm {enc_algo!r}")
+        if sig_algo not in SIGNATURE_ALGORITHMS:
+            raise MslCryptoException(MslError.UNIDENTIFIED_ALGORITHM, f"signature algorithm {sig_algo!r}")
+        if len(encryption_key) not in (16, 24, 32):
+            raise MslCryptoException(MslError.MASTERTOKEN_KEY_CREATION_ERROR, "bad encryption key length")
+        if not signature_key or (sig_algo == "AESCmac" and len(signature_key) not in (16, 24, 32)):
+            raise MslCryptoException(MslError.MASTERTOKEN_KEY_CREATION_ERROR, "bad signature key length")
+        return MasterToken(
+            renewal_window=self.renewal_window,
+            expiration=self.expiration,
+            sequence_number=self.sequence_number,
+            serial_number=self.serial_number,
+            tokendata=self.tokendata,
+            signature=self.signature,
+            verified=True,
+            identity=identity,
+            encryption_key=encryption_key,
+            signature_key=signature_key,
+            encryption_algorithm=enc_algo,
+            signature_algorithm=sig_algo,
+            issuer_data=issuer.to_dict() if issuer is not None else None,
+            clock=self.clock,
+        )
+
+    # -- protocol rules ---------------------------------------------------------------
+
+    @property
+    def decrypted(self) -> bool:
+        """True when the session data (identity and keys) is available."""
+        return self.identity is not None
+
+    def is_renewable(self, now_ms: int | None = None) -> bool:
+        """True once the renewal window has opened (tokens.md §1.5)."""
+        return is_renewable(self.renewal_window, self.verified, self.clock, now_ms)
+
+    def is_expired(self, now_ms: int | None = None) -> bool:
+        """True once the token has expired (tokens.md §1.5)."""
+        return is_expired(self.expiration, self.verified, self.clock, now_ms)
+
+    def is_newer_than(self, other: MasterToken) -> bool:
+        """Sequence-number ordering with wraparound (tokens.md §1.6); serials are ignored."""
+        if self.sequence_number == other.sequence_number:
+            return self.expiration > other.expiration
+        if self.sequence_number > other.sequence_number:
+            return other.sequence_number >= self.sequence_number - _WRAP_WINDOW
+        return self.sequence_number < other.sequence_number - _WRAP_WINDOW
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """The identity used by stores: (serial number, sequence number, expiration)."""
+        return (self.serial_number, self.sequence_number, self.expiration)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MasterToken) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        # Never print key material.
+        return (
+            f"MasterToken(serial={self.serial_number}, seq={self.sequence_number}, "
+            f"expiration={self.expiration}, verified={self.verified}, identity={self.identity!r})"
+        )
+
+    def to_msl(self) -> dict[str, bytes]:
+        """The wire object: the original token data and signature bytes."""
+        return {"tokendata": self.tokendata, "signature": self.signature}

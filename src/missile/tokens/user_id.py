@@ -1,0 +1,205 @@
+"""User ID tokens (tokens.md §2).
+
+A user ID token names a user and is bound to one master token by its serial number.
+Like master tokens it is encrypted and signed with the issuer's MSL keys, so only the
+issuer learns the user; holders keep and re-send the exact bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from missile.clock import Clock, system_clock
+from missile.crypto.context import CryptoContext
+from missile.encoding import MslObject, decode, encode, in_range
+from missile.errors import MslEncodingException, MslError, MslException, MslUserIdTokenException
+from missile.tokens._common import (
+    KEY_EXPIRATION,
+    KEY_IDENTITY,
+    KEY_ISSUER_DATA,
+    KEY_MT_SERIAL_NUMBER,
+    KEY_RENEWAL_WINDOW,
+    KEY_SERIAL_NUMBER,
+    is_expired,
+    is_renewable,
+    read_outer,
+)
+from missile.tokens.master import MasterToken
+from missile.tokens.user import MslUser, UserFactory, default_user_factory
+
+__all__ = ["UserIdToken"]
+
+KEY_USER_DATA = "userdata"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class UserIdToken:
+    """A user ID token, as created by its issuer or parsed from the wire."""
+
+    renewal_window: int
+    """When renewal becomes possible, seconds since the epoch."""
+    expiration: int
+    """When the token expires, seconds since the epoch."""
+    mt_serial_number: int
+    """Serial number of the master token this token is bound to."""
+    serial_number: int
+    """This token's serial number."""
+    tokendata: bytes
+    """The exact encoded token data."""
+    signature: bytes
+    """The signature envelope over ``tokendata``."""
+    verified: bool
+    """True when the local MSL keys verified the signature."""
+    user: MslUser | None = None
+    """The user; None unless decrypted."""
+    issuer_data: dict[str, Any] | None = None
+    """Issuer data from the user data, if any."""
+    clock: Clock = field(default=system_clock, compare=False)
+    """Local clock used when no remote time is given."""
+
+    @classmethod
+    def create(
+        cls,
+        msl_crypto: CryptoContext,
+        *,
+        renewal_window_ms: int,
+        expiration_ms: int,
+        master_token: MasterToken,
+        serial_number: int,
+        user: MslUser,
+        issuer_data: dict[str, Any] | None = None,
+        clock: Clock = system_clock,
+    ) -> UserIdToken:
+        """Issue a user ID token bound to ``master_token`` (tokens.md §2.2)."""
+        if expiration_ms < renewal_window_ms:
+            raise MslException(MslError.USERIDTOKEN_EXPIRES_BEFORE_RENEWAL)
+        if not in_range(serial_number):
+            raise MslException(MslError.USERIDTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
+        identity = user.encode()
+        if not identity:
+            raise MslException(MslError.USERIDTOKEN_IDENTITY_INVALID)
+        userdata: dict[str, Any] = {KEY_IDENTITY: identity, KEY_ISSUER_DATA: issuer_data}
+        renewal_window = renewal_window_ms // 1000
+        expiration = expiration_ms // 1000
+        tokendata = encode(
+            {
+                KEY_RENEWAL_WINDOW: renewal_window,
+                KEY_EXPIRATION: expiration,
+                KEY_MT_SERIAL_NUMBER: master_token.serial_number,
+                KEY_SERIAL_NUMBER: serial_number,
+                KEY_USER_DATA: msl_crypto.encrypt(encode(userdata)),
+            }
+        )
+        return cls(
+            renewal_window=renewal_window,
+            expiration=expiration,
+            mt_serial_number=master_token.serial_number,
+            serial_number=serial_number,
+            tokendata=tokendata,
+            signature=msl_crypto.sign(tokendata),
+            verified=True,
+            user=user,
+            issuer_data=issuer_data,
+            clock=clock,
+        )
+
+    @classmethod
+    def parse(
+        cls,
+        obj: MslObject,
+        msl_crypto: CryptoContext,
+        master_token: MasterToken | None,
+        *,
+        user_factory: UserFactory = default_user_factory,
+        clock: Clock = system_clock,
+    ) -> UserIdToken:
+        """Parse a user ID token expected to be bound to ``master_token`` (tokens.md §2.2)."""
+        tokendata, signature = read_outer(obj, MslError.USERIDTOKEN_TOKENDATA_MISSING)
+        verified = msl_crypto.verify(tokendata, signature)
+        try:
+            data = decode(tokendata)
+            renewal_window = data.get_int(KEY_RENEWAL_WINDOW)
+            expiration = data.get_int(KEY_EXPIRATION)
+            mt_serial_number = data.get_int(KEY_MT_SERIAL_NUMBER)
+            serial_number = data.get_int(KEY_SERIAL_NUMBER)
+            userdata = data.get_bytes(KEY_USER_DATA)
+        except MslEncodingException as exc:
+            raise MslEncodingException(MslError.USERIDTOKEN_TOKENDATA_PARSE_ERROR, exc.detail) from exc
+        if expiration < renewal_window:
+            raise MslException(MslError.USERIDTOKEN_EXPIRES_BEFORE_RENEWAL)
+        if not in_range(mt_serial_number):
+            raise MslException(MslError.USERIDTOKEN_MASTERTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
+        if not in_range(serial_number):
+            raise MslException(MslError.USERIDTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
+        if not userdata:
+            raise MslEncodingException(MslError.USERIDTOKEN_USERDATA_MISSING)
+        user: MslUser | None = None
+        issuer: MslObject | None = None
+        if verified:
+            plaintext = msl_crypto.decrypt(userdata)
+            try:
+                parsed = decode(plaintext)
+                identity = parsed.get_string(KEY_IDENTITY)
+                issuer = parsed.opt_object(KEY_ISSUER_DATA)
+            except MslEncodingException as exc:
+                raise MslEncodingException(MslError.USERIDTOKEN_USERDATA_PARSE_ERROR, exc.detail) from exc
+            if not identity:
+                raise MslException(MslError.USERIDTOKEN_IDENTITY_INVALID, "empty identity")
+            user = user_factory(identity)
+        if master_token is None or master_token.serial_number != mt_serial_number:
+            raise MslUserIdTokenException(
+                MslError.USERIDTOKEN_MASTERTOKEN_MISMATCH,
+                f"uit mtserialnumber {mt_serial_number}; "
+                f"mt serialnumber {master_token.serial_number if master_token else None}",
+            ).set_master_token(master_token)
+        return cls(
+            renewal_window=renewal_window,
+            expiration=expiration,
+            mt_serial_number=mt_serial_number,
+            serial_number=serial_number,
+            tokendata=tokendata,
+            signature=signature,
+            verified=verified,
+            user=user,
+            issuer_data=issuer.to_dict() if issuer is not None else None,
+            clock=clock,
+        )
+
+    @property
+    def decrypted(self) -> bool:
+        """True when the user is known."""
+        return self.user is not None
+
+    def is_renewable(self, now_ms: int | None = None) -> bool:
+        """True once the renewal window has opened (tokens.md §1.5)."""
+        return is_renewable(self.renewal_window, self.verified, self.clock, now_ms)
+
+    def is_expired(self, now_ms: int | None = None) -> bool:
+        """True once the token has expired (tokens.md §1.5)."""
+        return is_expired(self.expiration, self.verified, self.clock, now_ms)
+
+    def is_bound_to(self, master_token: MasterToken | None) -> bool:
+        """True when bound to ``master_token``."""
+        return master_token is not None and master_token.serial_number == self.mt_serial_number
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Identity of the token: (serial number, master token serial number)."""
+        return (self.serial_number, self.mt_serial_number)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UserIdToken) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return (
+            f"UserIdToken(serial={self.serial_number}, mt_serial={self.mt_serial_number}, "
+            f"verified={self.verified}, user={self.user!r})"
+        )
+
+    def to_msl(self) -> dict[str, bytes]:
+        """The wire object: the original token data and signature bytes."""
+        return {"tokendata": self.tokendata, "signature": self.signature}
