@@ -130,9 +130,7 @@ def _detect_ciphertext_version(obj: MslObject) -> EnvelopeVersion:
     try:
         return EnvelopeVersion(number)
     except ValueError:
-        raise MslCryptoException(
-            MslError.UNIDENTIFIED_CIPHERTEXT_ENVELOPE, f"envelope version {number}"
-        ) from None
+        raise MslCryptoException(MslError.UNIDENTIFIED_CIPHERTEXT_ENVELOPE, f"envelope version {number}") from None
 
 
 def encode_v1(key_id: str, iv: bytes | None, ciphertext: bytes) -> bytes:

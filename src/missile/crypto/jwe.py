@@ -171,9 +171,9 @@ class JweCryptoContext(CryptoContext):
         sealed = AESGCM(cek).encrypt(iv, data, aad)
         ciphertext, tag = sealed[:-_GCM_TAG_LENGTH], sealed[-_GCM_TAG_LENGTH:]
         if self._format is JweFormat.JWE_CS:
-            return ".".join(
-                (header_b64, ecek_b64, iv_b64, b64url_encode(ciphertext), b64url_encode(tag))
-            ).encode("ascii")
+            return ".".join((header_b64, ecek_b64, iv_b64, b64url_encode(ciphertext), b64url_encode(tag))).encode(
+                "ascii"
+            )
         return encode(
             {
                 _KEY_RECIPIENTS: [
@@ -204,9 +204,7 @@ class JweCryptoContext(CryptoContext):
         except MslEncodingException as e:
             raise MslCryptoException(MslError.JWE_PARSE_ERROR, "invalid JWE header", cause=e) from e
         if algorithm is not self.algorithm or encryption is not self._encryption:
-            raise MslCryptoException(
-                MslError.JWE_ALGORITHM_MISMATCH, f"header alg {algorithm}, enc {encryption}"
-            )
+            raise MslCryptoException(MslError.JWE_ALGORITHM_MISMATCH, f"header alg {algorithm}, enc {encryption}")
 
         cek = self._cek_context.decrypt_cek(ecek)
         if len(cek) != encryption.key_length:

@@ -180,9 +180,7 @@ class SymmetricCryptoContext(CryptoContext):
         if len(iv) != AES_BLOCK_SIZE:
             raise MslCryptoException(MslError.INVALID_ALGORITHM_PARAMS, f"{len(iv)}-byte IV")
         if len(ciphertext) % AES_BLOCK_SIZE:
-            raise MslCryptoException(
-                MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{len(ciphertext)}-byte ciphertext"
-            )
+            raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{len(ciphertext)}-byte ciphertext")
         decryptor = Cipher(self._aes, modes.CBC(iv)).decryptor()
         unpadder = padding.PKCS7(128).unpadder()
         try:

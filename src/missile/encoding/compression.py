@@ -186,7 +186,7 @@ def lzw_compress(data: bytes) -> bytes:
             out += (acc >> spare).to_bytes(nbits >> 3, "big")
             acc &= (1 << spare) - 1
             nbits = spare
-        if next_code >> width:
+        if (next_code + 1) >> width:
             width += 1
         table[key] = next_code
         next_code += 1
