@@ -140,7 +140,7 @@ def test_encode_bool_stays_bool() -> None:
 
 
 def test_encode_non_ascii_text_round_trip() -> None:
-    text = "Grüße – 日本語 😀 \u2028 \x00 \"quoted\" back\\slash"
+    text = 'Grüße – 日本語 😀 \u2028 \x00 "quoted" back\\slash'
     out = encode({"s": text, "ключ": "значение"})
     assert "Grüße".encode() in out  # raw UTF-8, not \u escapes
     assert not out.startswith(b"\xef\xbb\xbf")

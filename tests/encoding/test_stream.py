@@ -237,9 +237,7 @@ def test_garbage_after_object_is_not_touched_until_asked() -> None:
 # --- failures -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "data", [b"[]", b"x", b'"{}"', b"1", b"\xef\xbb\xbf{}", b"null", b"}", b"  \n]", b"\x00{}"]
-)
+@pytest.mark.parametrize("data", [b"[]", b"x", b'"{}"', b"1", b"\xef\xbb\xbf{}", b"null", b"}", b"  \n]", b"\x00{}"])
 def test_non_object_first_byte(data: bytes) -> None:
     dec = ObjectStreamDecoder()
     dec.feed(data)
@@ -375,9 +373,7 @@ def test_compaction_then_take_remaining() -> None:
 
 # --- hypothesis -----------------------------------------------------------------
 
-_text = st.text(
-    st.one_of(st.sampled_from('{}[]"\\:, \n'), st.characters(blacklist_categories=("Cs",))), max_size=12
-)
+_text = st.text(st.one_of(st.sampled_from('{}[]"\\:, \n'), st.characters(blacklist_categories=("Cs",))), max_size=12)
 _values = st.recursive(
     st.one_of(st.integers(min_value=0, max_value=2**53), st.booleans(), _text, st.binary(max_size=12)),
     lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(_text, c, max_size=3)),

@@ -25,13 +25,19 @@ def b64encode(data: bytes) -> str:
 def b64decode(text: str | bytes) -> bytes:
     """Strictly decode standard padded base64; raises MSL_PARSE_ERROR on anything else."""
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
+    if len(raw) % 4 or b"=" in raw[:-2]:
+        # The reference skips whitespace anywhere; nothing else is forgiven.
+        raw = raw.translate(_WS_TABLE, _WHITESPACE)
+        # binascii's strict mode still tolerates padding after a complete quadruplet;
+        # the reference requires whole quadruplets with padding only in the last two places.
+        if len(raw) % 4 or b"=" in raw[:-2]:
+            raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64 data")
     try:
         return binascii.a2b_base64(raw, strict_mode=True)
     except (binascii.Error, ValueError):
         pass
-    # The reference skips whitespace anywhere; nothing else is forgiven.
     stripped = raw.translate(_WS_TABLE, _WHITESPACE)
-    if stripped != raw:
+    if stripped != raw and not (len(stripped) % 4 or b"=" in stripped[:-2]):
         try:
             return binascii.a2b_base64(stripped, strict_mode=True)
         except (binascii.Error, ValueError):

@@ -186,7 +186,7 @@ def lzw_compress(data: bytes) -> bytes:
             out += (acc >> spare).to_bytes(nbits >> 3, "big")
             acc &= (1 << spare) - 1
             nbits = spare
-        if (next_code + 1) >> width:
+        if next_code >> width:
             width += 1
         table[key] = next_code
         next_code += 1
@@ -245,7 +245,7 @@ def lzw_decompress(data: bytes, max_size: int) -> bytes:
         else:
             raise _uncompression_error(f"LZW: invalid code {code} (dictionary size {size})")
         size += 1
-        if size == limit:
+        if size + 1 == limit:
             width += 1
             limit <<= 1
         produced += len(entry)

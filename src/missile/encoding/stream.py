@@ -76,6 +76,9 @@ class ObjectStreamDecoder:
         if self._start < 0:
             m = _NON_WS.search(buf, self._base)
             if m is None:
+                # Whitespace between objects is tolerated but never accumulated.
+                self._base = self._pos = len(buf)
+                self._compact()
                 return None
             if buf[m.start()] != 0x7B:
                 raise MslEncodingException(MslError.MSL_PARSE_ERROR, "stream data is not a JSON object")
