@@ -245,7 +245,7 @@ def lzw_decompress(data: bytes, max_size: int) -> bytes:
         else:
             raise _uncompression_error(f"LZW: invalid code {code} (dictionary size {size})")
         size += 1
-        if size + 1 == limit:
+        if size == limit:
             width += 1
             limit <<= 1
         produced += len(entry)

@@ -1,5 +1,6 @@
 """Client token stores and server token state."""
 
 from missile.stores.base import MslStore
+from missile.stores.memory import InMemoryStore
 
-__all__ = ["MslStore"]
+__all__ = ["InMemoryStore", "MslStore"]

@@ -1,0 +1,289 @@
+"""DIFFIE_HELLMAN key exchange (keyx.md §4).
+
+Finite-field Diffie-Hellman over parameter sets both sides know by ID. Public values
+travel as ``0x00 || minimal big-endian magnitude`` (readers accept any number of leading
+zeros); session keys are ``SHA-384(enc(z))`` split 16/32 bytes.
+
+Modular exponentiation with a secret exponent uses ``cryptography``'s DH key agreement
+(OpenSSL, constant time). ``cryptography`` cannot derive a public value from a private
+one, so ``g^x`` is computed as the key agreement of ``x`` with the peer value ``g``.
+Only where ``cryptography`` refuses the group (p below its 512-bit minimum, or FFDH
+unavailable in a future release) Python's built-in ``pow`` is used instead, which is not
+constant time. Private values come from the context's random source. ``cryptography`` >= 46 emits a
+``CryptographyDeprecationWarning`` for FFDH; it is not suppressed here (suppressing
+warnings is process-global and not thread-safe).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
+
+from cryptography.exceptions import UnsupportedAlgorithm
+
+from missile.crypto.context import CryptoContext
+from missile.crypto.derivation import derive_dh_session_keys, dh_int_from_bytes, dh_int_to_bytes
+from missile.crypto.random import DEFAULT_RANDOM, RandomSource
+from missile.errors import MslError, MslKeyExchangeException
+from missile.keyx import _common
+from missile.keyx.base import (
+    KEY_REQUEST_SCHEMES,
+    KEY_RESPONSE_SCHEMES,
+    KeyExchangeFactory,
+    KeyExchangeResult,
+    KeyRequestData,
+    KeyResponseData,
+)
+from missile.tokens.master import MasterToken
+
+if TYPE_CHECKING:
+    from missile.context import MslContext
+    from missile.encoding import MslObject
+    from missile.entityauth.base import EntityAuthData
+
+__all__ = [
+    "DIFFIE_HELLMAN",
+    "DhParameterSpec",
+    "DiffieHellmanParameters",
+    "InMemoryDiffieHellmanParameters",
+    "DiffieHellmanRequest",
+    "DiffieHellmanResponse",
+    "DiffieHellmanExchange",
+    "generate_private_value",
+    "public_value",
+    "shared_secret",
+]
+
+DIFFIE_HELLMAN = "DIFFIE_HELLMAN"
+
+KEY_PARAMETERS_ID = "parametersid"
+KEY_PUBLIC_KEY = "publickey"
+
+_CRYPTOGRAPHY_MIN_P_BITS = 512
+
+
+@dataclass(frozen=True, slots=True)
+class DhParameterSpec:
+    """A finite-field group: prime modulus ``p`` and generator ``g``."""
+
+    p: int
+    g: int
+
+    def __post_init__(self) -> None:
+        if self.p < 7 or self.p % 2 == 0:
+            raise ValueError("p must be an odd prime")
+        if not 2 <= self.g <= self.p - 2:
+            raise ValueError("g must be in 2..p-2")
+
+    def check_public(self, y: int) -> None:
+        """Public values outside ``2..p-2`` are ``KEYX_INVALID_PUBLIC_KEY``."""
+        if not 2 <= y <= self.p - 2:
+            raise MslKeyExchangeException(MslError.KEYX_INVALID_PUBLIC_KEY, "public value out of range")
+
+    def __repr__(self) -> str:
+        return f"DhParameterSpec(p_bits={self.p.bit_length()}, g={self.g})"
+
+
+@runtime_checkable
+class DiffieHellmanParameters(Protocol):
+    """The parameter sets a side knows, by ID (the reference's DiffieHellmanParameters)."""
+
+    def parameter_spec(self, parameters_id: str) -> DhParameterSpec | None:
+        """The parameters with this ID, or None."""
+        ...
+
+
+class InMemoryDiffieHellmanParameters:
+    """A :class:`DiffieHellmanParameters` held in memory."""
+
+    def __init__(self, specs: Mapping[str, DhParameterSpec] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._specs: dict[str, DhParameterSpec] = dict(specs or {})
+
+    def add(self, parameters_id: str, spec: DhParameterSpec) -> None:
+        """Add or replace a parameter set."""
+        with self._lock:
+            self._specs[parameters_id] = spec
+
+    def parameter_spec(self, parameters_id: str) -> DhParameterSpec | None:
+        with self._lock:
+            return self._specs.get(parameters_id)
+
+    def ids(self) -> list[str]:
+        """The known parameter IDs."""
+        with self._lock:
+            return list(self._specs)
+
+    def __repr__(self) -> str:
+        return f"InMemoryDiffieHellmanParameters(ids={self.ids()!r})"
+
+
+def _openssl_private_key(spec: DhParameterSpec, exponent: int) -> Any:
+    """A ``cryptography`` DH private key holding ``exponent``, or None when the group is
+    below ``cryptography``'s minimum or FFDH is unavailable."""
+    if spec.p.bit_length() < _CRYPTOGRAPHY_MIN_P_BITS:
+        return None
+    try:
+        from cryptography.hazmat.primitives.asymmetric import dh
+
+        numbers = dh.DHParameterNumbers(spec.p, spec.g)
+        # cryptography cannot derive y from x and the agreement never reads it: pass g.
+        return dh.DHPrivateNumbers(exponent, dh.DHPublicNumbers(spec.g, numbers)).private_key()
+    except (ImportError, UnsupportedAlgorithm, ValueError):
+        return None
+
+
+def _modexp(base: int, exponent: int, spec: DhParameterSpec) -> int:
+    """``base^exponent mod p`` for a secret exponent (see the module docstring)."""
+    private = _openssl_private_key(spec, exponent)
+    if private is None:
+        return pow(base, exponent, spec.p)
+    from cryptography.hazmat.primitives.asymmetric import dh
+
+    try:
+        peer = dh.DHPublicNumbers(base, private.parameters().parameter_numbers()).public_key()
+        secret: bytes = private.exchange(peer)
+    except ValueError as exc:
+        raise MslKeyExchangeException(MslError.KEYX_INVALID_PUBLIC_KEY, "public value rejected", cause=exc) from exc
+    return int.from_bytes(secret, "big")
+
+
+def generate_private_value(spec: DhParameterSpec, random: RandomSource) -> int:
+    """A private value uniform (up to 2^-64 bias) in ``2..p-2``."""
+    nbytes = (spec.p.bit_length() + 7) // 8 + 8
+    return 2 + int.from_bytes(random.random_bytes(nbytes), "big") % (spec.p - 3)
+
+
+def public_value(spec: DhParameterSpec, private_value: int) -> int:
+    """``g^x mod p``."""
+    return _modexp(spec.g, private_value, spec)
+
+
+def shared_secret(spec: DhParameterSpec, private_value: int, peer_public: int) -> int:
+    """``y_peer^x mod p`` after checking ``y_peer`` is in ``2..p-2``."""
+    spec.check_public(peer_public)
+    return _modexp(peer_public, private_value, spec)
+
+
+def _read_public(keydata: MslObject) -> int:
+    data = keydata.get_bytes(KEY_PUBLIC_KEY)
+    if not data:
+        raise MslKeyExchangeException(MslError.KEYX_INVALID_PUBLIC_KEY, "empty public key")
+    return dh_int_from_bytes(data)
+
+
+@KEY_REQUEST_SCHEMES.register
+class DiffieHellmanRequest(KeyRequestData):
+    """``{"parametersid", "publickey"}``; a requester's copy also holds x (and may hold p, g)."""
+
+    scheme: ClassVar[str] = DIFFIE_HELLMAN
+
+    def __init__(
+        self,
+        parameters_id: str,
+        public_key: int,
+        private_key: int | None = None,
+        parameters: DhParameterSpec | None = None,
+    ) -> None:
+        self.parameters_id = parameters_id
+        self.public_key = public_key
+        """The public value y."""
+        self.private_key = private_key
+        """The private value x (requester only)."""
+        self.parameters = parameters
+        """The group, when the requester keeps it with its private value."""
+
+    @classmethod
+    def generate(
+        cls, parameters_id: str, params: DhParameterSpec, *, random: RandomSource = DEFAULT_RANDOM
+    ) -> DiffieHellmanRequest:
+        """A fresh key pair on ``params`` (pass the context's random source)."""
+        x = generate_private_value(params, random)
+        return cls(parameters_id, public_value(params, x), x, params)
+
+    def keydata(self) -> dict[str, Any]:
+        return {KEY_PARAMETERS_ID: self.parameters_id, KEY_PUBLIC_KEY: dh_int_to_bytes(self.public_key)}
+
+    @classmethod
+    def parse(cls, keydata: MslObject, ctx: MslContext) -> Self:
+        return cls(keydata.get_string(KEY_PARAMETERS_ID), _read_public(keydata))
+
+    def __repr__(self) -> str:
+        return (
+            f"DiffieHellmanRequest(parametersid={self.parameters_id!r}, "
+            f"private_key={'present' if self.private_key is not None else 'absent'})"
+        )
+
+
+@KEY_RESPONSE_SCHEMES.register
+class DiffieHellmanResponse(KeyResponseData):
+    """``{"parametersid", "publickey"}`` with the responder's public value."""
+
+    scheme: ClassVar[str] = DIFFIE_HELLMAN
+
+    def __init__(self, master_token: MasterToken, parameters_id: str, public_key: int) -> None:
+        self.master_token = master_token
+        self.parameters_id = parameters_id
+        self.public_key = public_key
+
+    def keydata(self) -> dict[str, Any]:
+        return {KEY_PARAMETERS_ID: self.parameters_id, KEY_PUBLIC_KEY: dh_int_to_bytes(self.public_key)}
+
+    @classmethod
+    def parse(cls, keydata: MslObject, master_token: MasterToken, ctx: MslContext) -> Self:
+        return cls(master_token, keydata.get_string(KEY_PARAMETERS_ID), _read_public(keydata))
+
+    def __repr__(self) -> str:
+        return f"DiffieHellmanResponse(parametersid={self.parameters_id!r}, master_token={self.master_token!r})"
+
+
+class DiffieHellmanExchange(KeyExchangeFactory):
+    """Both sides of DIFFIE_HELLMAN (keyx.md §4)."""
+
+    scheme: ClassVar[str] = DIFFIE_HELLMAN
+
+    def __init__(self, parameters: DiffieHellmanParameters) -> None:
+        self.parameters = parameters
+
+    def _spec(self, parameters_id: str) -> DhParameterSpec:
+        spec = self.parameters.parameter_spec(parameters_id)
+        if spec is None:
+            raise MslKeyExchangeException(MslError.UNKNOWN_KEYX_PARAMETERS_ID, repr(parameters_id))
+        return spec
+
+    def generate_response(
+        self,
+        ctx: MslContext,
+        request: KeyRequestData,
+        *,
+        master_token: MasterToken | None = None,
+        entity_auth_data: EntityAuthData | None = None,
+    ) -> KeyExchangeResult:
+        req = _common.expect_type(request, DiffieHellmanRequest, "key request data")
+        _common.responder_identity(ctx, self.scheme, master_token, entity_auth_data)
+        spec = self._spec(req.parameters_id)
+        spec.check_public(req.public_key)
+        x = generate_private_value(spec, ctx.random)
+        keys = derive_dh_session_keys(shared_secret(spec, x, req.public_key))
+        new_token = _common.issue_master_token(ctx, master_token, entity_auth_data, keys.encryption_key, keys.hmac_key)
+        return _common.result(ctx, DiffieHellmanResponse(new_token, req.parameters_id, public_value(spec, x)))
+
+    def crypto_context(
+        self,
+        ctx: MslContext,
+        request: KeyRequestData,
+        response: KeyResponseData,
+        master_token: MasterToken | None,
+    ) -> CryptoContext:
+        _common.check_request(request, response)
+        req = _common.expect_type(request, DiffieHellmanRequest, "key request data")
+        resp = _common.expect_type(response, DiffieHellmanResponse, "key response data")
+        if req.parameters_id != resp.parameters_id:
+            raise _common.mismatch("parametersid")
+        if req.private_key is None:
+            raise MslKeyExchangeException(MslError.KEYX_PRIVATE_KEY_MISSING, req.parameters_id)
+        spec = req.parameters if req.parameters is not None else self._spec(req.parameters_id)
+        keys = derive_dh_session_keys(shared_secret(spec, req.private_key, resp.public_key))
+        return _common.requester_session_context(ctx, resp, keys.encryption_key, keys.hmac_key)

@@ -1,0 +1,84 @@
+"""Message capabilities (messages.md §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from missile.encoding import EncoderFormat, MslObject
+from missile.encoding.compression import CompressionAlgorithm
+
+__all__ = ["MessageCapabilities", "DEFAULT_CAPABILITIES"]
+
+KEY_COMPRESSION_ALGOS = "compressionalgos"
+KEY_LANGUAGES = "languages"
+KEY_ENCODER_FORMATS = "encoderformats"
+
+
+def _strings(obj: MslObject, key: str) -> list[str]:
+    # A missing or non-array value counts as empty; a non-string element is an error.
+    value = obj.to_dict().get(key)
+    if type(value) is not list:
+        return []
+    return obj.get_array(key).strings()
+
+
+@dataclass(frozen=True)
+class MessageCapabilities:
+    """What a sender supports: compression algorithms, languages, encoder formats."""
+
+    compression_algos: tuple[CompressionAlgorithm, ...] = ()
+    """Compression algorithms, in the sender's preference order."""
+    languages: tuple[str, ...] = ()
+    """BCP-47 language tags, most preferred first."""
+    encoder_formats: tuple[EncoderFormat, ...] = ()
+    """Encoder formats."""
+
+    @classmethod
+    def parse(cls, obj: MslObject) -> MessageCapabilities:
+        """Parse a ``capabilities`` object; unknown algorithm and format names are dropped."""
+        algos = [CompressionAlgorithm(n) for n in _strings(obj, KEY_COMPRESSION_ALGOS) if n in _ALGO_NAMES]
+        formats = [EncoderFormat(n) for n in _strings(obj, KEY_ENCODER_FORMATS) if n in _FORMAT_NAMES]
+        return cls(tuple(dict.fromkeys(algos)), tuple(_strings(obj, KEY_LANGUAGES)), tuple(dict.fromkeys(formats)))
+
+    def to_msl(self) -> dict[str, Any]:
+        """The wire object; all three arrays are always written."""
+        return {
+            KEY_COMPRESSION_ALGOS: [a.value for a in self.compression_algos],
+            KEY_LANGUAGES: list(self.languages),
+            KEY_ENCODER_FORMATS: [f.value for f in self.encoder_formats],
+        }
+
+    def intersection(self, other: MessageCapabilities | None) -> MessageCapabilities | None:
+        """Capabilities both sides share, in this side's order (a response to ``self``'s request)."""
+        if other is None:
+            return None
+        return MessageCapabilities(
+            tuple(a for a in self.compression_algos if a in other.compression_algos),
+            tuple(lang for lang in self.languages if lang in other.languages),
+            tuple(f for f in self.encoder_formats if f in other.encoder_formats),
+        )
+
+    @classmethod
+    def of(
+        cls,
+        compression_algos: Iterable[CompressionAlgorithm | str] = (),
+        languages: Iterable[str] = (),
+        encoder_formats: Iterable[EncoderFormat | str] = (EncoderFormat.JSON,),
+    ) -> MessageCapabilities:
+        """Build from names."""
+        return cls(
+            tuple(CompressionAlgorithm(a) for a in compression_algos),
+            tuple(languages),
+            tuple(EncoderFormat(f) for f in encoder_formats),
+        )
+
+
+_ALGO_NAMES = frozenset(a.value for a in CompressionAlgorithm)
+_FORMAT_NAMES = frozenset(f.value for f in EncoderFormat)
+
+#: What missile advertises by default: both compression algorithms, JSON.
+DEFAULT_CAPABILITIES = MessageCapabilities(
+    (CompressionAlgorithm.GZIP, CompressionAlgorithm.LZW), ("en-US",), (EncoderFormat.JSON,)
+)

@@ -1,0 +1,477 @@
+"""The message header (messages.md §2–§3).
+
+``{"entityauthdata"|"mastertoken": …, "headerdata": <protected header data>, "signature": …}``.
+
+:class:`HeaderData` is what the sender says; :class:`MessageHeader` adds how it is
+protected and, for a received header, what the receiver established while parsing it
+(verified tokens, the authenticated user). Building and parsing never touch I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from missile.context import MslContext
+from missile.crypto.context import CryptoContext
+from missile.encoding import MslObject, decode, encode, in_range
+from missile.entityauth.base import EntityAuthData, parse_entity_auth_data
+from missile.errors import MslError, MslException, MslInternalException, MslMessageException
+from missile.keyx.base import KeyRequestData, KeyResponseData, parse_key_request_data, parse_key_response_data
+from missile.messages.capabilities import MessageCapabilities
+from missile.tokens.master import MasterToken
+from missile.tokens.service import ServiceToken
+from missile.tokens.user import MslUser
+from missile.tokens.user_id import UserIdToken
+from missile.userauth.base import UserAuthData, parse_user_auth_data
+
+__all__ = ["HeaderData", "MessageHeader", "select_header_crypto_context"]
+
+KEY_ENTITY_AUTH_DATA = "entityauthdata"
+KEY_MASTER_TOKEN = "mastertoken"
+KEY_HEADER_DATA = "headerdata"
+KEY_SIGNATURE = "signature"
+
+KEY_SENDER = "sender"
+KEY_TIMESTAMP = "timestamp"
+KEY_MESSAGE_ID = "messageid"
+KEY_NON_REPLAYABLE = "nonreplayable"
+KEY_NON_REPLAYABLE_ID = "nonreplayableid"
+KEY_RENEWABLE = "renewable"
+KEY_HANDSHAKE = "handshake"
+KEY_CAPABILITIES = "capabilities"
+KEY_KEY_REQUEST_DATA = "keyrequestdata"
+KEY_KEY_RESPONSE_DATA = "keyresponsedata"
+KEY_USER_AUTH_DATA = "userauthdata"
+KEY_USER_ID_TOKEN = "useridtoken"
+KEY_SERVICE_TOKENS = "servicetokens"
+KEY_PEER_MASTER_TOKEN = "peermastertoken"
+KEY_PEER_USER_ID_TOKEN = "peeruseridtoken"
+KEY_PEER_SERVICE_TOKENS = "peerservicetokens"
+
+
+@dataclass(frozen=True)
+class HeaderData:
+    """The content of a message header."""
+
+    message_id: int
+    """0 … 2^53; a response's is the request's plus one (messages.md §7)."""
+    renewable: bool = False
+    """The sender allows or asks for token issuance and renewal."""
+    handshake: bool = False
+    """A handshake message: key exchange only, no application data."""
+    non_replayable_id: int | None = None
+    """Anti-replay counter of a non-replayable message."""
+    timestamp: int | None = None
+    """Sender clock in seconds; filled in when the header is built."""
+    capabilities: MessageCapabilities | None = None
+    """The sender's capabilities (request) or the shared ones (response)."""
+    key_request_data: tuple[KeyRequestData, ...] = ()
+    """Key exchange requests (a set: order carries no meaning)."""
+    key_response_data: KeyResponseData | None = None
+    """Key exchange response carrying the new master token."""
+    user_auth_data: UserAuthData | None = None
+    """User authentication data (only in encrypted headers)."""
+    user_id_token: UserIdToken | None = None
+    """User ID token, bound to the token-verification master token."""
+    service_tokens: tuple[ServiceToken, ...] = ()
+    """Service tokens (a set)."""
+    peer_master_token: MasterToken | None = None
+    """Peer-to-peer: the master token the sender issued to the receiver."""
+    peer_user_id_token: UserIdToken | None = None
+    """Peer-to-peer: user ID token bound to the peer master token."""
+    peer_service_tokens: tuple[ServiceToken, ...] = ()
+    """Peer-to-peer: service tokens of the peer token set."""
+    sender: str | None = None
+    """Legacy sender identity, written when a master token protects the header."""
+
+
+def select_header_crypto_context(
+    ctx: MslContext, master_token: MasterToken | None, entity_auth_data: EntityAuthData | None
+) -> CryptoContext:
+    """The context protecting a header (messages.md §2): the master token's session
+    context, else the entity auth scheme's (which authenticates the entity)."""
+    if master_token is not None:
+        return ctx.master_token_crypto_context(master_token)
+    if entity_auth_data is None:
+        raise MslMessageException(MslError.MESSAGE_ENTITY_NOT_FOUND)
+    factory = ctx.entity_auth_factory(entity_auth_data.scheme)
+    if factory is None:
+        raise MslException(MslError.ENTITYAUTH_FACTORY_NOT_FOUND, entity_auth_data.scheme)
+    return factory.crypto_context(ctx, entity_auth_data)
+
+
+def _token_verification_master_token(
+    ctx: MslContext, master_token: MasterToken | None, key_response: KeyResponseData | None
+) -> MasterToken | None:
+    # messages.md §3.1: trusted services use the new master token of a key response.
+    if not ctx.peer_to_peer and key_response is not None:
+        return key_response.master_token
+    return master_token
+
+
+def _peer_verification_master_token(
+    key_response: KeyResponseData | None, peer_master_token: MasterToken | None
+) -> MasterToken | None:
+    return key_response.master_token if key_response is not None else peer_master_token
+
+
+def _dedupe_service_tokens(tokens: list[ServiceToken]) -> tuple[ServiceToken, ...]:
+    seen: dict[tuple[str, int | None, int | None], ServiceToken] = {}
+    for token in tokens:
+        seen.setdefault(token.key, token)
+    return tuple(seen.values())
+
+
+@dataclass(frozen=True, eq=False)
+class MessageHeader:
+    """A message header with its protection."""
+
+    data: HeaderData
+    """The header content."""
+    master_token: MasterToken | None
+    """The sender's master token, when it protects the header."""
+    entity_auth_data: EntityAuthData | None
+    """The sender's entity authentication data, when it protects the header."""
+    crypto_context: CryptoContext = field(repr=False)
+    """The context that protects this header."""
+    headerdata: bytes = field(repr=False)
+    """The exact protected header-data bytes (what the signature covers)."""
+    signature: bytes = field(repr=False)
+    """The signature over ``headerdata``."""
+    encrypting: bool
+    """Whether the protection encrypts (master token, or an encrypting scheme)."""
+    user: MslUser | None = None
+    """The authenticated user: from user auth data, else from a decrypted user ID token."""
+
+    # -- convenience ------------------------------------------------------------------
+
+    @property
+    def message_id(self) -> int:
+        """The message ID."""
+        return self.data.message_id
+
+    @property
+    def is_handshake(self) -> bool:
+        """True for a handshake message."""
+        return self.data.handshake
+
+    @property
+    def is_renewable(self) -> bool:
+        """True when the message is renewable."""
+        return self.data.renewable
+
+    @property
+    def identity(self) -> str | None:
+        """The sender identity from the master token (if decrypted) or entity auth data."""
+        if self.master_token is not None:
+            return self.master_token.identity
+        return self.entity_auth_data.identity if self.entity_auth_data is not None else None
+
+    def to_msl(self) -> dict[str, Any]:
+        """The wire object."""
+        return {
+            KEY_MASTER_TOKEN: self.master_token,
+            KEY_ENTITY_AUTH_DATA: self.entity_auth_data if self.master_token is None else None,
+            KEY_HEADER_DATA: self.headerdata,
+            KEY_SIGNATURE: self.signature,
+        }
+
+    def encode(self) -> bytes:
+        """The encoded header object."""
+        return encode(self.to_msl())
+
+    # -- building ---------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        ctx: MslContext,
+        data: HeaderData,
+        *,
+        master_token: MasterToken | None = None,
+        entity_auth_data: EntityAuthData | None = None,
+    ) -> MessageHeader:
+        """Build and protect a header (messages.md §3.3 constraints apply)."""
+        if not in_range(data.message_id):
+            raise MslInternalException(f"message ID {data.message_id} out of range")
+        if master_token is None and entity_auth_data is None:
+            raise MslMessageException(MslError.MESSAGE_ENTITY_NOT_FOUND)
+        if data.non_replayable_id is not None and master_token is None:
+            raise MslMessageException(MslError.NONREPLAYABLE_MESSAGE_REQUIRES_MASTERTOKEN)
+        encrypting = master_token is not None or (entity_auth_data is not None and entity_auth_data.encrypts)
+        if data.user_auth_data is not None and not encrypting:
+            raise MslMessageException(MslError.UNENCRYPTED_MESSAGE_WITH_USERAUTHDATA)
+        verifier = _token_verification_master_token(ctx, master_token, data.key_response_data)
+        _check_bindings(verifier, data.user_id_token, data.service_tokens)
+        if ctx.peer_to_peer:
+            peer_verifier = _peer_verification_master_token(data.key_response_data, data.peer_master_token)
+            _check_bindings(peer_verifier, data.peer_user_id_token, data.peer_service_tokens)
+        crypto = select_header_crypto_context(ctx, master_token, entity_auth_data)
+        timestamp = data.timestamp if data.timestamp is not None else ctx.clock() // 1000
+        sender = data.sender
+        if master_token is not None and sender is None:
+            sender = ctx.identity
+        fields: dict[str, Any] = {
+            KEY_SENDER: sender if master_token is not None else None,
+            KEY_TIMESTAMP: timestamp,
+            KEY_MESSAGE_ID: data.message_id,
+            KEY_NON_REPLAYABLE: data.non_replayable_id is not None,
+            KEY_NON_REPLAYABLE_ID: data.non_replayable_id,
+            KEY_RENEWABLE: data.renewable,
+            KEY_HANDSHAKE: data.handshake,
+            KEY_CAPABILITIES: data.capabilities,
+            KEY_KEY_REQUEST_DATA: list(data.key_request_data) or None,
+            KEY_KEY_RESPONSE_DATA: data.key_response_data,
+            KEY_USER_AUTH_DATA: data.user_auth_data,
+            KEY_USER_ID_TOKEN: data.user_id_token,
+            KEY_SERVICE_TOKENS: list(data.service_tokens) or None,
+        }
+        if ctx.peer_to_peer:
+            fields[KEY_PEER_MASTER_TOKEN] = data.peer_master_token
+            fields[KEY_PEER_USER_ID_TOKEN] = data.peer_user_id_token
+            fields[KEY_PEER_SERVICE_TOKENS] = list(data.peer_service_tokens) or None
+        plaintext = encode(fields)
+        headerdata = crypto.encrypt(plaintext)
+        signature = crypto.sign(headerdata)
+        stamped = data if data.timestamp is not None else _replace(data, timestamp=timestamp)
+        user = data.user_id_token.user if data.user_id_token is not None else None
+        return cls(
+            data=stamped,
+            master_token=master_token,
+            entity_auth_data=entity_auth_data if master_token is None else None,
+            crypto_context=crypto,
+            headerdata=headerdata,
+            signature=signature,
+            encrypting=encrypting,
+            user=user,
+        )
+
+    # -- parsing ----------------------------------------------------------------------
+
+    @classmethod
+    def parse(
+        cls,
+        ctx: MslContext,
+        obj: MslObject,
+        service_token_contexts: Mapping[str, CryptoContext] | None = None,
+    ) -> MessageHeader:
+        """Parse, authenticate and decrypt a received header (messages.md §3.2)."""
+        entity_auth_data: EntityAuthData | None = None
+        master_token: MasterToken | None = None
+        try:
+            if KEY_ENTITY_AUTH_DATA in obj:
+                entity_auth_data = parse_entity_auth_data(obj.get_object(KEY_ENTITY_AUTH_DATA), ctx)
+            if KEY_MASTER_TOKEN in obj:
+                master_token = MasterToken.parse(obj.get_object(KEY_MASTER_TOKEN), ctx.msl_crypto, clock=ctx.clock)
+            signature = obj.get_bytes(KEY_SIGNATURE)
+            headerdata = obj.get_bytes(KEY_HEADER_DATA)
+            if not headerdata:
+                raise MslMessageException(MslError.HEADER_DATA_MISSING)
+            if master_token is None and entity_auth_data is None:
+                raise MslMessageException(MslError.MESSAGE_ENTITY_NOT_FOUND)
+            # The master token wins when both are present (messages.md §2).
+            protecting_ead = entity_auth_data if master_token is None else None
+            crypto = select_header_crypto_context(ctx, master_token, protecting_ead)
+            if not crypto.verify(headerdata, signature):
+                raise MslMessageException(
+                    MslError.MESSAGE_MASTERTOKENBASED_VERIFICATION_FAILED
+                    if master_token is not None
+                    else MslError.MESSAGE_ENTITYDATABASED_VERIFICATION_FAILED
+                )
+            plaintext = crypto.decrypt(headerdata)
+            header_obj = decode(plaintext)
+        except MslException as exc:
+            if master_token is not None:
+                exc.set_master_token(master_token)
+            elif entity_auth_data is not None:
+                exc.set_entity_auth_data(entity_auth_data)
+            raise
+        encrypting = master_token is not None or (protecting_ead is not None and protecting_ead.encrypts)
+        message_id: int | None = None
+        try:
+            message_id = header_obj.get_int(KEY_MESSAGE_ID)
+            if not in_range(message_id):
+                raise MslMessageException(MslError.MESSAGE_ID_OUT_OF_RANGE, str(message_id))
+            return cls._parse_data(
+                ctx,
+                header_obj,
+                message_id,
+                master_token,
+                protecting_ead,
+                crypto,
+                headerdata,
+                signature,
+                encrypting,
+                service_token_contexts or {},
+            )
+        except MslException as exc:
+            if master_token is not None:
+                exc.set_master_token(master_token)
+            elif entity_auth_data is not None:
+                exc.set_entity_auth_data(entity_auth_data)
+            if message_id is not None and in_range(message_id):
+                exc.set_message_id(message_id)
+            raise
+
+    @classmethod
+    def _parse_data(
+        cls,
+        ctx: MslContext,
+        obj: MslObject,
+        message_id: int,
+        master_token: MasterToken | None,
+        entity_auth_data: EntityAuthData | None,
+        crypto: CryptoContext,
+        headerdata: bytes,
+        signature: bytes,
+        encrypting: bool,
+        st_contexts: Mapping[str, CryptoContext],
+    ) -> MessageHeader:
+        timestamp = obj.opt_int(KEY_TIMESTAMP)
+        key_response: KeyResponseData | None = None
+        if KEY_KEY_RESPONSE_DATA in obj:
+            key_response = parse_key_response_data(obj.get_object(KEY_KEY_RESPONSE_DATA), ctx)
+        verifier = _token_verification_master_token(ctx, master_token, key_response)
+
+        user_id_token: UserIdToken | None = None
+        if KEY_USER_ID_TOKEN in obj:
+            user_id_token = UserIdToken.parse(
+                obj.get_object(KEY_USER_ID_TOKEN), ctx.msl_crypto, verifier, user_factory=_user_factory(ctx)
+            )
+
+        user_auth_data: UserAuthData | None = None
+        user: MslUser | None = None
+        if KEY_USER_AUTH_DATA in obj:
+            user_auth_data = parse_user_auth_data(obj.get_object(KEY_USER_AUTH_DATA), ctx, verifier)
+            if not encrypting:
+                raise MslMessageException(MslError.UNENCRYPTED_MESSAGE_WITH_USERAUTHDATA).set_user_auth_data(
+                    user_auth_data
+                )
+            factory = ctx.user_auth_factory(user_auth_data.scheme)
+            if factory is None:  # pragma: no cover - parse_user_auth_data already checked
+                raise MslException(MslError.USERAUTH_FACTORY_NOT_FOUND, user_auth_data.scheme)
+            identity = (master_token.identity if master_token is not None else None) or (
+                entity_auth_data.identity if entity_auth_data is not None else ""
+            )
+            try:
+                user = factory.authenticate(ctx, identity or "", user_auth_data, user_id_token)
+            except MslException as exc:
+                exc.set_user_auth_data(user_auth_data)
+                raise
+            if user_id_token is not None and user_id_token.user is not None and user_id_token.user != user:
+                raise MslMessageException(
+                    MslError.USERIDTOKEN_USERAUTH_DATA_MISMATCH
+                ).set_user_auth_data(user_auth_data)
+        elif user_id_token is not None:
+            user = user_id_token.user
+
+        service_tokens = _parse_service_tokens(obj, KEY_SERVICE_TOKENS, st_contexts, verifier, user_id_token, ctx)
+
+        non_replayable_id = obj.opt_int(KEY_NON_REPLAYABLE_ID)
+        if non_replayable_id is not None and not in_range(non_replayable_id):
+            raise MslMessageException(MslError.NONREPLAYABLE_ID_OUT_OF_RANGE, str(non_replayable_id))
+        renewable = obj.get_bool(KEY_RENEWABLE)
+        handshake = obj.opt_bool(KEY_HANDSHAKE, False)
+        capabilities = (
+            MessageCapabilities.parse(obj.get_object(KEY_CAPABILITIES)) if KEY_CAPABILITIES in obj else None
+        )
+        key_requests: list[KeyRequestData] = []
+        if KEY_KEY_REQUEST_DATA in obj:
+            for item in obj.get_array(KEY_KEY_REQUEST_DATA).objects():
+                request = parse_key_request_data(item, ctx)
+                if request not in key_requests:
+                    key_requests.append(request)
+
+        peer_master_token: MasterToken | None = None
+        peer_user_id_token: UserIdToken | None = None
+        peer_service_tokens: tuple[ServiceToken, ...] = ()
+        if ctx.peer_to_peer:
+            if KEY_PEER_MASTER_TOKEN in obj:
+                peer_master_token = MasterToken.parse(
+                    obj.get_object(KEY_PEER_MASTER_TOKEN), ctx.msl_crypto, clock=ctx.clock
+                )
+            peer_verifier = _peer_verification_master_token(key_response, peer_master_token)
+            if KEY_PEER_USER_ID_TOKEN in obj:
+                peer_user_id_token = UserIdToken.parse(
+                    obj.get_object(KEY_PEER_USER_ID_TOKEN),
+                    ctx.msl_crypto,
+                    peer_verifier,
+                    user_factory=_user_factory(ctx),
+                )
+            peer_service_tokens = _parse_service_tokens(
+                obj, KEY_PEER_SERVICE_TOKENS, st_contexts, peer_verifier, peer_user_id_token, ctx
+            )
+
+        data = HeaderData(
+            message_id=message_id,
+            renewable=renewable,
+            handshake=handshake,
+            non_replayable_id=non_replayable_id,
+            timestamp=timestamp,
+            capabilities=capabilities,
+            key_request_data=tuple(key_requests),
+            key_response_data=key_response,
+            user_auth_data=user_auth_data,
+            user_id_token=user_id_token,
+            service_tokens=service_tokens,
+            peer_master_token=peer_master_token,
+            peer_user_id_token=peer_user_id_token,
+            peer_service_tokens=peer_service_tokens,
+            sender=obj.opt_string(KEY_SENDER) if isinstance(obj.to_dict().get(KEY_SENDER), str) else None,
+        )
+        return cls(
+            data=data,
+            master_token=master_token,
+            entity_auth_data=entity_auth_data,
+            crypto_context=crypto,
+            headerdata=headerdata,
+            signature=signature,
+            encrypting=encrypting,
+            user=user,
+        )
+
+
+def _user_factory(ctx: MslContext) -> Any:
+    factory = ctx.token_factory
+    if factory is None:
+        return MslUser
+    return lambda identity: factory.create_user(ctx, identity)
+
+
+def _parse_service_tokens(
+    obj: MslObject,
+    key: str,
+    contexts: Mapping[str, CryptoContext],
+    master_token: MasterToken | None,
+    user_id_token: UserIdToken | None,
+    ctx: MslContext,
+) -> tuple[ServiceToken, ...]:
+    if key not in obj:
+        return ()
+    tokens = [
+        ServiceToken.parse(item, contexts, master_token, user_id_token, max_deflate_ratio=ctx.max_deflate_ratio)
+        for item in obj.get_array(key).objects()
+    ]
+    return _dedupe_service_tokens(tokens)
+
+
+def _check_bindings(
+    master_token: MasterToken | None, user_id_token: UserIdToken | None, service_tokens: tuple[ServiceToken, ...]
+) -> None:
+    if user_id_token is not None and not user_id_token.is_bound_to(master_token):
+        raise MslMessageException(MslError.USERIDTOKEN_MASTERTOKEN_MISMATCH).set_user_id_token(user_id_token)
+    for token in service_tokens:
+        if token.is_master_token_bound and not token.is_bound_to_master_token(master_token):
+            raise MslMessageException(MslError.MESSAGE_SERVICETOKEN_MISMATCH, token.name)
+        if token.is_user_id_token_bound and not token.is_bound_to_user_id_token(user_id_token):
+            raise MslMessageException(MslError.MESSAGE_SERVICETOKEN_MISMATCH, token.name)
+
+
+def _replace(data: HeaderData, **changes: Any) -> HeaderData:
+    from dataclasses import replace
+
+    return replace(data, **changes)
+
+

@@ -1,0 +1,114 @@
+"""Payload chunks (messages.md §6).
+
+Each chunk is independently compressed (optionally), encrypted and signed, so a message
+of any length streams chunk by chunk. The chunk JSON is assembled directly from bytes:
+its fields are integers, fixed names and base64 text that never need escaping, which
+spares the JSON encoder a scan over megabytes of base64.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass
+
+from missile.crypto.context import CryptoContext
+from missile.encoding import MslObject, decode, in_range
+from missile.encoding.compression import CompressionAlgorithm, compress, decompress
+from missile.errors import MslEncodingException, MslError, MslException, MslMessageException
+
+__all__ = ["PayloadChunk", "encode_chunk"]
+
+KEY_PAYLOAD = "payload"
+KEY_SIGNATURE = "signature"
+KEY_SEQUENCE_NUMBER = "sequencenumber"
+KEY_MESSAGE_ID = "messageid"
+KEY_END_OF_MESSAGE = "endofmsg"
+KEY_COMPRESSION_ALGO = "compressionalgo"
+KEY_DATA = "data"
+
+
+def _b64(data: bytes) -> bytes:
+    return binascii.b2a_base64(data, newline=False)
+
+
+def encode_chunk(
+    crypto: CryptoContext,
+    sequence_number: int,
+    message_id: int,
+    data: bytes,
+    *,
+    end_of_message: bool = False,
+    compression: CompressionAlgorithm | None = None,
+) -> bytes:
+    """Build one encoded payload chunk; compression is kept only when it makes the data smaller."""
+    algo: CompressionAlgorithm | None = None
+    if compression is not None and data:
+        compressed = compress(compression, data)
+        if compressed is not None:
+            data, algo = compressed, compression
+    parts = [b'{"sequencenumber":%d,"messageid":%d' % (sequence_number, message_id)]
+    if end_of_message:
+        parts.append(b',"endofmsg":true')
+    if algo is not None:
+        parts.append(b',"compressionalgo":"%s"' % algo.value.encode("ascii"))
+    parts.append(b',"data":"')
+    parts.append(_b64(data))
+    parts.append(b'"}')
+    payload = crypto.encrypt(b"".join(parts))
+    signature = crypto.sign(payload)
+    return b"".join((b'{"payload":"', _b64(payload), b'","signature":"', _b64(signature), b'"}'))
+
+
+@dataclass(frozen=True)
+class PayloadChunk:
+    """A verified and decrypted payload chunk."""
+
+    sequence_number: int
+    """1 for the first chunk, +1 per chunk."""
+    message_id: int
+    """Must equal the header's message ID."""
+    end_of_message: bool
+    """True on the last chunk."""
+    compression_algo: CompressionAlgorithm | None
+    """Compression the sender applied, if any."""
+    data: bytes
+    """The application data (decompressed)."""
+
+    @classmethod
+    def parse(
+        cls,
+        obj: MslObject,
+        crypto: CryptoContext,
+        *,
+        max_deflate_ratio: int,
+        max_data_size: int | None = None,
+    ) -> PayloadChunk:
+        """Verify, decrypt and parse a chunk (messages.md §6 receiving order)."""
+        payload = obj.get_bytes(KEY_PAYLOAD)
+        signature = obj.get_bytes(KEY_SIGNATURE)
+        if not crypto.verify(payload, signature):
+            raise MslMessageException(MslError.PAYLOAD_VERIFICATION_FAILED)
+        plaintext = crypto.decrypt(payload)
+        try:
+            fields = decode(plaintext)
+            sequence_number = fields.get_int(KEY_SEQUENCE_NUMBER)
+            message_id = fields.get_int(KEY_MESSAGE_ID)
+            end = fields.opt_bool(KEY_END_OF_MESSAGE, False)
+            algo_name = fields.opt_string(KEY_COMPRESSION_ALGO)
+            raw = fields.get_bytes(KEY_DATA)
+        except MslEncodingException as exc:
+            raise MslEncodingException(MslError.MSL_PARSE_ERROR, exc.detail) from exc
+        if not in_range(sequence_number):
+            raise MslMessageException(MslError.PAYLOAD_SEQUENCE_NUMBER_OUT_OF_RANGE, str(sequence_number))
+        if not in_range(message_id):
+            raise MslMessageException(MslError.PAYLOAD_MESSAGE_ID_OUT_OF_RANGE, str(message_id))
+        algo = CompressionAlgorithm.from_wire(algo_name) if algo_name is not None else None
+        if not raw and not end:
+            raise MslMessageException(MslError.PAYLOAD_DATA_MISSING)
+        data = raw
+        if algo is not None and raw:
+            try:
+                data = decompress(algo, raw, max_ratio=max_deflate_ratio, max_size=max_data_size)
+            except MslException:
+                raise
+        return cls(sequence_number, message_id, end, algo, data)

@@ -1,0 +1,278 @@
+"""The sans-IO message reader (messages.md §11).
+
+Feed it bytes in any split; it returns events as soon as they are complete: the header
+(authenticated, decrypted and validated), each payload chunk (verified, decrypted,
+decompressed), the end of the message, or an error header. It applies every check the
+reference's message input stream applies, and the issuer's checks through the context's
+token factory (revocation, expiry and renewability, replay). Every failure raises an
+:class:`~missile.errors.MslException` carrying its MslError and, where known, the
+message ID and tokens, so the caller can answer with the right error message.
+
+The reader never consumes past the end of its message: :meth:`remaining` gives back
+whatever followed, for the next message on the same connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from missile.context import MslContext
+from missile.crypto.context import CryptoContext
+from missile.encoding import ObjectStreamDecoder, decode
+from missile.errors import MslError, MslException, MslKeyExchangeException, MslMessageException
+from missile.keyx.base import KeyRequestData, KeyResponseData
+from missile.messages.error_header import ErrorHeader
+from missile.messages.events import ErrorReceived, Event, HeaderReceived, MessageEnd, PayloadReceived
+from missile.messages.header import MessageHeader
+from missile.messages.payload import PayloadChunk
+from missile.tokens.master import MasterToken
+
+__all__ = ["MessageReader", "ReaderLimits"]
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    """Bounds on what a peer can make the reader buffer or inflate.
+
+    Header objects are small in practice (a few KiB even with many service tokens);
+    1 MiB leaves ample room, like HTTP servers' header limits that stay in the tens of KiB
+    to a few MiB. A payload chunk carrying 1 MiB of data is about 2.4 MiB encoded (base64
+    nested three times), so 16 MiB admits chunks of ~6 MiB. Decompressed chunk data is
+    capped at 64 MiB in addition to the context's deflate ratio.
+    """
+
+    max_header_size: int = 1024 * 1024
+    """Largest encoded header object, in bytes."""
+    max_chunk_size: int = 16 * 1024 * 1024
+    """Largest encoded payload chunk object, in bytes."""
+    max_chunk_data_size: int = 64 * 1024 * 1024
+    """Largest decompressed data of one chunk, in bytes."""
+
+
+_HEADER, _PAYLOAD, _DONE = range(3)
+
+
+class MessageReader:
+    """Incrementally read one MSL message."""
+
+    def __init__(
+        self,
+        ctx: MslContext,
+        *,
+        service_token_contexts: Mapping[str, CryptoContext] | None = None,
+        key_requests: Sequence[KeyRequestData] = (),
+        limits: ReaderLimits | None = None,
+        single_message: bool = False,
+    ) -> None:
+        """``key_requests`` are the requests this entity sent (to process a key response).
+        With ``single_message`` (one message per body, as over HTTP) anything after the
+        end of the message is MESSAGE_FORMAT_ERROR instead of being kept for the next."""
+        self.ctx = ctx
+        self.service_token_contexts = dict(service_token_contexts or {})
+        self.key_requests = list(key_requests)
+        self.limits = limits or ReaderLimits()
+        self.single_message = single_message
+        self._decoder = ObjectStreamDecoder(max_object_size=self.limits.max_header_size)
+        self._state = _HEADER
+        self._next_sequence = 1
+        self._pushed_back = b""
+        self._legacy_handshake = False
+        self.header: MessageHeader | None = None
+        """The message header, once received."""
+        self.error_header: ErrorHeader | None = None
+        """The error header, if this is an error message."""
+        self.payload_crypto_context: CryptoContext | None = None
+        """The context protecting the payload chunks."""
+        self.key_exchange_crypto_context: CryptoContext | None = None
+        """The session context from key response data, if any."""
+
+    @property
+    def done(self) -> bool:
+        """True once the message is complete."""
+        return self._state == _DONE
+
+    @property
+    def is_handshake(self) -> bool:
+        """True for a handshake message, including the legacy form (messages.md §9)."""
+        return self.header is not None and (self.header.is_handshake or self._legacy_handshake)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Accept received bytes and return the events they complete."""
+        if self._state == _DONE:
+            self._decoder.feed(data)
+            self._check_trailing()
+            return []
+        self._decoder.feed(data)
+        events: list[Event] = []
+        while self._state != _DONE:
+            raw = self._decoder.next_raw()
+            if raw is None:
+                break
+            if self._state == _HEADER:
+                events.append(self._on_header(raw))
+            else:
+                events.extend(self._on_chunk(raw))
+        if self._state == _DONE:
+            self._check_trailing()
+        return events
+
+    def end_of_stream(self) -> list[Event]:
+        """The source ended. Completes a message whose chunks simply stopped (messages.md §1)."""
+        if self._state == _HEADER:
+            detail = "truncated header" if self._decoder.has_pending_data() else "no message data"
+            raise MslMessageException(MslError.MSL_PARSE_ERROR, detail)
+        if self._decoder.has_pending_data():
+            raise self._decorate(MslMessageException(MslError.MSL_PARSE_ERROR, "truncated payload chunk"))
+        if self._state == _PAYLOAD:
+            self._state = _DONE
+            return [MessageEnd()]
+        return []
+
+    def remaining(self) -> bytes:
+        """Bytes received after the end of this message (the start of the next one)."""
+        return self._pushed_back + self._decoder.take_remaining()
+
+    # -- internals --------------------------------------------------------------------
+
+    def _check_trailing(self) -> None:
+        if self.single_message and (self._pushed_back or self._decoder.has_pending_data()):
+            raise self._decorate(MslMessageException(MslError.MESSAGE_FORMAT_ERROR, "data after end of message"))
+
+    def _decorate(self, exc: MslException) -> MslException:
+        header = self.header
+        if header is not None:
+            if header.master_token is not None:
+                exc.set_master_token(header.master_token)
+            elif header.entity_auth_data is not None:
+                exc.set_entity_auth_data(header.entity_auth_data)
+            if header.data.user_id_token is not None:
+                exc.set_user_id_token(header.data.user_id_token)
+            exc.set_message_id(header.message_id)
+        return exc
+
+    def _on_header(self, raw: bytes) -> Event:
+        obj = decode(raw)
+        if "headerdata" in obj:
+            header = MessageHeader.parse(self.ctx, obj, self.service_token_contexts)
+            self.header = header
+            try:
+                event = self._accept_header(header)
+            except MslException as exc:
+                raise self._decorate(exc) from None
+            self._decoder.max_object_size = self.limits.max_chunk_size
+            return event
+        if "errordata" in obj:
+            self.error_header = ErrorHeader.parse(self.ctx, obj)
+            self._state = _DONE
+            return ErrorReceived(self.error_header)
+        raise MslMessageException(MslError.MSL_PARSE_ERROR, "neither headerdata nor errordata")
+
+    def _accept_header(self, header: MessageHeader) -> HeaderReceived:
+        ctx = self.ctx
+        data = header.data
+        keyx_crypto: CryptoContext | None = None
+        if data.key_response_data is not None:
+            keyx_crypto = self._key_exchange_context(data.key_response_data, header.master_token)
+        # messages.md §6: trusted services protect a key response's payloads with the new keys.
+        if keyx_crypto is not None and not ctx.peer_to_peer:
+            payload_crypto = keyx_crypto
+        else:
+            payload_crypto = header.crypto_context
+        if data.handshake and (not data.renewable or not data.key_request_data):
+            raise MslMessageException(MslError.HANDSHAKE_DATA_MISSING)
+        self._issuer_checks(header)
+        self.payload_crypto_context = payload_crypto
+        self.key_exchange_crypto_context = keyx_crypto
+        self._state = _PAYLOAD
+        return HeaderReceived(header, payload_crypto, keyx_crypto)
+
+    def _key_exchange_context(self, response: KeyResponseData, master_token: MasterToken | None) -> CryptoContext:
+        # keyx.md §1.2: a token we issued opens directly; otherwise our own request does.
+        ctx = self.ctx
+        if response.master_token.decrypted:
+            return ctx.session_crypto_context(response.master_token)
+        factory = ctx.key_exchange_factory(response.scheme)
+        if factory is None:
+            raise MslKeyExchangeException(MslError.KEYX_FACTORY_NOT_FOUND, response.scheme)
+        failure: MslException | None = None
+        for request in self.key_requests:
+            if request.scheme != response.scheme:
+                continue
+            try:
+                return factory.crypto_context(ctx, request, response, master_token)
+            except MslException as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
+        raise MslKeyExchangeException(MslError.KEYX_RESPONSE_REQUEST_MISMATCH, response.scheme)
+
+    def _issuer_checks(self, header: MessageHeader) -> None:
+        """messages.md §11 steps 3 and 4: the checks only the token's issuer can make."""
+        ctx = self.ctx
+        factory = ctx.token_factory
+        data = header.data
+        mt = header.master_token
+        if factory is not None and mt is not None and (ctx.peer_to_peer or mt.verified):
+            error = factory.is_master_token_revoked(ctx, mt)
+            if error is not None:
+                raise MslMessageException(error)
+            uit = data.user_id_token
+            if uit is not None:
+                if not uit.verified:
+                    raise MslMessageException(MslError.USERIDTOKEN_NOT_DECRYPTED).set_user_id_token(uit)
+                error = factory.is_user_id_token_revoked(ctx, mt, uit)
+                if error is not None:
+                    raise MslMessageException(error).set_user_id_token(uit)
+            if mt.is_expired(None):
+                if not data.renewable:
+                    raise MslMessageException(MslError.MESSAGE_EXPIRED_NOT_RENEWABLE)
+                if not data.key_request_data:
+                    raise MslMessageException(MslError.MESSAGE_EXPIRED_NO_KEYREQUEST_DATA)
+                error = factory.is_master_token_renewable(ctx, mt)
+                if error is not None:
+                    raise MslMessageException(error)
+        if data.non_replayable_id is not None:
+            if mt is None:
+                raise MslMessageException(MslError.INCOMPLETE_NONREPLAYABLE_MESSAGE)
+            if factory is not None:
+                error = factory.accept_non_replayable_id(ctx, mt, data.non_replayable_id)
+                if error is not None:
+                    raise MslMessageException(error)
+
+    def _on_chunk(self, raw: bytes) -> list[Event]:
+        obj = decode(raw)
+        if "payload" not in obj and ("headerdata" in obj or "errordata" in obj):
+            # A header-only message followed by the next message on the same stream.
+            self._pushed_back = raw
+            self._state = _DONE
+            return [MessageEnd()]
+        assert self.header is not None and self.payload_crypto_context is not None
+        try:
+            chunk = PayloadChunk.parse(
+                obj,
+                self.payload_crypto_context,
+                max_deflate_ratio=self.ctx.max_deflate_ratio,
+                max_data_size=self.limits.max_chunk_data_size,
+            )
+            if chunk.message_id != self.header.message_id:
+                raise MslMessageException(
+                    MslError.PAYLOAD_MESSAGE_ID_MISMATCH, f"{chunk.message_id} != {self.header.message_id}"
+                )
+            if chunk.sequence_number != self._next_sequence:
+                raise MslMessageException(
+                    MslError.PAYLOAD_SEQUENCE_NUMBER_MISMATCH, f"{chunk.sequence_number} != {self._next_sequence}"
+                )
+        except MslException as exc:
+            raise self._decorate(exc) from None
+        if self._next_sequence == 1 and chunk.end_of_message and not chunk.data:
+            data = self.header.data
+            # Legacy handshake form (messages.md §9): renewable, key request data and
+            # one empty end-of-message chunk.
+            self._legacy_handshake = data.renewable and bool(data.key_request_data)
+        self._next_sequence += 1
+        events: list[Event] = [PayloadReceived(chunk)]
+        if chunk.end_of_message:
+            self._state = _DONE
+            events.append(MessageEnd())
+        return events
