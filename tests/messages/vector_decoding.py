@@ -81,12 +81,13 @@ def user_id_token_description(
         "verified": token.verified,
         "tokendata_plaintext": decode(token.tokendata).to_dict(),
     }
-    user = token.user
-    if user is None and keys.token_keys is not None and master_token is not None:
+    inspected = token
+    if not token.decrypted and keys.token_keys is not None and master_token is not None:
         msl = keys.msl_crypto_context()
         assert msl is not None
-        user = UserIdToken.parse(MslObject(_token_obj(token)), msl, master_token).user
-    out["user"] = user.identity if user is not None else None
+        inspected = UserIdToken.parse(MslObject(_token_obj(token)), msl, master_token)
+    out["user"] = inspected.user.identity if inspected.user is not None else None
+    out["issuerdata"] = inspected.issuer_data
     return out
 
 

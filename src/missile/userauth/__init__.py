@@ -8,6 +8,7 @@ decorated with ``@USER_AUTH_SCHEMES.register`` plus a :class:`UserAuthFactory`.
 from __future__ import annotations
 
 from missile.userauth.base import USER_AUTH_SCHEMES, UserAuthData, UserAuthFactory, parse_user_auth_data
+from missile.userauth.config import user_auth_from_keyfile
 from missile.userauth.email_password import (
     EmailPasswordAuthData,
     EmailPasswordAuthFactory,
@@ -15,7 +16,6 @@ from missile.userauth.email_password import (
     InMemoryEmailPasswordStore,
     java_trim,
 )
-from missile.userauth.config import user_auth_from_keyfile
 from missile.userauth.user_id_token import UserIdTokenAuthData, UserIdTokenAuthFactory
 
 __all__ = [
