@@ -125,15 +125,27 @@ class KeyFile:
     @classmethod
     def load(cls, path: str | Path) -> KeyFile:
         """Read a key file; a whole vector file (with a ``keys`` member) is accepted too."""
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"key file {path} is not JSON") from exc
         if isinstance(data, dict) and isinstance(data.get("keys"), dict):
             data = data["keys"]
         return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> KeyFile:
-        """Build from the decoded JSON ``keys`` object."""
+        """Build from the decoded JSON ``keys`` object; malformed entries are MSL_PARSE_ERROR."""
+        try:
+            return cls._from_dict(d)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, MslEncodingException):
+                raise
+            raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"malformed key file: {type(exc).__name__}") from exc
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> KeyFile:
         if not isinstance(d, dict) or not isinstance(d.get("identity", ""), str):
             raise MslEncodingException(MslError.MSL_PARSE_ERROR, "key file is not an object")
         tk = d.get("msl_token_keys")

@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 import pytest
-import vectorlib
 
+import vectorlib
 from missile.clock import FixedClock
 from missile.context import MslContext
 from missile.crypto import ClientMslCryptoContext, SessionCryptoContext, SymmetricCryptoContext

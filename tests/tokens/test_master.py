@@ -12,7 +12,7 @@ from missile.crypto.envelopes import encode_v1
 from missile.crypto.null import ClientMslCryptoContext, NullCryptoContext
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MAX_LONG_VALUE, MslObject, b64encode, decode, encode
-from missile.errors import MslCryptoException, MslEncodingException, MslError, MslException
+from missile.errors import MslCryptoException, MslError, MslException
 from missile.tokens import MasterToken
 
 MSL_KE = bytes(range(16))

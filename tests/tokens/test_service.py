@@ -303,7 +303,13 @@ def test_empty_tokendata_is_missing() -> None:
 
 @pytest.mark.parametrize(
     "outer",
-    [{}, {"signature": "AAAA"}, {"tokendata": "eyJ9"}, {"tokendata": 3, "signature": ""}, {"tokendata": "eyJ9", "signature": 3}],
+    [
+        {},
+        {"signature": "AAAA"},
+        {"tokendata": "eyJ9"},
+        {"tokendata": 3, "signature": ""},
+        {"tokendata": "eyJ9", "signature": 3},
+    ],
 )
 def test_outer_parse_errors(outer: dict[str, Any]) -> None:
     assert parse_error(MslObject(outer)) is MslError.MSL_PARSE_ERROR
@@ -346,14 +352,26 @@ def test_user_id_token_serial_out_of_range(value: int) -> None:
 
 def test_serial_bounds_accepted() -> None:
     mt = MasterToken(
-        renewal_window=1, expiration=2, sequence_number=0, serial_number=MAX_LONG_VALUE,
-        tokendata=b"", signature=b"", verified=False,
+        renewal_window=1,
+        expiration=2,
+        sequence_number=0,
+        serial_number=MAX_LONG_VALUE,
+        tokendata=b"",
+        signature=b"",
+        verified=False,
     )
     uit = UserIdToken(
-        renewal_window=1, expiration=2, mt_serial_number=MAX_LONG_VALUE, serial_number=0,
-        tokendata=b"", signature=b"", verified=False,
+        renewal_window=1,
+        expiration=2,
+        mt_serial_number=MAX_LONG_VALUE,
+        serial_number=0,
+        tokendata=b"",
+        signature=b"",
+        verified=False,
     )
-    parsed = ServiceToken.parse(signed(tokendata(mtserialnumber=MAX_LONG_VALUE, uitserialnumber=0)), {"": ST_A}, mt, uit)
+    parsed = ServiceToken.parse(
+        signed(tokendata(mtserialnumber=MAX_LONG_VALUE, uitserialnumber=0)), {"": ST_A}, mt, uit
+    )
     assert (parsed.mt_serial_number, parsed.uit_serial_number) == (MAX_LONG_VALUE, 0)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import vectorlib
 
+import vectorlib
 from missile.clock import FixedClock
 from missile.encoding import decode, encode
 from missile.keyfile import KeyFile

@@ -172,9 +172,7 @@ def test_user_factory_failure_propagates() -> None:
     def factory(identity: str) -> MslUser:
         raise MslException(MslError.USERIDTOKEN_IDENTITY_INVALID, identity)
 
-    assert (
-        parse_error_with_factory(wire(create()), factory) is MslError.USERIDTOKEN_IDENTITY_INVALID
-    )
+    assert parse_error_with_factory(wire(create()), factory) is MslError.USERIDTOKEN_IDENTITY_INVALID
 
 
 def parse_error_with_factory(obj: MslObject, factory: Any) -> MslError:
@@ -281,8 +279,13 @@ def test_serial_number_out_of_range(value: int) -> None:
 
 def test_serial_range_bounds() -> None:
     mt_max = MasterToken(
-        renewal_window=1, expiration=2, sequence_number=0, serial_number=MAX_LONG_VALUE,
-        tokendata=b"", signature=b"", verified=False,
+        renewal_window=1,
+        expiration=2,
+        sequence_number=0,
+        serial_number=MAX_LONG_VALUE,
+        tokendata=b"",
+        signature=b"",
+        verified=False,
     )
     parsed = UserIdToken.parse(signed(tokendata(mtserialnumber=MAX_LONG_VALUE, serialnumber=0)), MSL, mt_max)
     assert (parsed.mt_serial_number, parsed.serial_number) == (MAX_LONG_VALUE, 0)

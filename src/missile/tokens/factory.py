@@ -114,6 +114,9 @@ class InMemoryTokenFactory:
         self._lock = threading.Lock()
         # serial number -> newest sequence number issued
         self._sequence: dict[int, int] = {}
+        # identity -> serial number of its newest master token: issuing a new master
+        # token invalidates the entity's earlier ones (control.md §2.2).
+        self._newest_serial: dict[str, int] = {}
         # (identity, serial number) -> largest accepted non-replayable ID
         self._largest_nonreplayable: dict[tuple[str, int], int] = {}
         self.revoked_identities: set[str] = set()
@@ -150,6 +153,9 @@ class InMemoryTokenFactory:
             if master_token.identity in self.revoked_identities:
                 return MslError.MASTERTOKEN_IDENTITY_REVOKED
             if master_token.serial_number in self.revoked_serials:
+                return MslError.MASTERTOKEN_IDENTITY_REVOKED
+            current = self._newest_serial.get(master_token.identity or "")
+            if current is not None and current != master_token.serial_number:
                 return MslError.MASTERTOKEN_IDENTITY_REVOKED
             newest = self._sequence.get(master_token.serial_number)
         if newest is None:
@@ -209,7 +215,11 @@ class InMemoryTokenFactory:
             clock=ctx.clock,
         )
         with self._lock:
+            previous = self._newest_serial.get(identity)
+            if previous is not None:
+                self._sequence.pop(previous, None)
             self._sequence[serial] = 0
+            self._newest_serial[identity] = serial
         return token
 
     def renew_master_token(

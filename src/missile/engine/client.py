@@ -1,0 +1,444 @@
+"""The requesting side of the protocol engine (control.md §3, §5, §6, errors.md §2).
+
+:class:`MslClient` sends an application request and returns the response, doing what
+MSL promises on the way: it protects the message with the newest master token (or the
+entity's authentication data), asks for keys when it needs them or when its token is
+renewable, sends a handshake first when the data cannot yet be protected as required,
+keeps the store current from every response, and recovers automatically from every
+recoverable error response, within 12 messages per application request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from missile.context import MslContext
+from missile.crypto.context import CryptoContext
+from missile.encoding import next_id
+from missile.engine.errors import MslErrorResponse, MslMessageLimitExceeded
+from missile.engine.options import MessageOptions
+from missile.engine.transport import Channel, ClientTransport
+from missile.errors import MslError, MslException, MslMessageException, ResponseCode
+from missile.keyx.base import KeyRequestData
+from missile.messages.builder import build_request
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
+from missile.messages.error_header import ErrorHeader
+from missile.messages.events import ErrorReceived, HeaderReceived, PayloadReceived
+from missile.messages.header import MessageHeader
+from missile.messages.reader import MessageReader, ReaderLimits
+from missile.messages.writer import DEFAULT_CHUNK_SIZE, MessageWriter
+from missile.tokens.master import MasterToken
+from missile.tokens.service import ServiceToken
+from missile.tokens.user_id import UserIdToken
+from missile.userauth.base import UserAuthData
+
+__all__ = ["MAX_MESSAGES", "MslClient", "Response"]
+
+#: control.md §6: an application operation involves at most 12 MSL messages.
+MAX_MESSAGES = 12
+
+# Error codes whose message ID a requester does not check (messages.md §7).
+_UNCHECKED_IDS = frozenset(
+    {ResponseCode.FAIL, ResponseCode.TRANSIENT_FAILURE, ResponseCode.ENTITY_REAUTH, ResponseCode.ENTITYDATA_REAUTH}
+)
+
+
+@dataclass(frozen=True)
+class Response:
+    """The application-level result of a request."""
+
+    header: MessageHeader
+    """The response header."""
+    payload: bytes
+    """The response application data."""
+    messages: int
+    """How many MSL messages the exchange took (requests, responses, resends)."""
+
+    @property
+    def master_token(self) -> MasterToken | None:
+        """The master token now in use (the new one after key exchange)."""
+        krd = self.header.data.key_response_data
+        return krd.master_token if krd is not None else self.header.master_token
+
+    @property
+    def user_id_token(self) -> UserIdToken | None:
+        """The user ID token the response carried, if any."""
+        return self.header.data.user_id_token
+
+
+@dataclass
+class _Attempt:
+    message_id: int | None = None
+    force_entity_auth: bool = False
+    force_renewable: bool = False
+    entity_reauth: ResponseCode | None = None
+    user_auth: UserAuthData | None = None
+    user_auth_delivered: bool = False
+
+
+@dataclass
+class _Plan:
+    master_token: MasterToken | None
+    user_id_token: UserIdToken | None
+    user_auth_data: UserAuthData | None
+    renewable: bool
+    handshake: bool
+    key_requests: list[KeyRequestData] = field(default_factory=list)
+    lock_held: bool = False
+
+
+@dataclass
+class _Result:
+    request: MessageHeader
+    header: MessageHeader | None
+    error: ErrorHeader | None
+    payload: bytes
+    keyx_context: CryptoContext | None = None
+
+
+class MslClient:
+    """An asyncio MSL requester in a trusted services network."""
+
+    def __init__(
+        self,
+        ctx: MslContext,
+        transport: ClientTransport,
+        *,
+        key_requests: Callable[[], Sequence[KeyRequestData]] | None = None,
+        capabilities: MessageCapabilities | None = DEFAULT_CAPABILITIES,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        reader_limits: ReaderLimits | None = None,
+        max_messages: int = MAX_MESSAGES,
+    ) -> None:
+        """``key_requests`` produces fresh key request data (with private parts) each
+        time the client asks for keys; without it the client cannot establish sessions."""
+        if ctx.store is None:
+            raise ValueError("an MSL client needs a store")
+        self.ctx = ctx
+        self.transport = transport
+        self.key_requests = key_requests
+        self.capabilities = capabilities
+        self.chunk_size = chunk_size
+        self.reader_limits = reader_limits
+        self.max_messages = max_messages
+        self.remote_offset_ms: int | None = None
+        """Estimated remote clock minus local clock (control.md §9)."""
+        self._renewal_lock: asyncio.Lock | None = None
+
+    def remote_time_ms(self) -> int | None:
+        """The estimated remote time, once a response has been seen."""
+        if self.remote_offset_ms is None:
+            return None
+        return self.ctx.clock() + self.remote_offset_ms
+
+    def _lock(self) -> asyncio.Lock:
+        if self._renewal_lock is None:
+            self._renewal_lock = asyncio.Lock()
+        return self._renewal_lock
+
+    # -- public API -------------------------------------------------------------------
+
+    async def request(self, data: bytes = b"", options: MessageOptions | None = None) -> Response:
+        """Send ``data`` and return the response, recovering from errors automatically."""
+        options = options or MessageOptions()
+        attempt = _Attempt()
+        used = 0
+        last_error: MslException | None = None
+        while True:
+            if used + 2 > self.max_messages:
+                raise MslMessageLimitExceeded(last_error)
+            used += 2
+            plan = await self._plan(options, attempt)
+            try:
+                result = await self._exchange(plan, attempt, data, options)
+                self._absorb(plan, result, options)
+            finally:
+                if plan.lock_held:
+                    self._lock().release()
+            if result.error is not None:
+                last_error = MslErrorResponse(result.error)
+                attempt = self._recover(plan, result.error, options)
+                continue
+            assert result.header is not None
+            if plan.handshake:
+                # Resend the application data in response to the handshake response.
+                attempt = _Attempt(message_id=next_id(result.header.message_id))
+                continue
+            return Response(result.header, result.payload, used)
+
+    # -- planning -----------------------------------------------------------------------
+
+    def _tokens(self, options: MessageOptions, attempt: _Attempt) -> tuple[MasterToken | None, UserIdToken | None]:
+        store = self.ctx.store
+        assert store is not None
+        master_token = None if attempt.force_entity_auth else store.get_master_token()
+        user_id_token = None
+        if master_token is not None and options.user_id is not None:
+            user_id_token = store.get_user_id_token(options.user_id)
+            if user_id_token is not None and not user_id_token.is_bound_to(master_token):
+                user_id_token = None
+        return master_token, user_id_token
+
+    def _protection(self, master_token: MasterToken | None, attempt: _Attempt) -> tuple[bool, bool]:
+        if master_token is not None:
+            return True, True
+        ead = self.ctx.get_entity_auth_data(attempt.entity_reauth)
+        if ead is None:
+            raise MslMessageException(MslError.MESSAGE_ENTITY_NOT_FOUND, "no entity authentication data")
+        return ead.encrypts, ead.protects_integrity
+
+    def _mandatory_renewable(
+        self,
+        options: MessageOptions,
+        attempt: _Attempt,
+        master_token: MasterToken | None,
+        user_id_token: UserIdToken | None,
+    ) -> bool:
+        encrypts, protects = self._protection(master_token, attempt)
+        now = self.remote_time_ms()
+        return (
+            (options.encrypted and not encrypts)
+            or (options.integrity_protected and not protects)
+            or attempt.force_renewable
+            or (options.non_replayable and master_token is None)
+            or (master_token is not None and master_token.is_expired(now))
+            or (options.user_id is not None and user_id_token is None and not (encrypts and protects))
+            or (
+                options.requesting_tokens
+                and (master_token is None or (options.user_id is not None and user_id_token is None))
+            )
+        )
+
+    async def _plan(self, options: MessageOptions, attempt: _Attempt) -> _Plan:
+        lock = self._lock()
+        master_token, user_id_token = self._tokens(options, attempt)
+        lock_held = False
+        if self._mandatory_renewable(options, attempt, master_token, user_id_token):
+            # control.md §3.2: one renewable message at a time; waiters re-evaluate
+            # with whatever the holder obtained.
+            await lock.acquire()
+            lock_held = True
+            master_token, user_id_token = self._tokens(options, attempt)
+        now = self.remote_time_ms()
+        if not lock_held and not lock.locked():
+            wants = (
+                master_token is None
+                or master_token.is_renewable(now)
+                or (options.user_id is not None and user_id_token is None)
+                or (user_id_token is not None and user_id_token.is_renewable(now))
+            )
+            if wants:
+                await lock.acquire()
+                lock_held = True
+        try:
+            return self._finish_plan(options, attempt, master_token, user_id_token, lock_held, now)
+        except BaseException:
+            if lock_held:
+                lock.release()
+            raise
+
+    def _finish_plan(
+        self,
+        options: MessageOptions,
+        attempt: _Attempt,
+        master_token: MasterToken | None,
+        user_id_token: UserIdToken | None,
+        renewable: bool,
+        now: int | None,
+    ) -> _Plan:
+        encrypts, protects = self._protection(master_token, attempt)
+        user_auth: UserAuthData | None = None
+        delay_user = False
+        if options.user_id is not None and user_id_token is None:
+            user_auth = attempt.user_auth if attempt.user_auth is not None else options.user_auth_data(None)
+            if user_auth is not None and not (encrypts and protects):
+                # User credentials never travel unprotected (control.md §3.3 step 1).
+                delay_user = True
+                user_auth = None
+        can_send = (
+            not delay_user
+            and (not options.encrypted or encrypts)
+            and (not options.integrity_protected or protects)
+            and (not options.non_replayable or master_token is not None)
+        )
+        handshake = not can_send
+        if handshake:
+            renewable = True
+        key_requests: list[KeyRequestData] = []
+        if renewable and (
+            master_token is None
+            or master_token.is_renewable(now)
+            or master_token.is_expired(now)
+            or options.non_replayable
+            or attempt.force_renewable
+        ):
+            if self.key_requests is not None:
+                key_requests = list(self.key_requests())
+        if handshake and not key_requests:
+            raise MslMessageException(MslError.HANDSHAKE_DATA_MISSING, "no key request data to establish keys")
+        return _Plan(master_token, user_id_token, user_auth, renewable, handshake, key_requests, renewable)
+
+    # -- one exchange -----------------------------------------------------------------
+
+    async def _exchange(self, plan: _Plan, attempt: _Attempt, data: bytes, options: MessageOptions) -> _Result:
+        ctx = self.ctx
+        store = ctx.store
+        assert store is not None
+        tokens: dict[tuple[str, int | None, int | None], ServiceToken] = {}
+        for token in store.get_service_tokens(plan.master_token, plan.user_id_token):
+            tokens[token.key] = token
+        for token in options.service_tokens:
+            tokens[token.key] = token
+        built = build_request(
+            ctx,
+            message_id=attempt.message_id,
+            master_token=plan.master_token,
+            use_entity_auth=plan.master_token is None,
+            user_id_token=plan.user_id_token,
+            user_auth_data=plan.user_auth_data,
+            key_request_data=plan.key_requests,
+            renewable=plan.renewable,
+            handshake=plan.handshake,
+            non_replayable=options.non_replayable and not plan.handshake,
+            service_tokens=[
+                t
+                for t in tokens.values()
+                if (not t.is_master_token_bound or t.is_bound_to_master_token(plan.master_token))
+                and (not t.is_user_id_token_bound or t.is_bound_to_user_id_token(plan.user_id_token))
+            ],
+            capabilities=self.capabilities,
+        )
+        writer = MessageWriter(built.header, built.payload_crypto_context, chunk_size=self.chunk_size)
+        channel = await self.transport.connect()
+        try:
+            await channel.write(writer.header_bytes())
+            if not plan.handshake:
+                view = memoryview(data)
+                for start in range(0, len(data), self.chunk_size):
+                    out = writer.write(view[start : start + self.chunk_size])
+                    if out:
+                        await channel.write(out)
+                await channel.write(writer.close())
+            await channel.finish()
+            return await self._receive(channel, built.header, plan, options)
+        finally:
+            await channel.close()
+
+    async def _receive(
+        self, channel: Channel, request: MessageHeader, plan: _Plan, options: MessageOptions
+    ) -> _Result:
+        reader = MessageReader(
+            self.ctx,
+            service_token_contexts=options.service_token_contexts,
+            key_requests=plan.key_requests,
+            limits=self.reader_limits,
+            single_message=True,
+        )
+        header: MessageHeader | None = None
+        error: ErrorHeader | None = None
+        keyx_context: CryptoContext | None = None
+        payload: list[bytes] = []
+        while True:
+            chunk = await channel.read()
+            events = reader.feed(chunk) if chunk else reader.end_of_stream()
+            for event in events:
+                if isinstance(event, HeaderReceived):
+                    header = event.header
+                    keyx_context = event.key_exchange_crypto_context
+                elif isinstance(event, ErrorReceived):
+                    error = event.error_header
+                elif isinstance(event, PayloadReceived):
+                    payload.append(event.data)
+            if not chunk or reader.done:
+                break
+        if header is None and error is None:
+            raise MslMessageException(MslError.MSL_PARSE_ERROR, "no response")
+        return _Result(request, header, error, b"".join(payload), keyx_context)
+
+    # -- bookkeeping --------------------------------------------------------------------
+
+    def _absorb(self, plan: _Plan, result: _Result, options: MessageOptions) -> None:
+        """Update the clock offset and the store from a response (control.md §3.4)."""
+        ctx = self.ctx
+        store = ctx.store
+        assert store is not None
+        expected_id = next_id(result.request.message_id)
+        if result.error is not None:
+            eh = result.error
+            if eh.timestamp is not None:
+                self.remote_offset_ms = eh.timestamp * 1000 - ctx.clock()
+            if eh.error_code not in _UNCHECKED_IDS and eh.message_id != expected_id:
+                raise MslMessageException(MslError.UNEXPECTED_RESPONSE_MESSAGE_ID, str(eh.message_id))
+            return
+        header = result.header
+        assert header is not None
+        data = header.data
+        if header.message_id != expected_id:
+            raise MslMessageException(MslError.UNEXPECTED_RESPONSE_MESSAGE_ID, str(header.message_id))
+        if options.expected_remote_identity is not None and header.entity_auth_data is not None:
+            if header.entity_auth_data.identity != options.expected_remote_identity:
+                raise MslMessageException(MslError.MESSAGE_SENDER_MISMATCH, header.entity_auth_data.identity)
+        if data.timestamp is not None:
+            self.remote_offset_ms = data.timestamp * 1000 - ctx.clock()
+        master_token = header.master_token
+        krd = data.key_response_data
+        if krd is not None:
+            if result.keyx_context is not None:
+                store.set_crypto_context(krd.master_token, result.keyx_context)
+            if plan.master_token is not None and plan.master_token != krd.master_token:
+                store.remove_crypto_context(plan.master_token)
+            master_token = krd.master_token
+        uit = data.user_id_token
+        if uit is not None and options.user_id is not None and not uit.verified:
+            store.add_user_id_token(options.user_id, uit)
+        for token in data.service_tokens:
+            if token.mt_serial_number is not None and master_token is not None and master_token.verified:
+                continue
+            if token.deleted:
+                store.remove_service_tokens(
+                    token.name,
+                    master_token if token.is_master_token_bound else None,
+                    uit if token.is_user_id_token_bound else None,
+                )
+            else:
+                store.add_service_tokens([token])
+
+    def _recover(self, plan: _Plan, error: ErrorHeader, options: MessageOptions) -> _Attempt:
+        """The resend for an error response (errors.md §2), or raise it to the application."""
+        ctx = self.ctx
+        store = ctx.store
+        assert store is not None
+        code = error.error_code
+        nxt = _Attempt(message_id=next_id(error.message_id))
+        if code in (ResponseCode.ENTITY_REAUTH, ResponseCode.ENTITYDATA_REAUTH):
+            if plan.master_token is not None:
+                store.remove_crypto_context(plan.master_token)
+            if ctx.get_entity_auth_data(code) is None:
+                raise MslErrorResponse(error)
+            nxt.force_entity_auth = True
+            nxt.entity_reauth = code
+            return nxt
+        if code in (ResponseCode.USER_REAUTH, ResponseCode.USERDATA_REAUTH, ResponseCode.SSOTOKEN_REJECTED):
+            if code != ResponseCode.SSOTOKEN_REJECTED and plan.user_id_token is not None:
+                store.remove_user_id_token(plan.user_id_token)
+            reauth = None if code == ResponseCode.USER_REAUTH else code
+            user_auth = options.user_auth_data(reauth)
+            if user_auth is None or options.user_id is None:
+                raise MslErrorResponse(error)
+            nxt.user_auth = user_auth
+            return nxt
+        if code == ResponseCode.KEYX_REQUIRED:
+            if plan.master_token is None and not self.key_requests:
+                raise MslErrorResponse(error)
+            nxt.force_entity_auth = True
+            nxt.force_renewable = True
+            return nxt
+        if code == ResponseCode.EXPIRED:
+            newest = store.get_master_token()
+            nxt.force_renewable = plan.master_token is None or newest == plan.master_token
+            return nxt
+        if code == ResponseCode.REPLAYED:
+            return nxt
+        raise MslErrorResponse(error)

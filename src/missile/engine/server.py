@@ -1,0 +1,214 @@
+"""The responding side of the protocol engine for a trusted services network
+(control.md §4).
+
+:class:`MslServer` reads a request from a channel with every check of the message
+layer and the token factory, answers handshakes by itself, hands the application the
+payload with the authenticated entity and user, and responds with key response data,
+renewed tokens and service tokens, or with the right error message when anything fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from missile.context import MslContext
+from missile.crypto.context import CryptoContext
+from missile.engine.options import MessageOptions
+from missile.engine.transport import Channel
+from missile.errors import MslError, MslException, MslInternalException
+from missile.messages.builder import BuiltMessage, build_error_response, build_response
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
+from missile.messages.events import ErrorReceived, HeaderReceived, PayloadReceived
+from missile.messages.header import MessageHeader
+from missile.messages.reader import MessageReader, ReaderLimits
+from missile.messages.writer import DEFAULT_CHUNK_SIZE, MessageWriter
+from missile.tokens.service import ServiceToken
+from missile.tokens.user import MslUser
+
+__all__ = ["MslServer", "Reply", "Request", "RequestRejected"]
+
+log = logging.getLogger("missile.server")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A verified request as the application sees it."""
+
+    header: MessageHeader
+    """The request header."""
+    payload: bytes
+    """The application data."""
+
+    @property
+    def identity(self) -> str | None:
+        """The authenticated entity identity."""
+        return self.header.identity
+
+    @property
+    def user(self) -> MslUser | None:
+        """The authenticated user, if any."""
+        return self.header.user
+
+    @property
+    def service_tokens(self) -> tuple[ServiceToken, ...]:
+        """The service tokens the request carried."""
+        return self.header.data.service_tokens
+
+
+@dataclass
+class Reply:
+    """The application's answer."""
+
+    data: bytes = b""
+    """Response application data."""
+    service_tokens: Sequence[ServiceToken] = ()
+    """Service tokens to set (a token with empty data deletes the client's copy)."""
+    options: MessageOptions | None = None
+    """Protection the response requires (defaults to the server's options)."""
+
+
+class RequestRejected(MslException):
+    """Raised by a handler to reject the entity or user (control.md §4 ``error``)."""
+
+    def __init__(self, *, entity: bool = False, user: bool = False, request: Request | None = None) -> None:
+        header = request.header if request is not None else None
+        if entity:
+            error = (
+                MslError.MASTERTOKEN_REJECTED_BY_APP
+                if header is not None and header.master_token is not None
+                else MslError.ENTITY_REJECTED_BY_APP
+            )
+        elif user:
+            error = (
+                MslError.USERIDTOKEN_REJECTED_BY_APP
+                if header is not None and header.data.user_id_token is not None
+                else MslError.USER_REJECTED_BY_APP
+            )
+        else:
+            error = MslError.NONE
+        super().__init__(error)
+
+
+Handler = Callable[[Request], Awaitable[Reply | bytes | None]]
+
+
+@dataclass
+class MslServer:
+    """An asyncio MSL responder for a trusted services network."""
+
+    ctx: MslContext
+    """The server's context (token keys, token factory, schemes)."""
+    handler: Handler
+    """The application: request in, reply out."""
+    options: MessageOptions = field(default_factory=MessageOptions)
+    """Default protection required for responses."""
+    service_token_contexts: Mapping[str, CryptoContext] = field(default_factory=dict)
+    """Crypto contexts for service tokens by name ("" is the default)."""
+    capabilities: MessageCapabilities | None = DEFAULT_CAPABILITIES
+    """The server's capabilities."""
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    """Payload chunk size for responses."""
+    reader_limits: ReaderLimits | None = None
+    """Limits for reading requests."""
+    error_messages: Callable[[MslError, Sequence[str]], str | None] | None = None
+    """Optional user-facing message for an error, given the request's languages."""
+
+    async def serve_channel(self, channel: Channel) -> None:
+        """Read one request from ``channel``, respond, and finish the channel."""
+        try:
+            await self._serve(channel)
+        finally:
+            await channel.finish()
+
+    async def _serve(self, channel: Channel) -> None:
+        reader = MessageReader(
+            self.ctx,
+            service_token_contexts=self.service_token_contexts,
+            limits=self.reader_limits,
+            single_message=True,
+        )
+        header: MessageHeader | None = None
+        payload: list[bytes] = []
+        try:
+            while not reader.done:
+                data = await channel.read()
+                events = reader.feed(data) if data else reader.end_of_stream()
+                for event in events:
+                    if isinstance(event, HeaderReceived):
+                        header = event.header
+                    elif isinstance(event, PayloadReceived):
+                        payload.append(event.data)
+                    elif isinstance(event, ErrorReceived):
+                        log.info("error message received: %s", event.error_header.error_code.name)
+                        return
+                if not data:
+                    break
+        except MslException as exc:
+            await self._send_error(channel, exc, header)
+            return
+        except Exception as exc:
+            log.exception("unexpected failure reading a request")
+            await self._send_error(channel, MslInternalException(cause=exc), header)
+            return
+        if header is None:
+            return
+        try:
+            if reader.is_handshake:
+                # control.md §4.2: answer a handshake automatically, no application data;
+                # the message is closed normally (header + empty end-of-message chunk).
+                built = build_response(self.ctx, header, capabilities=self.capabilities)
+                await self._write(channel, built, b"")
+                return
+            request = Request(header, b"".join(payload))
+            result = await self.handler(request)
+            reply = result if isinstance(result, Reply) else Reply(data=result or b"")
+            options = reply.options or self.options
+            built = build_response(
+                self.ctx, header, service_tokens=reply.service_tokens, capabilities=self.capabilities
+            )
+            encrypts, protects = _payload_protection(built)
+            if options.integrity_protected and not protects:
+                raise MslException(MslError.RESPONSE_REQUIRES_INTEGRITY_PROTECTION)
+            if options.encrypted and not encrypts:
+                raise MslException(MslError.RESPONSE_REQUIRES_ENCRYPTION)
+            await self._write(channel, built, reply.data)
+        except MslException as exc:
+            await self._send_error(channel, exc, header)
+        except Exception as exc:
+            log.exception("unexpected failure answering a request")
+            await self._send_error(channel, MslInternalException(cause=exc), header)
+
+    async def _write(self, channel: Channel, built: BuiltMessage, data: bytes) -> None:
+        writer = MessageWriter(built.header, built.payload_crypto_context, chunk_size=self.chunk_size)
+        await channel.write(writer.header_bytes())
+        view = memoryview(data)
+        for start in range(0, len(data), self.chunk_size):
+            out = writer.write(view[start : start + self.chunk_size])
+            if out:
+                await channel.write(out)
+        await channel.write(writer.close())
+
+    async def _send_error(self, channel: Channel, exc: MslException, header: MessageHeader | None) -> None:
+        message_id = header.message_id if header is not None else exc.message_id
+        languages: Sequence[str] = ()
+        if header is not None and header.data.capabilities is not None:
+            languages = header.data.capabilities.languages
+        user_message = self.error_messages(exc.error, languages) if self.error_messages else None
+        log.info("answering with %s", exc.error.name)
+        try:
+            error = build_error_response(self.ctx, exc, message_id, user_message=user_message)
+        except MslException:
+            log.exception("cannot build an error response")
+            return
+        await channel.write(error.encode())
+
+
+def _payload_protection(built: BuiltMessage) -> tuple[bool, bool]:
+    header = built.header
+    if built.key_exchange is not None or header.master_token is not None:
+        return True, True
+    ead = header.entity_auth_data
+    assert ead is not None
+    return ead.encrypts, ead.protects_integrity

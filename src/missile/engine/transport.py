@@ -1,0 +1,105 @@
+"""Transport interfaces the engine talks through, and an in-memory loopback.
+
+A :class:`Channel` is one bidirectional byte stream carrying a request and its
+response. A trusted-network client opens a new channel for every exchange (and every
+resend), as the reference does over HTTP. Real transports (HTTP, TCP) live in
+:mod:`missile.transport`; :class:`LoopbackTransport` connects a client to a server in
+the same process for tests and demos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+__all__ = ["Channel", "ClientTransport", "LoopbackTransport", "PipeChannel", "channel_pair"]
+
+
+class Channel(Protocol):
+    """One exchange's byte stream."""
+
+    async def write(self, data: bytes) -> None:
+        """Send bytes."""
+        ...
+
+    async def finish(self) -> None:
+        """Signal the end of what this side sends."""
+        ...
+
+    async def read(self, n: int = 65536) -> bytes:
+        """Receive up to ``n`` bytes; b"" at the end of the peer's data."""
+        ...
+
+    async def close(self) -> None:
+        """Release the channel."""
+        ...
+
+
+class ClientTransport(Protocol):
+    """Opens channels to the server."""
+
+    async def connect(self) -> Channel:
+        """A new channel for one request and its response."""
+        ...
+
+
+class _Pipe:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.buffer = b""
+        self.eof = False
+
+
+class PipeChannel:
+    """One end of an in-memory channel pair."""
+
+    def __init__(self, incoming: _Pipe, outgoing: _Pipe) -> None:
+        self._in = incoming
+        self._out = outgoing
+
+    async def write(self, data: bytes) -> None:
+        if data:
+            await self._out.queue.put(bytes(data))
+
+    async def finish(self) -> None:
+        await self._out.queue.put(b"")
+
+    async def read(self, n: int = 65536) -> bytes:
+        pipe = self._in
+        if not pipe.buffer:
+            if pipe.eof:
+                return b""
+            pipe.buffer = await pipe.queue.get()
+            if not pipe.buffer:
+                pipe.eof = True
+                return b""
+        out, pipe.buffer = pipe.buffer[:n], pipe.buffer[n:]
+        return out
+
+    async def close(self) -> None:
+        await self.finish()
+
+
+def channel_pair() -> tuple[PipeChannel, PipeChannel]:
+    """Two connected in-memory channel ends."""
+    a, b = _Pipe(), _Pipe()
+    return PipeChannel(a, b), PipeChannel(b, a)
+
+
+class LoopbackTransport:
+    """A client transport that hands each new channel to an in-process server coroutine."""
+
+    def __init__(self, serve: Callable[[Channel], Awaitable[object]]) -> None:
+        self._serve = serve
+        self._tasks: set[asyncio.Task[object]] = set()
+        self.connections = 0
+        """Number of channels opened so far (tests count round trips with it)."""
+
+    async def connect(self) -> Channel:
+        client_end, server_end = channel_pair()
+        self.connections += 1
+        task: asyncio.Task[object] = asyncio.ensure_future(self._serve(server_end))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return client_end
