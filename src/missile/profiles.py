@@ -13,6 +13,7 @@ from typing import Any
 
 from missile.clock import Clock, FixedClock, system_clock
 from missile.context import MslContext
+from missile.crypto.context import CryptoContext
 from missile.crypto.null import ClientMslCryptoContext
 from missile.crypto.random import DEFAULT_RANDOM, RandomSource
 from missile.crypto.symmetric import SessionCryptoContext
@@ -61,9 +62,8 @@ def context_from_keyfile(
     user_factories = user_auth_from_keyfile(keys)
     keyx_factories = key_exchange_from_keyfile(keys)
     is_server = role == "server"
-    msl_crypto = keys.msl_crypto_context(random) if is_server else None
-    if msl_crypto is None:
-        msl_crypto = ClientMslCryptoContext()
+    server_crypto = keys.msl_crypto_context(random) if is_server else None
+    msl_crypto: CryptoContext = server_crypto if server_crypto is not None else ClientMslCryptoContext()
     if store is None and not is_server:
         store = InMemoryStore()
     if token_factory is None and (is_server or peer_to_peer):

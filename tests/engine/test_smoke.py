@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import vectorlib
-
 from missile.clock import FixedClock
 from missile.engine.client import MslClient
 from missile.engine.options import MessageOptions
@@ -37,7 +36,7 @@ def _pair() -> tuple[MslClient, LoopbackTransport]:
 
 def test_request_response_and_session_reuse() -> None:
     async def run() -> None:
-        client, transport = _pair()
+        client, _transport = _pair()
         first = await client.request(b"hello")
         assert first.payload == b"echo hello (client1/-)"
         assert first.header.data.key_response_data is not None

@@ -166,6 +166,8 @@ def _mt_protected(clock: FixedClock, server: MslContext) -> tuple[MslContext, st
     client = client_ctx(clock)
     token, _, _ = establish(server, client, [SymmetricWrappedRequest("PSK")])
     client.entity_auth_data = MtProtectedEntityAuthData.create(client, token, PskEntityAuthData("client1"))
+    assert client.store is not None
+    client.store.remove_crypto_context(token)  # so the next session's token is the one used
     return client, "client1"
 
 
