@@ -28,6 +28,7 @@ from missile.entityauth.psk import PskEntityAuthData
 from missile.entityauth.psk_profile import PskProfileEntityAuthData
 from missile.entityauth.stores import InMemoryEccStore, InMemoryIdentityProvisioningService, InMemoryX509Store
 from missile.entityauth.x509 import X509EntityAuthData, X509EntityAuthFactory
+from missile.errors import MslError, MslException
 from missile.keyx.asymmetric_wrapped import AsymmetricWrappedRequest
 from missile.keyx.base import KeyRequestData
 from missile.keyx.diffie_hellman import DhParameterSpec, DiffieHellmanRequest
@@ -324,11 +325,17 @@ def test_ladder_psk_then_wrap(ladder: type[JweLadderRequest] | type[JwkLadderReq
     _second_request(server, client, renewed, "client1")
 
 
-def test_symmetric_wrapped_session_renewal(clock: FixedClock) -> None:
+def test_symmetric_wrapped_session_is_unsupported(clock: FixedClock) -> None:
+    """keyx.md §3: session contexts have no wrapping key, so SESSION fails like the reference."""
     server, client = server_ctx(clock), client_ctx(clock)
     token, _, _ = establish(server, client, [SymmetricWrappedRequest("PSK")])
-    renewed = _renew(server, client, clock, token, SymmetricWrappedRequest("SESSION"))
-    _second_request(server, client, renewed, "client1")
+    clock.advance(DAY_MS + 1000)
+    request = build_request(client, renewable=True, key_request_data=[SymmetricWrappedRequest("SESSION")])
+    at_server = receive(server, encode_message(request, b"renew me"))
+    assert at_server.header_event.header.master_token == token
+    with pytest.raises(MslException) as info:
+        build_response(server, at_server.header_event.header)
+    assert info.value.error is MslError.WRAP_NOT_SUPPORTED
 
 
 # -- payloads -----------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Transports: HTTP (httpx client, ASGI server) and raw asyncio TCP streams."""

@@ -1,0 +1,179 @@
+"""MSL over HTTP, framed like the reference's example server (interop/README.md):
+``POST`` with one MSL message as the request body, one MSL message as the response
+body, status 200. Bodies stream in both directions.
+
+:class:`HttpTransport` is the client side on httpx (it opens a fresh exchange per
+message, as a trusted-network client does for every resend). :class:`MslAsgiApp` is an
+ASGI application serving an :class:`~missile.engine.server.MslServer` at any path; it
+runs under uvicorn and mounts in Starlette or FastAPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+import httpx
+
+from missile.engine.server import MslServer
+
+__all__ = ["HttpTransport", "MslAsgiApp"]
+
+CONTENT_TYPE = "application/octet-stream"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class _HttpChannel:
+    """One POST: the request body streams out while the response streams back."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self._client = client
+        self._url = url
+        self._outgoing: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
+        self._response: httpx.Response | None = None
+        self._iterator: AsyncIterator[bytes] | None = None
+        self._buffer = b""
+        self._eof = False
+        self._task: asyncio.Task[httpx.Response] | None = None
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        while True:
+            item = await self._outgoing.get()
+            if item is None:
+                return
+            yield item
+
+    def _start(self) -> None:
+        if self._task is None:
+            request = self._client.build_request(
+                "POST", self._url, content=self._body(), headers={"content-type": CONTENT_TYPE}
+            )
+            self._task = asyncio.ensure_future(self._client.send(request, stream=True))
+
+    async def write(self, data: bytes) -> None:
+        self._start()
+        if data:
+            await self._outgoing.put(bytes(data))
+
+    async def finish(self) -> None:
+        self._start()
+        await self._outgoing.put(None)
+
+    async def read(self, n: int = 65536) -> bytes:
+        if not self._buffer:
+            if self._eof:
+                return b""
+            if self._iterator is None:
+                assert self._task is not None
+                self._response = await self._task
+                if self._response.status_code != 200:
+                    await self._response.aclose()
+                    self._eof = True
+                    return b""
+                self._iterator = self._response.aiter_raw()
+            try:
+                self._buffer = await self._iterator.__anext__()
+            except StopAsyncIteration:
+                self._eof = True
+                return b""
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+    async def close(self) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+        elif self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+class HttpTransport:
+    """Client transport: each exchange is one streaming POST to ``url``."""
+
+    def __init__(self, url: str, *, client: httpx.AsyncClient | None = None, timeout: float = 30.0) -> None:
+        self.url = url
+        self._owned = client is None
+        self.client = client or httpx.AsyncClient(timeout=timeout)
+        self.connections = 0
+        """Exchanges opened so far."""
+
+    async def connect(self) -> _HttpChannel:
+        self.connections += 1
+        return _HttpChannel(self.client, self.url)
+
+    async def aclose(self) -> None:
+        """Close the underlying httpx client if this transport created it."""
+        if self._owned:
+            await self.client.aclose()
+
+
+class _AsgiChannel:
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self._buffer = b""
+        self._eof = False
+        self._started = False
+
+    async def read(self, n: int = 65536) -> bytes:
+        while not self._buffer and not self._eof:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self._eof = True
+                break
+            self._buffer = message.get("body", b"")
+            if not message.get("more_body", False):
+                self._eof = True
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+    async def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            await self._send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", CONTENT_TYPE.encode())],
+                }
+            )
+
+    async def write(self, data: bytes) -> None:
+        await self._start()
+        if data:
+            await self._send({"type": "http.response.body", "body": bytes(data), "more_body": True})
+
+    async def finish(self) -> None:
+        await self._start()
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def close(self) -> None:
+        await self.finish()
+
+
+class MslAsgiApp:
+    """ASGI application: every POST body is an MSL message answered by ``server``."""
+
+    def __init__(self, server: MslServer) -> None:
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        if scope.get("method") != "POST":
+            await send({"type": "http.response.start", "status": 405, "headers": [(b"allow", b"POST")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.server.serve_channel(_AsgiChannel(receive, send))
