@@ -167,7 +167,11 @@ def establish(
 ) -> tuple[MasterToken, CryptoContext, Received]:
     """One request with key request data and its response; returns the client's new session."""
     request = build_request(
-        client, use_entity_auth=True, renewable=True, key_request_data=key_requests, **request_kw  # type: ignore[arg-type]
+        client,
+        use_entity_auth=True,
+        renewable=True,
+        key_request_data=key_requests,
+        **request_kw,  # type: ignore[arg-type]
     )
     at_server = receive(server, encode_message(request, data))
     assert at_server.data == data

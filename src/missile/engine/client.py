@@ -311,7 +311,10 @@ class MslClient:
             capabilities=self.capabilities,
         )
         writer = MessageWriter(built.header, built.payload_crypto_context, chunk_size=self.chunk_size)
-        channel = await self.transport.connect()
+        try:
+            channel = await self.transport.connect()
+        except OSError as exc:
+            raise MslException(MslError.MSL_COMMS_FAILURE, f"cannot connect: {exc.strerror or exc}") from exc
         try:
             await channel.write(writer.header_bytes())
             if not plan.handshake:
@@ -323,6 +326,8 @@ class MslClient:
                 await channel.write(writer.close())
             await channel.finish()
             return await self._receive(channel, built.header, plan, options)
+        except (OSError, EOFError) as exc:
+            raise MslException(MslError.MSL_COMMS_FAILURE, type(exc).__name__) from exc
         finally:
             await channel.close()
 

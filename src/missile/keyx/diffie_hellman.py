@@ -17,6 +17,7 @@ warnings is process-global and not thread-safe).
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
@@ -37,6 +38,12 @@ from missile.keyx.base import (
     KeyResponseData,
 )
 from missile.tokens.master import MasterToken
+
+# Finite-field DH is what MSL's DIFFIE_HELLMAN scheme is; cryptography warns on every
+# use. The warning says nothing actionable to missile's users, so it is silenced here
+# (once, at import, process-wide) instead of around each call.
+warnings.filterwarnings("ignore", message="Diffie-Hellman over finite fields", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message="Diffie-Hellman over finite fields")
 
 if TYPE_CHECKING:
     from missile.context import MslContext

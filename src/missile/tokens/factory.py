@@ -2,7 +2,8 @@
 (control.md §2.2, §7).
 
 :class:`TokenFactory` is the protocol the engine and the key exchange schemes call.
-:class:`InMemoryTokenFactory` is a complete implementation keeping its state in memory:
+:class:`BaseTokenFactory` holds the shared policy (lifetimes, creation, renewal, checks)
+over a few atomic state primitives. :class:`InMemoryTokenFactory` keeps that state in memory:
 master-token sequence numbers per serial number, non-replayable ID windows, revocation
 of identities, master tokens and user ID tokens. Persistent implementations (SQLite,
 Redis) live in :mod:`missile.stores`.
@@ -11,6 +12,8 @@ Redis) live in :mod:`missile.stores`.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from missile.crypto.random import random_long
@@ -23,7 +26,14 @@ from missile.tokens.user_id import UserIdToken
 if TYPE_CHECKING:
     from missile.context import MslContext
 
-__all__ = ["InMemoryTokenFactory", "TokenFactory", "check_non_replayable_id", "NON_REPLAYABLE_WINDOW"]
+__all__ = [
+    "BaseTokenFactory",
+    "InMemoryTokenFactory",
+    "MasterTokenState",
+    "TokenFactory",
+    "check_non_replayable_id",
+    "NON_REPLAYABLE_WINDOW",
+]
 
 #: Largest forward jump of a non-replayable ID that is still accepted (control.md §7).
 NON_REPLAYABLE_WINDOW = 65536
@@ -91,8 +101,26 @@ def check_non_replayable_id(largest: int, candidate: int) -> MslError | None:
     return None
 
 
-class InMemoryTokenFactory:
-    """A token factory keeping its state in process memory.
+@dataclass(frozen=True)
+class MasterTokenState:
+    """What the issuer's state says about one master token (control.md §2.2)."""
+
+    identity_revoked: bool
+    """The token's identity was revoked."""
+    serial_revoked: bool
+    """The token's serial number was revoked."""
+    newest_serial: int | None
+    """Serial number of the newest master token issued to the identity, if known."""
+    sequence: int | None
+    """Newest sequence number issued for the serial number, if known."""
+
+
+class BaseTokenFactory(ABC):
+    """The issuer policy shared by every token factory (control.md §2.2, §7; tokens.md §1.3).
+
+    Subclasses keep the state (sequence numbers, newest serial per identity, replay
+    windows, revocations) behind a few primitives, each of which must be atomic;
+    lifetimes, token creation and the acceptance rules live here once.
 
     Lifetimes default to a renewal window of one day and an expiration of seven days.
     Renewal keeps the serial number and increments the sequence number (wrapping);
@@ -111,71 +139,74 @@ class InMemoryTokenFactory:
         self.mt_expiration_ms = master_token_expiration_ms
         self.uit_renewal_ms = user_id_token_renewal_ms
         self.uit_expiration_ms = user_id_token_expiration_ms
-        self._lock = threading.Lock()
-        # serial number -> newest sequence number issued
-        self._sequence: dict[int, int] = {}
-        # identity -> serial number of its newest master token: issuing a new master
-        # token invalidates the entity's earlier ones (control.md §2.2).
-        self._newest_serial: dict[str, int] = {}
-        # (identity, serial number) -> largest accepted non-replayable ID
-        self._largest_nonreplayable: dict[tuple[str, int], int] = {}
-        self.revoked_identities: set[str] = set()
-        self.revoked_serials: set[int] = set()
-        self.revoked_users: set[str] = set()
-        self.revoked_user_id_tokens: set[int] = set()
 
-    # -- revocation -------------------------------------------------------------------
+    # -- state primitives (each atomic) -------------------------------------------------
 
+    @abstractmethod
+    def _master_token_state(self, identity: str | None, serial_number: int) -> MasterTokenState:
+        """Read the revocation and sequence state of a master token."""
+
+    @abstractmethod
+    def _accept_largest(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
+        """Atomically: ``L`` = largest accepted ID of (identity, serial) or 0; apply
+        :func:`check_non_replayable_id`; on acceptance store ``candidate`` (control.md §7)."""
+
+    @abstractmethod
+    def _record_new_master_token(self, identity: str, serial_number: int) -> None:
+        """Atomically make ``serial_number`` the identity's newest serial at sequence 0,
+        forgetting the sequence state of the previous newest serial."""
+
+    @abstractmethod
+    def _record_renewal(self, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
+        """Atomically set the serial's sequence to ``new_sequence`` if it is unknown or
+        still ``old_sequence``; False when another renewal won."""
+
+    @abstractmethod
+    def _user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
+        """True when the user or the user ID token serial number is revoked."""
+
+    # -- revocation -----------------------------------------------------------------------
+
+    @abstractmethod
     def revoke_identity(self, identity: str) -> None:
         """Refuse every master token of ``identity`` (MASTERTOKEN_IDENTITY_REVOKED)."""
-        with self._lock:
-            self.revoked_identities.add(identity)
 
+    @abstractmethod
     def revoke_master_token(self, serial_number: int) -> None:
         """Refuse the master tokens with this serial number."""
-        with self._lock:
-            self.revoked_serials.add(serial_number)
 
+    @abstractmethod
     def revoke_user(self, user: str) -> None:
         """Refuse user ID tokens of this user (USERIDTOKEN_REVOKED)."""
-        with self._lock:
-            self.revoked_users.add(user)
 
+    @abstractmethod
+    def revoke_user_id_token(self, serial_number: int) -> None:
+        """Refuse the user ID tokens with this serial number (USERIDTOKEN_REVOKED)."""
+
+    @abstractmethod
     def forget_master_token(self, serial_number: int) -> None:
         """Forget the sequence state of a serial number (its tokens become out of sync)."""
-        with self._lock:
-            self._sequence.pop(serial_number, None)
 
     # -- checks -----------------------------------------------------------------------
 
     def is_master_token_revoked(self, ctx: MslContext, master_token: MasterToken) -> MslError | None:
-        with self._lock:
-            if master_token.identity in self.revoked_identities:
-                return MslError.MASTERTOKEN_IDENTITY_REVOKED
-            if master_token.serial_number in self.revoked_serials:
-                return MslError.MASTERTOKEN_IDENTITY_REVOKED
-            current = self._newest_serial.get(master_token.identity or "")
-            if current is not None and current != master_token.serial_number:
-                return MslError.MASTERTOKEN_IDENTITY_REVOKED
-            newest = self._sequence.get(master_token.serial_number)
-        if newest is None:
+        state = self._master_token_state(master_token.identity, master_token.serial_number)
+        if state.identity_revoked or state.serial_revoked:
+            return MslError.MASTERTOKEN_IDENTITY_REVOKED
+        if state.newest_serial is not None and state.newest_serial != master_token.serial_number:
+            return MslError.MASTERTOKEN_IDENTITY_REVOKED
+        if state.sequence is None:
             # A token this factory does not know (e.g. issued before a restart of an
             # in-memory factory) is accepted on the strength of its signature.
             return None
-        if newest != master_token.sequence_number:
+        if state.sequence != master_token.sequence_number:
             return MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
         return None
 
     def accept_non_replayable_id(
         self, ctx: MslContext, master_token: MasterToken, non_replayable_id: int
     ) -> MslError | None:
-        key = (master_token.identity or "", master_token.serial_number)
-        with self._lock:
-            largest = self._largest_nonreplayable.get(key, 0)
-            error = check_non_replayable_id(largest, non_replayable_id)
-            if error is None:
-                self._largest_nonreplayable[key] = non_replayable_id
-            return error
+        return self._accept_largest(master_token.identity or "", master_token.serial_number, non_replayable_id)
 
     def is_master_token_renewable(self, ctx: MslContext, master_token: MasterToken) -> MslError | None:
         return self.is_master_token_revoked(ctx, master_token)
@@ -183,11 +214,9 @@ class InMemoryTokenFactory:
     def is_user_id_token_revoked(
         self, ctx: MslContext, master_token: MasterToken, user_id_token: UserIdToken
     ) -> MslError | None:
-        with self._lock:
-            if user_id_token.user is not None and user_id_token.user.encode() in self.revoked_users:
-                return MslError.USERIDTOKEN_REVOKED
-            if user_id_token.serial_number in self.revoked_user_id_tokens:
-                return MslError.USERIDTOKEN_REVOKED
+        user = user_id_token.user.encode() if user_id_token.user is not None else None
+        if self._user_id_token_revoked(user, user_id_token.serial_number):
+            return MslError.USERIDTOKEN_REVOKED
         return None
 
     # -- issuance ---------------------------------------------------------------------
@@ -214,12 +243,7 @@ class InMemoryTokenFactory:
             issuer_data=issuer_data,
             clock=ctx.clock,
         )
-        with self._lock:
-            previous = self._newest_serial.get(identity)
-            if previous is not None:
-                self._sequence.pop(previous, None)
-            self._sequence[serial] = 0
-            self._newest_serial[identity] = serial
+        self._record_new_master_token(identity, serial)
         return token
 
     def renew_master_token(
@@ -238,9 +262,12 @@ class InMemoryTokenFactory:
         merged = dict(master_token.issuer_data or {})
         merged.update(issuer_data or {})
         now = ctx.clock()
-        with self._lock:
-            sequence = next_id(master_token.sequence_number)
-            self._sequence[master_token.serial_number] = sequence
+        sequence = next_id(master_token.sequence_number)
+        if not self._record_renewal(master_token.serial_number, master_token.sequence_number, sequence):
+            # A concurrent renewal of the same token won (control.md §2.2).
+            raise MslMasterTokenException(MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC).set_master_token(
+                master_token
+            )
         return MasterToken.create(
             ctx.msl_crypto,
             renewal_window_ms=now + self.mt_renewal_ms,
@@ -285,3 +312,96 @@ class InMemoryTokenFactory:
 
     def create_user(self, ctx: MslContext, user_data: str) -> MslUser:
         return MslUser(user_data)
+
+
+class InMemoryTokenFactory(BaseTokenFactory):
+    """A token factory keeping its state in process memory (see :class:`BaseTokenFactory`)."""
+
+    def __init__(
+        self,
+        *,
+        master_token_renewal_ms: int = DAY_MS,
+        master_token_expiration_ms: int = 7 * DAY_MS,
+        user_id_token_renewal_ms: int = DAY_MS,
+        user_id_token_expiration_ms: int = 7 * DAY_MS,
+    ) -> None:
+        super().__init__(
+            master_token_renewal_ms=master_token_renewal_ms,
+            master_token_expiration_ms=master_token_expiration_ms,
+            user_id_token_renewal_ms=user_id_token_renewal_ms,
+            user_id_token_expiration_ms=user_id_token_expiration_ms,
+        )
+        self._lock = threading.Lock()
+        # serial number -> newest sequence number issued
+        self._sequence: dict[int, int] = {}
+        # identity -> serial number of its newest master token: issuing a new master
+        # token invalidates the entity's earlier ones (control.md §2.2).
+        self._newest_serial: dict[str, int] = {}
+        # (identity, serial number) -> largest accepted non-replayable ID
+        self._largest_nonreplayable: dict[tuple[str, int], int] = {}
+        self.revoked_identities: set[str] = set()
+        self.revoked_serials: set[int] = set()
+        self.revoked_users: set[str] = set()
+        self.revoked_user_id_tokens: set[int] = set()
+
+    # -- revocation -------------------------------------------------------------------
+
+    def revoke_identity(self, identity: str) -> None:
+        with self._lock:
+            self.revoked_identities.add(identity)
+
+    def revoke_master_token(self, serial_number: int) -> None:
+        with self._lock:
+            self.revoked_serials.add(serial_number)
+
+    def revoke_user(self, user: str) -> None:
+        with self._lock:
+            self.revoked_users.add(user)
+
+    def revoke_user_id_token(self, serial_number: int) -> None:
+        with self._lock:
+            self.revoked_user_id_tokens.add(serial_number)
+
+    def forget_master_token(self, serial_number: int) -> None:
+        with self._lock:
+            self._sequence.pop(serial_number, None)
+
+    # -- state primitives ---------------------------------------------------------------
+
+    def _master_token_state(self, identity: str | None, serial_number: int) -> MasterTokenState:
+        with self._lock:
+            return MasterTokenState(
+                identity_revoked=identity in self.revoked_identities,
+                serial_revoked=serial_number in self.revoked_serials,
+                newest_serial=self._newest_serial.get(identity or ""),
+                sequence=self._sequence.get(serial_number),
+            )
+
+    def _accept_largest(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
+        key = (identity, serial_number)
+        with self._lock:
+            largest = self._largest_nonreplayable.get(key, 0)
+            error = check_non_replayable_id(largest, candidate)
+            if error is None:
+                self._largest_nonreplayable[key] = candidate
+            return error
+
+    def _record_new_master_token(self, identity: str, serial_number: int) -> None:
+        with self._lock:
+            previous = self._newest_serial.get(identity)
+            if previous is not None:
+                self._sequence.pop(previous, None)
+            self._sequence[serial_number] = 0
+            self._newest_serial[identity] = serial_number
+
+    def _record_renewal(self, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
+        with self._lock:
+            current = self._sequence.get(serial_number)
+            if current is not None and current != old_sequence:
+                return False
+            self._sequence[serial_number] = new_sequence
+            return True
+
+    def _user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
+        with self._lock:
+            return (user is not None and user in self.revoked_users) or serial_number in self.revoked_user_id_tokens

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from missile.engine.server import MslServer
+from missile.errors import MslError, MslException
 
 __all__ = ["HttpTransport", "MslAsgiApp"]
 
@@ -68,19 +69,21 @@ class _HttpChannel:
         if not self._buffer:
             if self._eof:
                 return b""
-            if self._iterator is None:
-                assert self._task is not None
-                self._response = await self._task
-                if self._response.status_code != 200:
-                    await self._response.aclose()
-                    self._eof = True
-                    return b""
-                self._iterator = self._response.aiter_raw()
             try:
+                if self._iterator is None:
+                    assert self._task is not None
+                    self._response = await self._task
+                    if self._response.status_code != 200:
+                        status = self._response.status_code
+                        await self._response.aclose()
+                        raise MslException(MslError.MSL_COMMS_FAILURE, f"HTTP status {status}")
+                    self._iterator = self._response.aiter_raw()
                 self._buffer = await self._iterator.__anext__()
             except StopAsyncIteration:
                 self._eof = True
                 return b""
+            except httpx.HTTPError as exc:
+                raise MslException(MslError.MSL_COMMS_FAILURE, type(exc).__name__) from exc
         out, self._buffer = self._buffer[:n], self._buffer[n:]
         return out
 
