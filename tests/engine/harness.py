@@ -214,13 +214,8 @@ def _server_rsa_factory() -> RsaEntityAuthFactory:
 def client_context(scheme: str, clock: FixedClock, **overrides: Any) -> MslContext:
     """A client of entity auth ``scheme`` with an empty store and wrap repository."""
     if scheme in CLIENT_VECTORS:
-        ctx = context_from_keyfile(
-            keyfile(CLIENT_VECTORS[scheme]),
-            clock=clock,
-            store=InMemoryStore(),
-            **overrides,
-        ).ctx
-        return ctx
+        overrides.setdefault("store", InMemoryStore())
+        return context_from_keyfile(keyfile(CLIENT_VECTORS[scheme]), clock=clock, **overrides).ctx
     client_keys = keyfile(CLIENT_VECTORS["PSK"])
     factories: dict[str, EntityAuthFactory] = {"RSA": _server_rsa_factory()}
     data: EntityAuthData

@@ -175,7 +175,9 @@ class MslClient:
         assert store is not None
         master_token = None if attempt.force_entity_auth else store.get_master_token()
         user_id_token = None
-        if master_token is not None and options.user_id is not None:
+        # A resend after a user reauth code carries fresh user auth data and no user ID
+        # token, even when the store keeps it (SSOTOKEN_REJECTED, errors.md §2).
+        if master_token is not None and options.user_id is not None and attempt.user_auth is None:
             user_id_token = store.get_user_id_token(options.user_id)
             if user_id_token is not None and not user_id_token.is_bound_to(master_token):
                 user_id_token = None

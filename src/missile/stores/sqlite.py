@@ -1,0 +1,570 @@
+"""A persistent client store in SQLite (control.md §2.1, §7, §11).
+
+:class:`SqliteStore` keeps what :class:`~missile.stores.memory.InMemoryStore` keeps,
+with the same semantics, in one SQLite file that survives restarts and may be shared by
+several processes:
+
+* master tokens as their exact wire JSON plus, when the token was decrypted, its session
+  fields; the session crypto context as its key ID, keys and signature algorithm (only
+  :class:`~missile.crypto.symmetric.SessionCryptoContext` and plain
+  :class:`~missile.crypto.symmetric.SymmetricCryptoContext` can be persisted);
+* user ID tokens by local user ID, service tokens by (name, master token serial, user ID
+  token serial) with their decrypted data, and the non-replayable ID counters.
+
+Stored tokens are re-parsed with a verify-nothing context
+(:class:`~missile.crypto.null.ClientMslCryptoContext`), so loading needs no MSL keys; the
+stored decrypted fields are then restored. The file holds session keys: it is created
+owner-only (0600). It runs in WAL mode with a busy timeout, and every multi-step update
+is one ``BEGIN IMMEDIATE`` transaction, so processes sharing the file see consistent
+state and :meth:`SqliteStore.get_non_replayable_id` is atomic across processes.
+
+:class:`SqliteDatabase` (the private-file, WAL and transaction plumbing) is shared with
+:mod:`missile.stores.sqlite_state`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
+from typing import Any
+
+from missile.clock import Clock, system_clock
+from missile.crypto.context import CryptoContext
+from missile.crypto.null import ClientMslCryptoContext
+from missile.crypto.random import DEFAULT_RANDOM, RandomSource
+from missile.crypto.symmetric import SessionCryptoContext, SymmetricCryptoContext
+from missile.encoding import decode, encode, next_id, to_json_value
+from missile.errors import MslError, MslException
+from missile.tokens.master import MasterToken
+from missile.tokens.service import ServiceToken
+from missile.tokens.user import UserFactory, default_user_factory
+from missile.tokens.user_id import UserIdToken
+
+__all__ = ["SqliteDatabase", "SqliteStore", "create_private_file"]
+
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+# Serial numbers are 0 … 2^53; -1 marks "not bound" in the service token key columns
+# (NULLs would be distinct in a UNIQUE constraint).
+_UNBOUND = -1
+_NEVER = -2
+
+_CLIENT_MSL = ClientMslCryptoContext()
+
+
+def create_private_file(path: str | os.PathLike[str]) -> bool:
+    """Create ``path`` owner-only (0600, whatever the umask); False if it already existed."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return True
+
+
+class SqliteDatabase:
+    """One SQLite file opened owner-only in WAL mode, with transaction helpers.
+
+    A connection is opened per process (re-opened after ``fork``) and shared by the
+    threads of that process under a lock. SQLite failures (e.g. the lock still held after
+    the busy timeout) surface as :class:`~missile.errors.MslException` with
+    ``INTERNAL_EXCEPTION`` (response code TRANSIENT_FAILURE).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        schema: Sequence[str],
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        # Connections inherited through fork are never used nor closed by the child.
+        self._inherited: list[sqlite3.Connection] = []
+        create_private_file(self.path)
+        with self.write() as conn:
+            for statement in schema:
+                conn.execute(statement)
+
+    def _connection(self) -> sqlite3.Connection:
+        pid = os.getpid()
+        if self._conn is None or self._pid != pid:
+            if self._conn is not None:
+                self._inherited.append(self._conn)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            self._conn, self._pid = conn, pid
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute(begin)
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise MslException(MslError.INTERNAL_EXCEPTION, "state database failure", cause=exc) from exc
+
+    def write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: holds the database write lock throughout."""
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot."""
+        return self._transaction("BEGIN")
+
+    def close(self) -> None:
+        """Close this process's connection."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+_STORE_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS master_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        serial INTEGER NOT NULL,
+        sequence INTEGER NOT NULL,
+        expiration INTEGER NOT NULL,
+        token BLOB NOT NULL,
+        verified INTEGER NOT NULL,
+        identity TEXT,
+        mt_encryption_key BLOB,
+        mt_signature_key BLOB,
+        mt_encryption_algorithm TEXT,
+        mt_signature_algorithm TEXT,
+        issuer_data TEXT,
+        context_kind TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        encryption_key BLOB,
+        signature_key BLOB,
+        wrap_key BLOB,
+        signature_algorithm TEXT NOT NULL,
+        UNIQUE (serial, sequence, expiration)
+    )""",
+    "CREATE INDEX IF NOT EXISTS master_tokens_serial ON master_tokens (serial)",
+    """CREATE TABLE IF NOT EXISTS non_replayable (
+        serial INTEGER PRIMARY KEY,
+        value INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS user_id_tokens (
+        user_id TEXT PRIMARY KEY,
+        serial INTEGER NOT NULL,
+        mt_serial INTEGER NOT NULL,
+        token BLOB NOT NULL,
+        verified INTEGER NOT NULL,
+        user TEXT,
+        issuer_data TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS service_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        mt_serial INTEGER NOT NULL,
+        uit_serial INTEGER NOT NULL,
+        token BLOB NOT NULL,
+        verified INTEGER NOT NULL,
+        data BLOB,
+        UNIQUE (name, mt_serial, uit_serial)
+    )""",
+)
+
+_MT_DATA_COLUMNS = (
+    "token, verified, identity, mt_encryption_key, mt_signature_key, mt_encryption_algorithm, "
+    "mt_signature_algorithm, issuer_data, context_kind, key_id, encryption_key, signature_key, wrap_key, "
+    "signature_algorithm"
+)
+_MT_COLUMNS = f"id, {_MT_DATA_COLUMNS}"
+_UIT_COLUMNS = "token, mt_serial, verified, user, issuer_data"
+_ST_COLUMNS = "token, mt_serial, uit_serial, verified, data"
+
+
+def _dump_json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(to_json_value(value), separators=(",", ":"))
+
+
+def _load_json(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    value = json.loads(text)
+    assert isinstance(value, dict)
+    return value
+
+
+def _stub_master_token(serial_number: int) -> MasterToken:
+    """A placeholder carrying only a serial number, for binding checks while re-parsing."""
+    return MasterToken(
+        renewal_window=0,
+        expiration=0,
+        sequence_number=0,
+        serial_number=serial_number,
+        tokendata=b"",
+        signature=b"",
+        verified=False,
+    )
+
+
+def _stub_user_id_token(serial_number: int) -> UserIdToken:
+    return UserIdToken(
+        renewal_window=0,
+        expiration=0,
+        mt_serial_number=0,
+        serial_number=serial_number,
+        tokendata=b"",
+        signature=b"",
+        verified=False,
+    )
+
+
+def _context_columns(crypto_context: CryptoContext) -> tuple[str, str, bytes | None, bytes | None, bytes | None, str]:
+    """(kind, key ID, encryption key, signature key, wrap key, signature algorithm)."""
+    if type(crypto_context) is SessionCryptoContext:
+        kind = "session"
+    elif type(crypto_context) is SymmetricCryptoContext:
+        kind = "symmetric"
+    else:
+        raise TypeError(
+            f"SqliteStore can only persist SessionCryptoContext or SymmetricCryptoContext, "
+            f"not {type(crypto_context).__name__}"
+        )
+    return (
+        kind,
+        crypto_context.key_id,
+        crypto_context.encryption_key,
+        crypto_context.signature_key,
+        crypto_context.wrap_key,
+        crypto_context.signature_algorithm.value,
+    )
+
+
+def _rebuild_context(
+    kind: str,
+    key_id: str,
+    encryption_key: bytes | None,
+    signature_key: bytes | None,
+    wrap_key: bytes | None,
+    signature_algorithm: str,
+    random: RandomSource,
+) -> CryptoContext:
+    if kind == "symmetric":
+        return SymmetricCryptoContext(
+            key_id, encryption_key, signature_key, wrap_key, signature_algorithm=signature_algorithm, random=random
+        )
+    if kind != "session" or encryption_key is None or signature_key is None:
+        raise ValueError("corrupt crypto context row in the store")
+    # The session key ID is "<identity>_<sequence number>", or the number alone.
+    head, sep, tail = key_id.rpartition("_")
+    identity: str | None
+    if sep and tail.isdecimal() and str(int(tail)) == tail:
+        identity, sequence = head, int(tail)
+    elif key_id.isdecimal():
+        identity, sequence = None, int(key_id)
+    else:
+        raise ValueError("corrupt session key ID in the store")
+    context = SessionCryptoContext(
+        identity, sequence, encryption_key, signature_key, signature_algorithm, random=random
+    )
+    if context.key_id != key_id:
+        raise ValueError("corrupt session key ID in the store")
+    return context
+
+
+class SqliteStore:
+    """A persistent :class:`~missile.stores.base.MslStore` in one SQLite file (control.md §2.1).
+
+    ``clock`` becomes the clock of loaded tokens, ``random`` the random source of loaded
+    crypto contexts, ``user_factory`` rebuilds the users of decrypted user ID tokens.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock = system_clock,
+        random: RandomSource = DEFAULT_RANDOM,
+        user_factory: UserFactory = default_user_factory,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
+        self._clock = clock
+        self._random = random
+        self._user_factory = user_factory
+        self._db = SqliteDatabase(path, _STORE_SCHEMA, busy_timeout_ms=busy_timeout_ms)
+        # Master token rows are immutable (replacing one inserts a new row id), so the
+        # parsed token and context can be cached by row id.
+        self._cache_lock = threading.Lock()
+        self._cache: dict[int, tuple[MasterToken, CryptoContext]] = {}
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._db.path
+
+    def close(self) -> None:
+        """Close the database connection of this process."""
+        self._db.close()
+
+    # -- row conversion ---------------------------------------------------------------
+
+    def _master_row(self, row: Sequence[Any]) -> tuple[MasterToken, CryptoContext]:
+        row_id = int(row[0])
+        with self._cache_lock:
+            cached = self._cache.get(row_id)
+        if cached is not None:
+            return cached
+        token = MasterToken.parse(decode(row[1]), _CLIENT_MSL, clock=self._clock)
+        if row[3] is not None:
+            token = replace(
+                token,
+                verified=bool(row[2]),
+                identity=row[3],
+                encryption_key=row[4],
+                signature_key=row[5],
+                encryption_algorithm=row[6],
+                signature_algorithm=row[7],
+                issuer_data=_load_json(row[8]),
+            )
+        context = _rebuild_context(row[9], row[10], row[11], row[12], row[13], row[14], self._random)
+        entry = (token, context)
+        with self._cache_lock:
+            if len(self._cache) > 1024:
+                self._cache.clear()
+            self._cache[row_id] = entry
+        return entry
+
+    def _user_id_token_row(self, row: Sequence[Any]) -> UserIdToken:
+        token = UserIdToken.parse(decode(row[0]), _CLIENT_MSL, _stub_master_token(row[1]), clock=self._clock)
+        if row[3] is not None:
+            token = replace(
+                token, verified=bool(row[2]), user=self._user_factory(row[3]), issuer_data=_load_json(row[4])
+            )
+        return token
+
+    @staticmethod
+    def _service_token_row(row: Sequence[Any]) -> ServiceToken:
+        mt_serial, uit_serial = int(row[1]), int(row[2])
+        token = ServiceToken.parse(
+            decode(row[0]),
+            {},
+            _stub_master_token(mt_serial) if mt_serial != _UNBOUND else None,
+            _stub_user_id_token(uit_serial) if uit_serial != _UNBOUND else None,
+        )
+        return replace(token, verified=bool(row[3]), data=row[4])
+
+    # -- master tokens ----------------------------------------------------------------
+
+    def set_crypto_context(self, master_token: MasterToken, crypto_context: CryptoContext | None) -> None:
+        if crypto_context is None:
+            self.remove_crypto_context(master_token)
+            return
+        context = _context_columns(crypto_context)
+        decrypted = master_token.decrypted
+        with self._db.write() as conn:
+            # REPLACE deletes an equal token and inserts a new row: it becomes the most
+            # recently stored, as in InMemoryStore.
+            conn.execute(
+                f"INSERT OR REPLACE INTO master_tokens (serial, sequence, expiration, {_MT_DATA_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    master_token.serial_number,
+                    master_token.sequence_number,
+                    master_token.expiration,
+                    encode(master_token.to_msl()),
+                    int(master_token.verified),
+                    master_token.identity,
+                    master_token.encryption_key if decrypted else None,
+                    master_token.signature_key if decrypted else None,
+                    master_token.encryption_algorithm if decrypted else None,
+                    master_token.signature_algorithm if decrypted else None,
+                    _dump_json(master_token.issuer_data) if decrypted else None,
+                    *context,
+                ),
+            )
+
+    def get_crypto_context(self, master_token: MasterToken) -> CryptoContext | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_MT_COLUMNS} FROM master_tokens WHERE serial = ? AND sequence = ? AND expiration = ?",
+                master_token.key,
+            ).fetchone()
+        return None if row is None else self._master_row(row)[1]
+
+    def get_master_token(self) -> MasterToken | None:
+        with self._db.read() as conn:
+            rows = conn.execute(f"SELECT {_MT_COLUMNS} FROM master_tokens ORDER BY id").fetchall()
+        newest: MasterToken | None = None
+        for row in rows:
+            token = self._master_row(row)[0]
+            if newest is None or token.is_newer_than(newest):
+                newest = token
+        return newest
+
+    def get_non_replayable_id(self, master_token: MasterToken) -> int:
+        serial = master_token.serial_number
+        with self._db.write() as conn:
+            row = conn.execute("SELECT value FROM non_replayable WHERE serial = ?", (serial,)).fetchone()
+            value = next_id(int(row[0]) if row is not None else 0)
+            conn.execute("INSERT OR REPLACE INTO non_replayable (serial, value) VALUES (?, ?)", (serial, value))
+        return value
+
+    def remove_crypto_context(self, master_token: MasterToken) -> None:
+        serial = master_token.serial_number
+        with self._db.write() as conn:
+            conn.execute(
+                "DELETE FROM master_tokens WHERE serial = ? AND sequence = ? AND expiration = ?", master_token.key
+            )
+            if conn.execute("SELECT 1 FROM master_tokens WHERE serial = ? LIMIT 1", (serial,)).fetchone():
+                return
+            conn.execute("DELETE FROM non_replayable WHERE serial = ?", (serial,))
+            conn.execute(
+                "DELETE FROM service_tokens WHERE uit_serial IN "
+                "(SELECT serial FROM user_id_tokens WHERE mt_serial = ?)",
+                (serial,),
+            )
+            conn.execute("DELETE FROM user_id_tokens WHERE mt_serial = ?", (serial,))
+            conn.execute("DELETE FROM service_tokens WHERE mt_serial = ?", (serial,))
+
+    def clear_crypto_contexts(self) -> None:
+        with self._db.write() as conn:
+            for table in ("master_tokens", "non_replayable", "user_id_tokens", "service_tokens"):
+                conn.execute(f"DELETE FROM {table}")
+
+    # -- user ID tokens -----------------------------------------------------------------
+
+    def add_user_id_token(self, user_id: str, user_id_token: UserIdToken) -> None:
+        user = user_id_token.user.encode() if user_id_token.user is not None else None
+        with self._db.write() as conn:
+            if not conn.execute(
+                "SELECT 1 FROM master_tokens WHERE serial = ? LIMIT 1", (user_id_token.mt_serial_number,)
+            ).fetchone():
+                raise MslException(MslError.USERIDTOKEN_MASTERTOKEN_NOT_FOUND, user_id)
+            conn.execute(
+                f"INSERT OR REPLACE INTO user_id_tokens (user_id, serial, {_UIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    user_id,
+                    user_id_token.serial_number,
+                    encode(user_id_token.to_msl()),
+                    user_id_token.mt_serial_number,
+                    int(user_id_token.verified),
+                    user,
+                    _dump_json(user_id_token.issuer_data) if user is not None else None,
+                ),
+            )
+
+    def get_user_id_token(self, user_id: str) -> UserIdToken | None:
+        with self._db.read() as conn:
+            row = conn.execute(f"SELECT {_UIT_COLUMNS} FROM user_id_tokens WHERE user_id = ?", (user_id,)).fetchone()
+        return None if row is None else self._user_id_token_row(row)
+
+    def remove_user_id_token(self, user_id_token: UserIdToken) -> None:
+        key = (user_id_token.serial_number, user_id_token.mt_serial_number)
+        with self._db.write() as conn:
+            deleted = conn.execute("DELETE FROM user_id_tokens WHERE serial = ? AND mt_serial = ?", key).rowcount
+            if deleted:
+                conn.execute("DELETE FROM service_tokens WHERE uit_serial = ?", (user_id_token.serial_number,))
+
+    def clear_user_id_tokens(self) -> None:
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM service_tokens WHERE uit_serial IN (SELECT serial FROM user_id_tokens)")
+            conn.execute("DELETE FROM user_id_tokens")
+
+    # -- service tokens -----------------------------------------------------------------
+
+    def add_service_tokens(self, tokens: Iterable[ServiceToken]) -> None:
+        tokens = list(tokens)
+        with self._db.write() as conn:
+            for st in tokens:
+                if st.mt_serial_number is not None and not conn.execute(
+                    "SELECT 1 FROM master_tokens WHERE serial = ? LIMIT 1", (st.mt_serial_number,)
+                ).fetchone():
+                    raise MslException(MslError.SERVICETOKEN_MASTERTOKEN_NOT_FOUND, st.name)
+                if st.uit_serial_number is not None and not conn.execute(
+                    "SELECT 1 FROM user_id_tokens WHERE serial = ? LIMIT 1", (st.uit_serial_number,)
+                ).fetchone():
+                    raise MslException(MslError.SERVICETOKEN_USERIDTOKEN_NOT_FOUND, st.name)
+            for st in tokens:
+                # Newest data wins; an existing token keeps its position (control.md §2.1 note).
+                conn.execute(
+                    f"INSERT INTO service_tokens (name, {_ST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (name, mt_serial, uit_serial) DO UPDATE SET "
+                    "token = excluded.token, verified = excluded.verified, data = excluded.data",
+                    (
+                        st.name,
+                        encode(st.to_msl()),
+                        _UNBOUND if st.mt_serial_number is None else st.mt_serial_number,
+                        _UNBOUND if st.uit_serial_number is None else st.uit_serial_number,
+                        int(st.verified),
+                        st.data,
+                    ),
+                )
+
+    def get_service_tokens(
+        self, master_token: MasterToken | None, user_id_token: UserIdToken | None
+    ) -> list[ServiceToken]:
+        if user_id_token is not None:
+            if master_token is None:
+                raise MslException(MslError.USERIDTOKEN_MASTERTOKEN_NULL)
+            if not user_id_token.is_bound_to(master_token):
+                raise MslException(MslError.USERIDTOKEN_MASTERTOKEN_MISMATCH)
+        mt = master_token.serial_number if master_token is not None else _NEVER
+        uit = user_id_token.serial_number if user_id_token is not None else _NEVER
+        uit_mt = user_id_token.mt_serial_number if user_id_token is not None else _NEVER
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_ST_COLUMNS} FROM service_tokens WHERE "
+                "(mt_serial = :unbound AND uit_serial = :unbound) "
+                "OR (uit_serial = :unbound AND mt_serial = :mt) "
+                "OR (uit_serial = :uit AND (mt_serial = :unbound OR mt_serial = :uit_mt)) "
+                "ORDER BY id",
+                {"unbound": _UNBOUND, "mt": mt, "uit": uit, "uit_mt": uit_mt},
+            ).fetchall()
+        return [self._service_token_row(row) for row in rows]
+
+    def remove_service_tokens(
+        self,
+        name: str | None,
+        master_token: MasterToken | None,
+        user_id_token: UserIdToken | None,
+    ) -> None:
+        if user_id_token is not None and master_token is not None and not user_id_token.is_bound_to(master_token):
+            raise MslException(MslError.USERIDTOKEN_MASTERTOKEN_MISMATCH)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if name is not None:
+            clauses.append("name = ?")
+            params.append(name)
+        if user_id_token is not None:
+            clauses.append("uit_serial = ?")
+            params.append(user_id_token.serial_number)
+        elif master_token is not None:
+            clauses.append("mt_serial = ?")
+            params.append(master_token.serial_number)
+        else:
+            clauses.append("mt_serial = ? AND uit_serial = ?")
+            params.extend((_UNBOUND, _UNBOUND))
+        with self._db.write() as conn:
+            conn.execute(f"DELETE FROM service_tokens WHERE {' AND '.join(clauses)}", params)
