@@ -37,6 +37,7 @@ from missile.entityauth.psk_profile import PskProfileEntityAuthData, PskProfileE
 from missile.entityauth.rsa import RsaEntityAuthFactory
 from missile.entityauth.stores import InMemoryEccStore, InMemoryKeySetStore, InMemoryRsaStore, InMemoryX509Store
 from missile.entityauth.x509 import X509EntityAuthData, X509EntityAuthFactory
+from missile.errors import MslException
 from missile.keyfile import KeyFile
 from missile.keyx.asymmetric_wrapped import AsymmetricWrappedRequest
 from missile.keyx.base import KeyRequestData
@@ -335,10 +336,11 @@ def _replay_pair(data: bytes) -> tuple[Channel, Channel]:
 def error_of(seen: Seen, ctx: MslContext) -> ErrorHeader | None:
     """The error header a recorded response carried, parsed with ``ctx``."""
     reader = MessageReader(ctx)
-    for event in reader.feed(seen.response_bytes):
-        if isinstance(event, ErrorReceived):
-            return event.error_header
-    return None
+    try:
+        events = reader.feed(seen.response_bytes)
+    except MslException:
+        return None  # a message header the context can no longer open
+    return next((e.error_header for e in events if isinstance(e, ErrorReceived)), None)
 
 
 # -- a full pair ------------------------------------------------------------------------

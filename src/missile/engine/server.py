@@ -132,18 +132,26 @@ class MslServer:
         header: MessageHeader | None = None
         payload: list[bytes] = []
         try:
+            received = False
             while not reader.done:
                 data = await channel.read()
+                if not data and not received:
+                    return  # the peer closed without sending a message
+                received = True
                 events = reader.feed(data) if data else reader.end_of_stream()
                 for event in events:
                     if isinstance(event, HeaderReceived):
                         header = event.header
+                        if header.is_handshake:
+                            # A handshake has no payload (messages.md §9): answer at once
+                            # rather than wait for chunks that never come on a stream.
+                            break
                     elif isinstance(event, PayloadReceived):
                         payload.append(event.data)
                     elif isinstance(event, ErrorReceived):
                         log.info("error message received: %s", event.error_header.error_code.name)
                         return
-                if not data:
+                if not data or (header is not None and header.is_handshake):
                     break
         except MslException as exc:
             await self._send_error(channel, exc, header)

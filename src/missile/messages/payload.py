@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, decode, in_range
-from missile.encoding.compression import CompressionAlgorithm, compress, decompress
+from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO, CompressionAlgorithm, compress, decompress
 from missile.errors import MslEncodingException, MslError, MslException, MslMessageException
 
 __all__ = ["PayloadChunk", "encode_chunk"]
@@ -44,7 +44,10 @@ def encode_chunk(
     algo: CompressionAlgorithm | None = None
     if compression is not None and data:
         compressed = compress(compression, data)
-        if compressed is not None:
+        # Use compression only when smaller, and never beyond the inflate ratio a
+        # receiver enforces (encoding.md §8.1: 200 by default in the reference too),
+        # or the receiver would refuse the chunk as a decompression bomb.
+        if compressed is not None and len(compressed) * DEFAULT_MAX_DEFLATE_RATIO >= len(data):
             data, algo = compressed, compression
     parts = [b'{"sequencenumber":%d,"messageid":%d' % (sequence_number, message_id)]
     if end_of_message:

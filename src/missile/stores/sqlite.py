@@ -498,13 +498,19 @@ class SqliteStore:
         tokens = list(tokens)
         with self._db.write() as conn:
             for st in tokens:
-                if st.mt_serial_number is not None and not conn.execute(
-                    "SELECT 1 FROM master_tokens WHERE serial = ? LIMIT 1", (st.mt_serial_number,)
-                ).fetchone():
+                if (
+                    st.mt_serial_number is not None
+                    and not conn.execute(
+                        "SELECT 1 FROM master_tokens WHERE serial = ? LIMIT 1", (st.mt_serial_number,)
+                    ).fetchone()
+                ):
                     raise MslException(MslError.SERVICETOKEN_MASTERTOKEN_NOT_FOUND, st.name)
-                if st.uit_serial_number is not None and not conn.execute(
-                    "SELECT 1 FROM user_id_tokens WHERE serial = ? LIMIT 1", (st.uit_serial_number,)
-                ).fetchone():
+                if (
+                    st.uit_serial_number is not None
+                    and not conn.execute(
+                        "SELECT 1 FROM user_id_tokens WHERE serial = ? LIMIT 1", (st.uit_serial_number,)
+                    ).fetchone()
+                ):
                     raise MslException(MslError.SERVICETOKEN_USERIDTOKEN_NOT_FOUND, st.name)
             for st in tokens:
                 # Newest data wins; an existing token keeps its position (control.md §2.1 note).

@@ -82,6 +82,9 @@ class ServiceToken:
         ):
             raise MslInternalException("user ID token is not bound to the master token")
         compressed = compress(compression, data) if compression is not None and data else None
+        # As for payload chunks: never beyond the ratio receivers enforce (encoding.md §8.1).
+        if compressed is not None and len(compressed) * DEFAULT_MAX_DEFLATE_RATIO < len(data):
+            compressed = None
         algo = compression if compressed is not None else None
         plain = compressed if compressed is not None else data
         # An empty value is never encrypted (it is a deletion).

@@ -1,0 +1,95 @@
+"""MSL over a raw TCP connection carrying many messages (asyncio streams).
+
+MSL messages delimit themselves (a header, then chunks up to the end-of-message
+chunk), so one connection carries request after response after request. Exchanges on
+a connection are in lockstep: the client sends a request and reads its response before
+sending the next. Messages must end with an end-of-message chunk (or be an error or
+handshake message); a peer that ends a response after its header without one (as the
+Java reference's automatic handshake response does) can only be used over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from missile.engine.server import MslServer
+from missile.errors import MslError, MslException
+
+__all__ = ["TcpTransport", "serve_tcp"]
+
+
+class _StreamChannel:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, release: asyncio.Lock | None):
+        self._reader = reader
+        self._writer = writer
+        self._release = release
+
+    async def write(self, data: bytes) -> None:
+        if data:
+            self._writer.write(data)
+            await self._writer.drain()
+
+    async def finish(self) -> None:
+        # The message ends itself; the connection stays open for the next one.
+        await self._writer.drain()
+
+    async def read(self, n: int = 65536) -> bytes:
+        return await self._reader.read(n)
+
+    async def close(self) -> None:
+        if self._release is not None and self._release.locked():
+            self._release.release()
+            self._release = None
+
+
+class TcpTransport:
+    """Client transport over one long-lived TCP connection (reopened if it drops)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._lock = asyncio.Lock()
+        self.connections = 0
+        """TCP connections opened so far."""
+
+    async def connect(self) -> _StreamChannel:
+        await self._lock.acquire()
+        try:
+            if self._streams is None or self._streams[1].is_closing() or self._streams[0].at_eof():
+                try:
+                    self._streams = await asyncio.open_connection(self.host, self.port)
+                except OSError as exc:
+                    raise MslException(MslError.MSL_COMMS_FAILURE, f"cannot connect: {exc.strerror or exc}") from exc
+                self.connections += 1
+        except BaseException:
+            self._lock.release()
+            raise
+        reader, writer = self._streams
+        return _StreamChannel(reader, writer, self._lock)
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        if self._streams is not None:
+            self._streams[1].close()
+            await self._streams[1].wait_closed()
+            self._streams = None
+
+
+async def serve_tcp(server: MslServer, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
+    """Serve ``server`` on TCP: each connection answers messages one after another."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        channel = _StreamChannel(reader, writer, None)
+        try:
+            while not reader.at_eof():
+                await server.serve_channel(channel)
+                # Stop when the peer has closed and nothing is left to read.
+                if reader.at_eof():
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)
