@@ -110,7 +110,9 @@ class Pki:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "missile"), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "missile"), x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    )
 
 
 def _cert(subject: str, key: Any, issuer: str, issuer_key: Any, *, ca: bool) -> x509.Certificate:
@@ -146,7 +148,9 @@ def ephemeral_rsa_key() -> rsa.RSAPrivateKey:
 # -- key request factories --------------------------------------------------------------
 
 
-def key_requests_for(scheme: str, repository: WrapCryptoContextRepository | None = None) -> Callable[[], Sequence[KeyRequestData]]:
+def key_requests_for(
+    scheme: str, repository: WrapCryptoContextRepository | None = None
+) -> Callable[[], Sequence[KeyRequestData]]:
     """A client ``key_requests`` callable for one key exchange scheme (see KEYX_SCHEMES)."""
     if scheme == "SYMMETRIC_WRAPPED":
         return lambda: [SymmetricWrappedRequest("PSK")]
@@ -303,7 +307,7 @@ class RecordingServer:
             reader.feed(data)
             seen.request = reader.header
             seen.handshake = reader.is_handshake
-        except Exception:  # noqa: BLE001 - recording is best effort
+        except Exception:
             pass
         inner_client, inner_server = _replay_pair(data)
         task = asyncio.ensure_future(self.serve(inner_server))
@@ -328,8 +332,8 @@ def _replay_pair(data: bytes) -> tuple[Channel, Channel]:
 
     client_end, server_end = channel_pair()
     # Queue the recorded request for the server end, then its end of data.
-    client_end._out.queue.put_nowait(data)  # noqa: SLF001
-    client_end._out.queue.put_nowait(b"")  # noqa: SLF001
+    client_end._out.queue.put_nowait(data)
+    client_end._out.queue.put_nowait(b"")
     return client_end, server_end
 
 
@@ -396,11 +400,15 @@ def make_pair(
         handled.append(request)
         return await handler(request)
 
-    server = MslServer(server_ctx, recording_handler, options=server_options or MessageOptions(), **(server_kwargs or {}))
+    server = MslServer(
+        server_ctx, recording_handler, options=server_options or MessageOptions(), **(server_kwargs or {})
+    )
     recorder = RecordingServer(server_ctx, server.serve_channel)
     transport = LoopbackTransport(recorder)
     cctx = client_ctx if client_ctx is not None else client_context(entity, client_clock or clock)
-    client = MslClient(cctx, transport, key_requests=key_requests_for(keyx, cctx.wrap_repository), **(client_kwargs or {}))
+    client = MslClient(
+        cctx, transport, key_requests=key_requests_for(keyx, cctx.wrap_repository), **(client_kwargs or {})
+    )
     return Pair(clock, server_ctx, cctx, server, transport, client, recorder, factory, handled)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from missile.clock import FixedClock
 from missile.engine.options import MessageOptions
 from missile.engine.server import Reply, Request
 from missile.keyx.repository import InMemoryWrapCryptoContextRepository
@@ -28,7 +29,6 @@ from .harness import (
     make_pair,
     run,
 )
-from missile.clock import FixedClock
 
 # Entities whose data cannot be encrypted by their own scheme: a handshake comes first.
 HANDSHAKE_ENTITIES = {"RSA", "ECC", "X509", "NONE", "NONE_SUFFIXED"}
@@ -276,7 +276,9 @@ def test_service_tokens_set_returned_and_deleted() -> None:
         return Reply(b"ok")
 
     async def go() -> None:
-        p = make_pair("PSK", "SYMMETRIC_WRAPPED", handler=handler, server_kwargs={"service_token_contexts": {"": st_crypto}})
+        p = make_pair(
+            "PSK", "SYMMETRIC_WRAPPED", handler=handler, server_kwargs={"service_token_contexts": {"": st_crypto}}
+        )
         options = MessageOptions(service_token_contexts={"pref": st_crypto, "session": st_crypto})
         await p.client.request(b"set", options)
         stored = {t.name: t for t in p.store.get_service_tokens(p.store.get_master_token(), None)}

@@ -354,7 +354,13 @@ def test_final_empty_chunk_is_fine(session: Session) -> None:
 def test_decompression_bomb(session: Session) -> None:
     header, _ = session_message(session)
     chunk = encode_chunk(
-        session.crypto, 1, header.message_id, bytes(4 << 20), end_of_message=True, compression=CompressionAlgorithm.GZIP
+        session.crypto,
+        1,
+        header.message_id,
+        bytes(4 << 20),
+        end_of_message=True,
+        compression=CompressionAlgorithm.GZIP,
+        max_ratio=None,
     )
     assert len(chunk) < 40_000
     exc = fails(session.server, header.encode() + chunk, MslError.UNCOMPRESSION_ERROR)

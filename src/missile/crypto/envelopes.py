@@ -7,13 +7,13 @@ tag. Version 2 is understood on input.
 
 from __future__ import annotations
 
-import binascii
 import json
 from dataclasses import dataclass
 from enum import IntEnum
 
 from missile.crypto.algorithms import CipherSpec, SignatureAlgo
 from missile.encoding import MslObject, decode, encode
+from missile.encoding.base64 import b64encode_bytes
 from missile.errors import MslCryptoException, MslEncodingException, MslError
 
 __all__ = [
@@ -40,7 +40,7 @@ class EnvelopeVersion(IntEnum):
 
 
 def _b64(data: bytes) -> bytes:
-    return binascii.b2a_base64(data, newline=False)
+    return b64encode_bytes(data)
 
 
 @dataclass(frozen=True, slots=True)

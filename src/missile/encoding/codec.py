@@ -10,10 +10,13 @@ NaN or Infinity, nothing after the object but whitespace.
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Protocol
+
+import pybase64
 
 from missile.encoding.base64 import b64encode
 from missile.encoding.mslobject import MslArray, MslObject
@@ -116,7 +119,11 @@ def decode(data: bytes | bytearray | memoryview) -> MslObject:
     """Decode one encoded MSL object; anything malformed is MSL_PARSE_ERROR."""
     detect_format(data)
     try:
-        text = bytes(data).decode("utf-8")
+        text = (data if type(data) is bytes else bytes(data)).decode("utf-8")
+        if len(text) > _FLAT_THRESHOLD:
+            flat = _parse_flat(text)
+            if flat is not None:
+                return MslObject(flat)
         value = _DECODER.decode(text)
     except _DecodeRejected as exc:
         raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"invalid JSON: {exc}") from None
@@ -125,6 +132,86 @@ def decode(data: bytes | bytearray | memoryview) -> MslObject:
     if type(value) is not dict:  # pragma: no cover - guaranteed by the '{' check
         raise MslEncodingException(MslError.MSL_PARSE_ERROR, "not a JSON object")
     return MslObject(value)
+
+
+#: Objects longer than this try the flat fast path first (payload chunks, envelopes).
+_FLAT_THRESHOLD = 512
+_LONG_STRING = 256
+
+
+def _is_base64(value: str) -> bool:
+    try:
+        pybase64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _parse_flat(text: str) -> dict[str, Any] | None:
+    """Parse a compact, flat JSON object of strings, integers and booleans, or None.
+
+    The large objects on the data path (payload chunks, ciphertext envelopes, chunk
+    plaintexts) are flat objects whose values are mostly long base64 strings. This
+    finds each token with ``str.find`` instead of scanning character by character.
+    It accepts only input whose meaning is unambiguous (printable ASCII, no escapes,
+    no whitespace, no nesting, canonical integers, no duplicate keys); anything else
+    returns None and goes to the full JSON parser, so the result is always exactly
+    what that parser would produce.
+    """
+    if not text.isascii() or "\\" in text:
+        return None
+    n = len(text)
+    if n < 2 or text[0] != "{" or text[-1] != "}":
+        return None
+    out: dict[str, Any] = {}
+    pos = 1
+    while True:
+        if text[pos] != '"':
+            return None
+        key_end = text.find('"', pos + 1)
+        if key_end < 0 or key_end + 2 >= n or text[key_end + 1] != ":":
+            return None
+        key = text[pos + 1 : key_end]
+        if not key.isprintable():
+            return None
+        start = key_end + 2
+        c = text[start]
+        value: Any
+        if c == '"':
+            end = text.find('"', start + 1)
+            if end < 0:
+                return None
+            value = text[start + 1 : end]
+            # JSON forbids raw control characters in strings. Short values are checked
+            # directly; long ones (base64 on the data path) must be valid base64, which
+            # excludes them and is checked at SIMD speed.
+            if len(value) <= _LONG_STRING:
+                if not value.isprintable():
+                    return None
+            elif not _is_base64(value):
+                return None
+            nxt = end + 1
+        elif c == "t" and text.startswith("true", start):
+            value, nxt = True, start + 4
+        elif c == "f" and text.startswith("false", start):
+            value, nxt = False, start + 5
+        else:
+            comma = text.find(",", start)
+            nxt = comma if comma >= 0 else n - 1
+            number = text[start:nxt]
+            digits = number[1:] if number.startswith("-") else number
+            if not digits.isdigit() or (len(digits) > 1 and digits[0] == "0"):
+                return None
+            value = int(number)
+        if key in out or nxt >= n:
+            return None
+        out[key] = value
+        if text[nxt] == ",":
+            pos = nxt + 1
+            if pos >= n:
+                return None
+            continue
+        return out if nxt == n - 1 else None
 
 
 def decode_json_value(text: str) -> Any:

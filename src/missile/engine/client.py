@@ -126,6 +126,10 @@ class MslClient:
         self.remote_offset_ms: int | None = None
         """Estimated remote clock minus local clock (control.md §9)."""
         self._renewal_lock: asyncio.Lock | None = None
+        # control.md §11: a master token in use by an in-flight exchange is deleted only
+        # once that exchange has finished.
+        self._in_use: dict[MasterToken, int] = {}
+        self._doomed: set[MasterToken] = set()
 
     def remote_time_ms(self) -> int | None:
         """The estimated remote time, once a response has been seen."""
@@ -151,10 +155,15 @@ class MslClient:
                 raise MslMessageLimitExceeded(last_error)
             used += 2
             plan = await self._plan(options, attempt)
+            in_use = plan.master_token
+            if in_use is not None:
+                self._in_use[in_use] = self._in_use.get(in_use, 0) + 1
             try:
                 result = await self._exchange(plan, attempt, data, options)
                 self._absorb(plan, result, options)
             finally:
+                if in_use is not None:
+                    self._release_master_token(in_use)
                 if plan.lock_held:
                     self._lock().release()
             if result.error is not None:
@@ -220,9 +229,24 @@ class MslClient:
         if self._mandatory_renewable(options, attempt, master_token, user_id_token):
             # control.md §3.2: one renewable message at a time; waiters re-evaluate
             # with whatever the holder obtained.
+            store = self.ctx.store
+            assert store is not None
+            before = store.get_master_token()
             await lock.acquire()
             lock_held = True
-            master_token, user_id_token = self._tokens(options, attempt)
+            newest = store.get_master_token()
+            if newest is not None and newest != before:
+                # The holder obtained a new master token while we waited: use it (also
+                # for a resend that was going to re-authenticate or ask for keys), and
+                # keep the lock only if renewal is still mandatory with it.
+                attempt.force_entity_auth = False
+                attempt.force_renewable = False
+                master_token, user_id_token = self._tokens(options, attempt)
+                if not self._mandatory_renewable(options, attempt, master_token, user_id_token):
+                    lock.release()
+                    lock_held = False
+            else:
+                master_token, user_id_token = self._tokens(options, attempt)
         now = self.remote_time_ms()
         if not lock_held and not lock.locked():
             wants = (
@@ -395,7 +419,7 @@ class MslClient:
             if result.keyx_context is not None:
                 store.set_crypto_context(krd.master_token, result.keyx_context)
             if plan.master_token is not None and plan.master_token != krd.master_token:
-                store.remove_crypto_context(plan.master_token)
+                self._remove_master_token(plan.master_token)
             master_token = krd.master_token
         uit = data.user_id_token
         if uit is not None and options.user_id is not None and not uit.verified:
@@ -412,6 +436,25 @@ class MslClient:
             else:
                 store.add_service_tokens([token])
 
+    def _remove_master_token(self, master_token: MasterToken) -> None:
+        """Delete a master token's session now, or when its last in-flight exchange ends."""
+        if self._in_use.get(master_token):
+            self._doomed.add(master_token)
+        else:
+            store = self.ctx.store
+            assert store is not None
+            store.remove_crypto_context(master_token)
+
+    def _release_master_token(self, master_token: MasterToken) -> None:
+        count = self._in_use.get(master_token, 0) - 1
+        if count > 0:
+            self._in_use[master_token] = count
+            return
+        self._in_use.pop(master_token, None)
+        if master_token in self._doomed:
+            self._doomed.discard(master_token)
+            self._remove_master_token(master_token)
+
     def _recover(self, plan: _Plan, error: ErrorHeader, options: MessageOptions) -> _Attempt:
         """The resend for an error response (errors.md §2), or raise it to the application."""
         ctx = self.ctx
@@ -421,7 +464,7 @@ class MslClient:
         nxt = _Attempt(message_id=next_id(error.message_id))
         if code in (ResponseCode.ENTITY_REAUTH, ResponseCode.ENTITYDATA_REAUTH):
             if plan.master_token is not None:
-                store.remove_crypto_context(plan.master_token)
+                self._remove_master_token(plan.master_token)
             if ctx.get_entity_auth_data(code) is None:
                 raise MslErrorResponse(error)
             nxt.force_entity_auth = True

@@ -184,7 +184,8 @@ def build_response(
     unique: dict[tuple[str, int | None, int | None], ServiceToken] = {}
     for token in tokens:
         unique[token.key] = token
-    caps = capabilities.intersection(data.capabilities) if capabilities is not None else None
+    # messages.md §5: the shared capabilities, in the request's order.
+    caps = data.capabilities.intersection(capabilities) if data.capabilities is not None else None
     header_data = HeaderData(
         message_id=next_id(data.message_id),
         renewable=False,

@@ -8,11 +8,11 @@ spares the JSON encoder a scan over megabytes of base64.
 
 from __future__ import annotations
 
-import binascii
 from dataclasses import dataclass
 
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, decode, in_range
+from missile.encoding.base64 import b64encode_bytes
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO, CompressionAlgorithm, compress, decompress
 from missile.errors import MslEncodingException, MslError, MslException, MslMessageException
 
@@ -28,7 +28,7 @@ KEY_DATA = "data"
 
 
 def _b64(data: bytes) -> bytes:
-    return binascii.b2a_base64(data, newline=False)
+    return b64encode_bytes(data)
 
 
 def encode_chunk(
@@ -39,15 +39,17 @@ def encode_chunk(
     *,
     end_of_message: bool = False,
     compression: CompressionAlgorithm | None = None,
+    max_ratio: int | None = DEFAULT_MAX_DEFLATE_RATIO,
 ) -> bytes:
-    """Build one encoded payload chunk; compression is kept only when it makes the data smaller."""
+    """Build one encoded payload chunk; compression is kept only when it makes the data
+    smaller and stays within ``max_ratio`` (None lifts that cap, e.g. to craft tests)."""
     algo: CompressionAlgorithm | None = None
     if compression is not None and data:
         compressed = compress(compression, data)
         # Use compression only when smaller, and never beyond the inflate ratio a
         # receiver enforces (encoding.md §8.1: 200 by default in the reference too),
         # or the receiver would refuse the chunk as a decompression bomb.
-        if compressed is not None and len(compressed) * DEFAULT_MAX_DEFLATE_RATIO >= len(data):
+        if compressed is not None and (max_ratio is None or len(compressed) * max_ratio >= len(data)):
             data, algo = compressed, compression
     parts = [b'{"sequencenumber":%d,"messageid":%d' % (sequence_number, message_id)]
     if end_of_message:

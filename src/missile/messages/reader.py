@@ -131,7 +131,8 @@ class MessageReader:
 
     def remaining(self) -> bytes:
         """Bytes received after the end of this message (the start of the next one)."""
-        return self._pushed_back + self._decoder.take_remaining()
+        self._pushed_back += self._decoder.take_remaining()
+        return self._pushed_back
 
     # -- internals --------------------------------------------------------------------
 

@@ -1,0 +1,5 @@
+"""``python -m missile.cli``."""
+
+from missile.cli import main
+
+main()
