@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import vectorlib
 from click.testing import CliRunner
 
+import vectorlib
 from missile.cli import main
 
 CLI = [sys.executable, "-m", "missile.cli"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from missile.context import MslContext
 from missile.engine.options import MessageOptions
 from missile.errors import MslError
@@ -81,12 +79,6 @@ def test_concurrent_requests_in_renewal_window_renew_once() -> None:
     run(_renew_concurrently(ReferenceTokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=DAY_MS)))
 
 
-@pytest.mark.xfail(
-    reason="InMemoryTokenFactory rejects a renewed serial's older sequence number on every message "
-    "(MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC, ENTITY_REAUTH), so requests in flight during a "
-    "renewal re-authenticate and create new master tokens",
-    strict=False,
-)
 def test_concurrent_requests_in_renewal_window_default_factory() -> None:
     run(_renew_concurrently(InMemoryTokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=DAY_MS)))
 

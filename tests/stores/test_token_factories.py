@@ -123,7 +123,7 @@ def test_renew(factory: BaseTokenFactory) -> None:
     assert renewed.issuer_data == {"a": 1, "b": 2}
     assert renewed.renewal_window == (NOW + 4 * DAY_MS) // 1000
     assert factory.is_master_token_revoked(ctx, renewed) is None
-    assert factory.is_master_token_revoked(ctx, token) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
+    assert factory.is_master_token_renewable(ctx, token) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
     with pytest.raises(MslMasterTokenException) as exc:
         factory.renew_master_token(ctx, token, KE2, KH2)
     assert exc.value.error is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
@@ -147,7 +147,7 @@ def test_renew_wraps_sequence_number(factory: BaseTokenFactory) -> None:
     renewed = factory.renew_master_token(ctx, token, KE2, KH2)
     assert renewed.sequence_number == 0
     assert factory.is_master_token_revoked(ctx, renewed) is None
-    assert factory.is_master_token_revoked(ctx, token) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
+    assert factory.is_master_token_renewable(ctx, token) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
 
 
 def test_revocations(factory: BaseTokenFactory) -> None:
@@ -235,7 +235,7 @@ def test_two_servers_share_revocation_and_sequence(make_shared: Factory) -> None
     mt = a.create_master_token(ctx, "device", KE1, KH1)
     assert b.is_master_token_revoked(ctx, mt) is None
     renewed = b.renew_master_token(ctx, mt, KE2, KH2)
-    assert a.is_master_token_revoked(ctx, mt) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
+    assert a.is_master_token_renewable(ctx, mt) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
     assert a.is_master_token_revoked(ctx, renewed) is None
     a.revoke_master_token(renewed.serial_number)
     assert b.is_master_token_revoked(ctx, renewed) is MslError.MASTERTOKEN_IDENTITY_REVOKED
@@ -257,7 +257,7 @@ def test_state_survives_restart(tmp_path: Path) -> None:
     first.revoke_identity("evil")
     first.close()
     second = SqliteTokenFactory(tmp_path / "state.db")
-    assert second.is_master_token_revoked(ctx, mt) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
+    assert second.is_master_token_renewable(ctx, mt) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
     assert second.accept_non_replayable_id(ctx, renewed, 5) is MslError.MESSAGE_REPLAYED
     evil = second.create_master_token(ctx, "evil", KE1, KH1)
     assert second.is_master_token_revoked(ctx, evil) is MslError.MASTERTOKEN_IDENTITY_REVOKED

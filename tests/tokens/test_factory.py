@@ -164,7 +164,7 @@ def test_renew_wraps_sequence_number() -> None:
     assert renewed.serial_number == 12345
     assert renewed.is_newer_than(token)
     assert factory.is_master_token_revoked(ctx, renewed) is None
-    assert factory.is_master_token_revoked(ctx, token) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
+    assert factory.is_master_token_renewable(ctx, token) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
 
 
 def test_renewing_undecrypted_token_is_untrusted() -> None:
@@ -183,7 +183,7 @@ def test_old_sequence_number_refused_after_renewal() -> None:
     ctx = context()
     token = factory.create_master_token(ctx, "e", KE1, KH1)
     renewed = factory.renew_master_token(ctx, token, KE2, KH2)
-    assert factory.is_master_token_revoked(ctx, token) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
+    assert factory.is_master_token_renewable(ctx, token) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
     assert factory.is_master_token_renewable(ctx, token) is MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
     with pytest.raises(MslMasterTokenException) as exc:
         factory.renew_master_token(ctx, token, KE2, KH2)
@@ -198,9 +198,11 @@ def test_unknown_token_accepted_and_forget() -> None:
     ctx = context()
     token = factory.create_master_token(ctx, "e", KE1, KH1)
     factory.renew_master_token(ctx, token, KE2, KH2)
-    assert factory.is_master_token_revoked(ctx, token) is not None
-    factory.forget_master_token(token.serial_number)
+    # The superseded sequence number is still usable but can no longer be renewed.
     assert factory.is_master_token_revoked(ctx, token) is None
+    assert factory.is_master_token_renewable(ctx, token) is not None
+    factory.forget_master_token(token.serial_number)
+    assert factory.is_master_token_renewable(ctx, token) is None
     # A fresh factory (e.g. after a restart) accepts a token on its signature alone.
     assert InMemoryTokenFactory().is_master_token_revoked(ctx, token) is None
 

@@ -191,7 +191,9 @@ def test_mistyped_compression_algorithm() -> None:
 @pytest.mark.parametrize("algo", [CompressionAlgorithm.GZIP, CompressionAlgorithm.LZW])
 def test_decompression_bomb(algo: CompressionAlgorithm) -> None:
     bomb = bytes(1_000_000)
-    token = ServiceToken.create("t", bomb, ST_A, encrypted=False, compression=algo)
+    # Missile never sends such a token (the ratio cap applies when creating too).
+    assert ServiceToken.create("t", bomb, ST_A, encrypted=False, compression=algo).compression_algo is None
+    token = ServiceToken.create("t", bomb, ST_A, encrypted=False, compression=algo, max_ratio=None)
     assert token.compression_algo is algo
     assert parse_error(wire(token)) is MslError.UNCOMPRESSION_ERROR
     # A caller allowing a larger ratio gets the data.
@@ -199,7 +201,9 @@ def test_decompression_bomb(algo: CompressionAlgorithm) -> None:
 
 
 def test_bomb_not_inflated_when_unverified() -> None:
-    token = ServiceToken.create("t", bytes(1_000_000), ST_A, encrypted=False, compression=CompressionAlgorithm.GZIP)
+    token = ServiceToken.create(
+        "t", bytes(1_000_000), ST_A, encrypted=False, compression=CompressionAlgorithm.GZIP, max_ratio=None
+    )
     parsed = ServiceToken.parse(wire(token), {"": ST_B})
     assert not parsed.verified and parsed.data is None
 

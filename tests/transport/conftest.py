@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 import uvicorn
-import vectorlib
 
+import vectorlib
 from missile.engine.server import MslServer, Reply, Request
 from missile.keyfile import KeyFile
 from missile.profiles import context_from_keyfile

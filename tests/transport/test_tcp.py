@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import vectorlib
-
 from missile.engine.client import MslClient
 from missile.engine.server import MslServer
 from missile.keyfile import KeyFile

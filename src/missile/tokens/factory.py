@@ -195,12 +195,6 @@ class BaseTokenFactory(ABC):
             return MslError.MASTERTOKEN_IDENTITY_REVOKED
         if state.newest_serial is not None and state.newest_serial != master_token.serial_number:
             return MslError.MASTERTOKEN_IDENTITY_REVOKED
-        if state.sequence is None:
-            # A token this factory does not know (e.g. issued before a restart of an
-            # in-memory factory) is accepted on the strength of its signature.
-            return None
-        if state.sequence != master_token.sequence_number:
-            return MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
         return None
 
     def accept_non_replayable_id(
@@ -209,7 +203,20 @@ class BaseTokenFactory(ABC):
         return self._accept_largest(master_token.identity or "", master_token.serial_number, non_replayable_id)
 
     def is_master_token_renewable(self, ctx: MslContext, master_token: MasterToken) -> MslError | None:
-        return self.is_master_token_revoked(ctx, master_token)
+        # Only the newest sequence number of a serial may be renewed. Older ones stay
+        # usable until they expire (as in the reference), so messages in flight during
+        # a renewal still succeed instead of forcing entity re-authentication.
+        error = self.is_master_token_revoked(ctx, master_token)
+        if error is not None:
+            return error
+        state = self._master_token_state(master_token.identity, master_token.serial_number)
+        if state.sequence is None:
+            # A token this factory does not know (e.g. issued before a restart of an
+            # in-memory factory) is trusted on the strength of its signature.
+            return None
+        if state.sequence != master_token.sequence_number:
+            return MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
+        return None
 
     def is_user_id_token_revoked(
         self, ctx: MslContext, master_token: MasterToken, user_id_token: UserIdToken

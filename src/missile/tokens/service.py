@@ -75,15 +75,19 @@ class ServiceToken:
         user_id_token: UserIdToken | None = None,
         encrypted: bool = True,
         compression: CompressionAlgorithm | None = None,
+        max_ratio: int | None = DEFAULT_MAX_DEFLATE_RATIO,
     ) -> ServiceToken:
-        """Create a service token bound to the given tokens (tokens.md §3.3)."""
+        """Create a service token bound to the given tokens (tokens.md §3.3).
+
+        Compression is kept only when smaller and within ``max_ratio`` (None lifts it).
+        """
         if user_id_token is not None and master_token is not None and not user_id_token.is_bound_to(
             master_token
         ):
             raise MslInternalException("user ID token is not bound to the master token")
         compressed = compress(compression, data) if compression is not None and data else None
         # As for payload chunks: never beyond the ratio receivers enforce (encoding.md §8.1).
-        if compressed is not None and len(compressed) * DEFAULT_MAX_DEFLATE_RATIO < len(data):
+        if compressed is not None and max_ratio is not None and len(compressed) * max_ratio < len(data):
             compressed = None
         algo = compression if compressed is not None else None
         plain = compressed if compressed is not None else data
