@@ -8,6 +8,7 @@ shared between contexts.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -72,6 +73,19 @@ class MslContext:
     def __post_init__(self) -> None:
         self._sessions: OrderedDict[tuple[int, int, int, str | None], CryptoContext] = OrderedDict()
         self._sessions_lock = threading.Lock()
+        self._renewal_lock: asyncio.Lock | None = None
+        self.master_tokens_in_use: dict[MasterToken, int] = {}
+        """Master tokens used by in-flight exchanges, with their counts (control.md §11)."""
+        self.master_tokens_doomed: set[MasterToken] = set()
+        """Master tokens to delete from the store once no exchange uses them."""
+
+    @property
+    def renewal_lock(self) -> asyncio.Lock:
+        """The lock allowing one outstanding renewable message per context (control.md §3.2)."""
+        with self._sessions_lock:
+            if self._renewal_lock is None:
+                self._renewal_lock = asyncio.Lock()
+            return self._renewal_lock
 
     # -- lookups ----------------------------------------------------------------------
 

@@ -28,8 +28,7 @@ from missile.tokens.factory import (
     InMemoryTokenFactory,
     TokenFactory,
 )
-
-from .conftest import free_port
+from redis_helpers import free_port
 
 MSL = SymmetricCryptoContext("msl", bytes(range(16)), bytes(range(32, 64)))
 KE1, KH1 = bytes(range(16)), bytes(range(32))

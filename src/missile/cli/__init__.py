@@ -48,7 +48,18 @@ def keygen(directory: Path, server_identity: str, client_identity: str) -> None:
 @click.option("--state", type=click.Path(dir_okay=False), help="SQLite file for the server's token state.")
 @click.option("--redis", "redis_url", help="Redis URL for token state shared by several servers.")
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
-def serve(keys_path: str, host: str, port: int, state: str | None, redis_url: str | None, workers: int) -> None:
+@click.option("--renewal", default=86400, show_default=True, type=int, help="Token renewal window, seconds.")
+@click.option("--expiration", default=7 * 86400, show_default=True, type=int, help="Token lifetime, seconds.")
+def serve(
+    keys_path: str,
+    host: str,
+    port: int,
+    state: str | None,
+    redis_url: str | None,
+    workers: int,
+    renewal: int,
+    expiration: int,
+) -> None:
     """Run an MSL echo server over HTTP (POST at any path)."""
     import uvicorn
 
@@ -61,6 +72,10 @@ def serve(keys_path: str, host: str, port: int, state: str | None, redis_url: st
         os.environ[serving.ENV_STATE] = os.path.abspath(state)
     if redis_url:
         os.environ[serving.ENV_REDIS] = redis_url
+    if expiration < renewal:
+        raise click.UsageError("--expiration must not be shorter than --renewal")
+    os.environ[serving.ENV_RENEWAL] = str(renewal)
+    os.environ[serving.ENV_EXPIRATION] = str(expiration)
     serving.create_app()  # fail fast on a bad key file
     uvicorn.run(
         "missile.cli.serving:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"

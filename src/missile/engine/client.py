@@ -125,11 +125,11 @@ class MslClient:
         self.max_messages = max_messages
         self.remote_offset_ms: int | None = None
         """Estimated remote clock minus local clock (control.md §9)."""
-        self._renewal_lock: asyncio.Lock | None = None
         # control.md §11: a master token in use by an in-flight exchange is deleted only
         # once that exchange has finished.
-        self._in_use: dict[MasterToken, int] = {}
-        self._doomed: set[MasterToken] = set()
+        # Shared by every client of the context, like the renewal lock.
+        self._in_use = ctx.master_tokens_in_use
+        self._doomed = ctx.master_tokens_doomed
 
     def remote_time_ms(self) -> int | None:
         """The estimated remote time, once a response has been seen."""
@@ -138,9 +138,9 @@ class MslClient:
         return self.ctx.clock() + self.remote_offset_ms
 
     def _lock(self) -> asyncio.Lock:
-        if self._renewal_lock is None:
-            self._renewal_lock = asyncio.Lock()
-        return self._renewal_lock
+        # control.md §3.2: one renewable message at a time per context, whichever
+        # client (and transport) sends it.
+        return self.ctx.renewal_lock
 
     # -- public API -------------------------------------------------------------------
 
