@@ -469,15 +469,17 @@ def _keyx_ceiling(scheme: str, seconds: float, repeats: int) -> tuple[float, str
         params = numbers.parameters()
         nbytes = (p.bit_length() + 7) // 8 + 8
 
-        def private_key() -> dh.DHPrivateKey:
+        generator = dh.DHPublicNumbers(2, numbers).public_key()
+
+        def private_key() -> tuple[dh.DHPrivateKey, dh.DHPublicKey]:
             x = 2 + int.from_bytes(os.urandom(nbytes), "big") % (p - 3)
-            y = pow(2, x, p)  # noqa: F841 - the public value costs one exponentiation
-            return dh.DHPrivateNumbers(x, dh.DHPublicNumbers(y, numbers)).private_key()
+            key = dh.DHPrivateNumbers(x, dh.DHPublicNumbers(2, numbers)).private_key()
+            y = int.from_bytes(key.exchange(generator), "big")  # g^x: one exponentiation
+            return key, dh.DHPublicNumbers(y, numbers).public_key()
 
         def dh_ops() -> None:
-            a, b = private_key(), private_key()
-            a.exchange(b.public_key())
-            b.exchange(a.public_key())
+            (a, a_pub), (b, b_pub) = private_key(), private_key()
+            assert a.exchange(b_pub) == b.exchange(a_pub)
 
         del params
         return _timed_rate(dh_ops, seconds, 100000, repeats), (

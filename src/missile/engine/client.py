@@ -55,6 +55,8 @@ class Response:
     """The response application data."""
     messages: int
     """How many MSL messages the exchange took (requests, responses, resends)."""
+    pushes: tuple[bytes, ...] = ()
+    """Payloads of messages the server pushed after its response (control.md §4.5)."""
 
     @property
     def master_token(self) -> MasterToken | None:
@@ -96,6 +98,7 @@ class _Result:
     error: ErrorHeader | None
     payload: bytes
     keyx_context: CryptoContext | None = None
+    pushes: tuple[bytes, ...] = ()
 
 
 class MslClient:
@@ -146,7 +149,16 @@ class MslClient:
 
     async def request(self, data: bytes = b"", options: MessageOptions | None = None) -> Response:
         """Send ``data`` and return the response, recovering from errors automatically."""
-        options = options or MessageOptions()
+        response = await self._run(data, options or MessageOptions(), one_way=False)
+        assert response is not None
+        return response
+
+    async def send(self, data: bytes = b"", options: MessageOptions | None = None) -> Response | None:
+        """Send ``data`` one way. The server answers only when it has tokens to deliver
+        (or an error); that answer is processed and returned, otherwise None."""
+        return await self._run(data, options or MessageOptions(), one_way=True)
+
+    async def _run(self, data: bytes, options: MessageOptions, *, one_way: bool) -> Response | None:
         attempt = _Attempt()
         used = 0
         last_error: MslException | None = None
@@ -159,7 +171,9 @@ class MslClient:
             if in_use is not None:
                 self._in_use[in_use] = self._in_use.get(in_use, 0) + 1
             try:
-                result = await self._exchange(plan, attempt, data, options)
+                result = await self._exchange(plan, attempt, data, options, one_way=one_way)
+                if result is None:
+                    return None
                 self._absorb(plan, result, options)
             finally:
                 if in_use is not None:
@@ -175,7 +189,7 @@ class MslClient:
                 # Resend the application data in response to the handshake response.
                 attempt = _Attempt(message_id=next_id(result.header.message_id))
                 continue
-            return Response(result.header, result.payload, used)
+            return Response(result.header, result.payload, used, result.pushes)
 
     # -- planning -----------------------------------------------------------------------
 
@@ -308,7 +322,9 @@ class MslClient:
 
     # -- one exchange -----------------------------------------------------------------
 
-    async def _exchange(self, plan: _Plan, attempt: _Attempt, data: bytes, options: MessageOptions) -> _Result:
+    async def _exchange(
+        self, plan: _Plan, attempt: _Attempt, data: bytes, options: MessageOptions, *, one_way: bool = False
+    ) -> _Result | None:
         ctx = self.ctx
         store = ctx.store
         assert store is not None
@@ -351,28 +367,28 @@ class MslClient:
                         await channel.write(out)
                 await channel.write(writer.close())
             await channel.finish()
-            return await self._receive(channel, built.header, plan, options)
+            return await self._receive(channel, built.header, plan, options, one_way=one_way)
         except (OSError, EOFError) as exc:
             raise MslException(MslError.MSL_COMMS_FAILURE, type(exc).__name__) from exc
         finally:
             await channel.close()
 
     async def _receive(
-        self, channel: Channel, request: MessageHeader, plan: _Plan, options: MessageOptions
-    ) -> _Result:
-        reader = MessageReader(
-            self.ctx,
-            service_token_contexts=options.service_token_contexts,
-            key_requests=plan.key_requests,
-            limits=self.reader_limits,
-            single_message=True,
-        )
+        self, channel: Channel, request: MessageHeader, plan: _Plan, options: MessageOptions, *, one_way: bool
+    ) -> _Result | None:
+        reader = self._reader(options, plan.key_requests)
         header: MessageHeader | None = None
         error: ErrorHeader | None = None
         keyx_context: CryptoContext | None = None
         payload: list[bytes] = []
+        first = True
+        eof = False
         while True:
             chunk = await channel.read()
+            if not chunk and first and one_way and not plan.handshake:
+                return None  # a one-way message the server did not answer
+            first = False
+            eof = not chunk
             events = reader.feed(chunk) if chunk else reader.end_of_stream()
             for event in events:
                 if isinstance(event, HeaderReceived):
@@ -382,11 +398,50 @@ class MslClient:
                     error = event.error_header
                 elif isinstance(event, PayloadReceived):
                     payload.append(event.data)
-            if not chunk or reader.done:
+            if eof or reader.done:
                 break
         if header is None and error is None:
             raise MslMessageException(MslError.MSL_PARSE_ERROR, "no response")
-        return _Result(request, header, error, b"".join(payload), keyx_context)
+        pushes: tuple[bytes, ...] = ()
+        if not eof and getattr(channel, "one_exchange", True):
+            pushes = await self._pushes(channel, reader.remaining(), options)
+        return _Result(request, header, error, b"".join(payload), keyx_context, pushes)
+
+    def _reader(self, options: MessageOptions, key_requests: Sequence[KeyRequestData] = ()) -> MessageReader:
+        return MessageReader(
+            self.ctx,
+            service_token_contexts=options.service_token_contexts,
+            key_requests=key_requests,
+            limits=self.reader_limits,
+        )
+
+    async def _pushes(self, channel: Channel, pending: bytes, options: MessageOptions) -> tuple[bytes, ...]:
+        """Messages the server pushed after the response, until the channel ends."""
+        pushes: list[bytes] = []
+        eof = False
+        while True:
+            reader = self._reader(options)
+            data: list[bytes] = []
+            chunk = pending
+            pending = b""
+            started = False
+            while True:
+                if not chunk and not eof:
+                    chunk = await channel.read()
+                    eof = not chunk
+                if chunk.strip():
+                    started = True
+                if not started and eof:
+                    return tuple(pushes)
+                events = reader.feed(chunk) if chunk else reader.end_of_stream()
+                chunk = b""
+                data.extend(e.data for e in events if isinstance(e, PayloadReceived))
+                if reader.done or eof:
+                    break
+            pushes.append(b"".join(data))
+            pending = reader.remaining()
+            if eof and not pending.strip():
+                return tuple(pushes)
 
     # -- bookkeeping --------------------------------------------------------------------
 

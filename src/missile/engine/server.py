@@ -18,7 +18,7 @@ from missile.crypto.context import CryptoContext
 from missile.engine.options import MessageOptions
 from missile.engine.transport import Channel
 from missile.errors import MslError, MslException, MslInternalException
-from missile.messages.builder import BuiltMessage, build_error_response, build_response
+from missile.messages.builder import BuiltMessage, build_error_response, build_push, build_response
 from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.messages.events import ErrorReceived, HeaderReceived, PayloadReceived
 from missile.messages.header import MessageHeader
@@ -67,6 +67,10 @@ class Reply:
     """Service tokens to set (a token with empty data deletes the client's copy)."""
     options: MessageOptions | None = None
     """Protection the response requires (defaults to the server's options)."""
+    respond: bool = True
+    """False for a one-way request: nothing is sent back unless tokens must be issued."""
+    pushes: Sequence[bytes] = ()
+    """Extra server-initiated messages sent after the response on the same connection."""
 
 
 class RequestRejected(MslException):
@@ -172,6 +176,8 @@ class MslServer:
             request = Request(header, b"".join(payload))
             result = await self.handler(request)
             reply = result if isinstance(result, Reply) else Reply(data=result or b"")
+            if not reply.respond and not _needs_response(header):
+                return
             options = reply.options or self.options
             built = build_response(
                 self.ctx, header, service_tokens=reply.service_tokens, capabilities=self.capabilities
@@ -181,7 +187,17 @@ class MslServer:
                 raise MslException(MslError.RESPONSE_REQUIRES_INTEGRITY_PROTECTION)
             if options.encrypted and not encrypts:
                 raise MslException(MslError.RESPONSE_REQUIRES_ENCRYPTION)
+            pushes = [(build_push(self.ctx, header), push) for push in reply.pushes]
+            for push_built, _ in pushes:
+                # Pushes carry no key exchange: they are protected like the request was.
+                push_encrypts, push_protects = _payload_protection(push_built)
+                if options.integrity_protected and not push_protects:
+                    raise MslException(MslError.RESPONSE_REQUIRES_INTEGRITY_PROTECTION, "push")
+                if options.encrypted and not push_encrypts:
+                    raise MslException(MslError.RESPONSE_REQUIRES_ENCRYPTION, "push")
             await self._write(channel, built, reply.data)
+            for push_built, push in pushes:
+                await self._write(channel, push_built, push)
         except MslException as exc:
             await self._send_error(channel, exc, header)
         except Exception as exc:
@@ -211,6 +227,12 @@ class MslServer:
             log.exception("cannot build an error response")
             return
         await channel.write(error.encode())
+
+
+def _needs_response(request: MessageHeader) -> bool:
+    """A one-way request still gets a response when it asked for tokens (control.md §3.4)."""
+    data = request.data
+    return data.renewable and (bool(data.key_request_data) or data.user_auth_data is not None)
 
 
 def _payload_protection(built: BuiltMessage) -> tuple[bool, bool]:

@@ -27,7 +27,7 @@ from missile.tokens.service import ServiceToken
 from missile.tokens.user_id import UserIdToken
 from missile.userauth.base import UserAuthData
 
-__all__ = ["BuiltMessage", "build_error_response", "build_request", "build_response", "exchange_keys"]
+__all__ = ["BuiltMessage", "build_error_response", "build_push", "build_request", "build_response", "exchange_keys"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,7 @@ def build_response(
     capabilities: MessageCapabilities | None = DEFAULT_CAPABILITIES,
     issue_tokens: bool = True,
     peer_master_token: MasterToken | None = None,
+    message_id: int | None = None,
 ) -> BuiltMessage:
     """A trusted-network server's response to ``request`` (message ID + 1).
 
@@ -187,7 +188,7 @@ def build_response(
     # messages.md §5: the shared capabilities, in the request's order.
     caps = data.capabilities.intersection(capabilities) if data.capabilities is not None else None
     header_data = HeaderData(
-        message_id=next_id(data.message_id),
+        message_id=message_id if message_id is not None else next_id(data.message_id),
         renewable=False,
         capabilities=caps,
         key_response_data=keyx.response if keyx is not None else None,
@@ -198,6 +199,12 @@ def build_response(
     header = MessageHeader.create(ctx, header_data, master_token=master_token, entity_auth_data=entity_auth_data)
     payload_crypto = keyx.crypto_context if keyx is not None and not ctx.peer_to_peer else header.crypto_context
     return BuiltMessage(header, payload_crypto, keyx)
+
+
+def build_push(ctx: MslContext, request: MessageHeader) -> BuiltMessage:
+    """A server-initiated message on a request's connection (control.md §4.5): random
+    message ID, protected like a response, no token issuance or renewal."""
+    return build_response(ctx, request, issue_tokens=False, message_id=random_long(ctx.random))
 
 
 def build_error_response(

@@ -19,6 +19,9 @@ __all__ = ["TcpTransport", "serve_tcp"]
 
 
 class _StreamChannel:
+    # Many exchanges share the connection: nothing after a response belongs to it.
+    one_exchange = False
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, release: asyncio.Lock | None):
         self._reader = reader
         self._writer = writer
