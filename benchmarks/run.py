@@ -539,6 +539,17 @@ def bench_keyx(seconds: float, repeats: int) -> dict[str, Any]:
 # -- 4. HTTP ---------------------------------------------------------------------------------
 
 ECHO_APP = '''
+import socket
+
+
+def _nodelay(send):
+    # The same TCP_NODELAY fix MslAsgiApp applies (uvicorn --workers leaves Nagle on).
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -550,6 +561,7 @@ async def app(scope, receive, send):
                 return
     if scope["type"] != "http":
         return
+    _nodelay(send)
     body = b""
     more = True
     while more:

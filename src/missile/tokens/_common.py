@@ -3,9 +3,12 @@ and the renewal/expiry rules (tokens.md §1.5)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from missile.clock import Clock
-from missile.encoding import MslObject
-from missile.errors import MslEncodingException, MslError
+from missile.crypto.context import CryptoContext
+from missile.encoding import MslObject, decode, in_range
+from missile.errors import MslEncodingException, MslError, MslException
 
 KEY_TOKENDATA = "tokendata"
 KEY_SIGNATURE = "signature"
@@ -44,3 +47,79 @@ def is_expired(expiration: int, verified: bool, clock: Clock, now_ms: int | None
     if verified:
         return expiration * 1000 <= clock()
     return False
+
+
+@dataclass(frozen=True)
+class TokenErrors:
+    """The MslErrors one token type raises for the failures master and user ID tokens share."""
+
+    tokendata_missing: MslError
+    tokendata_parse: MslError
+    expires_before_renewal: MslError
+    serial_ranges: tuple[MslError, MslError]
+    payload_missing: MslError
+
+
+@dataclass(frozen=True)
+class SignedTokenData:
+    """The verified-or-not token data of a master or user ID token, range-checked."""
+
+    tokendata: bytes
+    signature: bytes
+    verified: bool
+    renewal_window: int
+    expiration: int
+    serials: tuple[int, int]
+    payload: bytes
+
+
+def read_signed_token(
+    obj: MslObject,
+    msl_crypto: CryptoContext,
+    errors: TokenErrors,
+    serial_keys: tuple[str, str],
+    payload_key: str,
+) -> SignedTokenData:
+    """tokens.md §1.4 / §2.2: read the outer object, verify with the MSL keys (a bad
+    signature only marks the token unverified), parse and range-check the token data."""
+    tokendata, signature = read_outer(obj, errors.tokendata_missing)
+    verified = msl_crypto.verify(tokendata, signature)
+    try:
+        data = decode(tokendata)
+        renewal_window = data.get_int(KEY_RENEWAL_WINDOW)
+        expiration = data.get_int(KEY_EXPIRATION)
+        serials = (data.get_int(serial_keys[0]), data.get_int(serial_keys[1]))
+        payload = data.get_bytes(payload_key)
+    except MslEncodingException as exc:
+        raise MslEncodingException(errors.tokendata_parse, exc.detail) from exc
+    if expiration < renewal_window:
+        raise MslException(errors.expires_before_renewal)
+    for value, error in zip(serials, errors.serial_ranges, strict=True):
+        if not in_range(value):
+            raise MslException(error)
+    if not payload:
+        raise MslEncodingException(errors.payload_missing)
+    return SignedTokenData(tokendata, signature, verified, renewal_window, expiration, serials, payload)
+
+
+class TimedToken:
+    """Renewal and expiry checks and the wire form shared by master and user ID tokens."""
+
+    renewal_window: int
+    expiration: int
+    verified: bool
+    clock: Clock
+    tokendata: bytes
+    signature: bytes
+
+    def is_renewable(self, now_ms: int | None = None) -> bool:
+        """True once the renewal window has opened (tokens.md §1.5)."""
+        return is_renewable(self.renewal_window, self.verified, self.clock, now_ms)
+
+    def is_expired(self, now_ms: int | None = None) -> bool:
+        """True once the token has expired (tokens.md §1.5)."""
+        return is_expired(self.expiration, self.verified, self.clock, now_ms)
+
+    def to_msl(self) -> dict[str, bytes]:
+        """The wire object: the original token data and signature bytes."""
+        return {KEY_TOKENDATA: self.tokendata, KEY_SIGNATURE: self.signature}

@@ -21,9 +21,9 @@ from missile.tokens._common import (
     KEY_ISSUER_DATA,
     KEY_RENEWAL_WINDOW,
     KEY_SERIAL_NUMBER,
-    is_expired,
-    is_renewable,
-    read_outer,
+    TimedToken,
+    TokenErrors,
+    read_signed_token,
 )
 
 __all__ = ["MasterToken"]
@@ -39,13 +39,24 @@ KEY_SIGNATURE_ALGORITHM = "signaturealgorithm"
 ENCRYPTION_ALGORITHMS = frozenset({"AES"})
 SIGNATURE_ALGORITHMS = frozenset({"HmacSHA256", "AESCmac"})
 
+_ERRORS = TokenErrors(
+    tokendata_missing=MslError.MASTERTOKEN_TOKENDATA_MISSING,
+    tokendata_parse=MslError.MASTERTOKEN_TOKENDATA_PARSE_ERROR,
+    expires_before_renewal=MslError.MASTERTOKEN_EXPIRES_BEFORE_RENEWAL,
+    serial_ranges=(
+        MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_RANGE,
+        MslError.MASTERTOKEN_SERIAL_NUMBER_OUT_OF_RANGE,
+    ),
+    payload_missing=MslError.MASTERTOKEN_SESSIONDATA_MISSING,
+)
+
 # The wraparound rule of tokens.md §1.6: a gap larger than 2^53 - 127 means the
 # sequence numbers wrapped.
 _WRAP_WINDOW = MAX_LONG_VALUE - 127
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class MasterToken:
+class MasterToken(TimedToken):
     """A master token, as created by its issuer or parsed from the wire."""
 
     renewal_window: int
@@ -147,38 +158,20 @@ class MasterToken:
     @classmethod
     def parse(cls, obj: MslObject, msl_crypto: CryptoContext, *, clock: Clock = system_clock) -> MasterToken:
         """Parse a master token object; verify and decrypt it if ``msl_crypto`` can (§1.4)."""
-        tokendata, signature = read_outer(obj, MslError.MASTERTOKEN_TOKENDATA_MISSING)
-        verified = msl_crypto.verify(tokendata, signature)
-        try:
-            data = decode(tokendata)
-            renewal_window = data.get_int(KEY_RENEWAL_WINDOW)
-            expiration = data.get_int(KEY_EXPIRATION)
-            sequence_number = data.get_int(KEY_SEQUENCE_NUMBER)
-            serial_number = data.get_int(KEY_SERIAL_NUMBER)
-            sessiondata = data.get_bytes(KEY_SESSION_DATA)
-        except MslEncodingException as exc:
-            raise MslEncodingException(MslError.MASTERTOKEN_TOKENDATA_PARSE_ERROR, exc.detail) from exc
-        if expiration < renewal_window:
-            raise MslException(MslError.MASTERTOKEN_EXPIRES_BEFORE_RENEWAL)
-        if not in_range(sequence_number):
-            raise MslException(MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_RANGE)
-        if not in_range(serial_number):
-            raise MslException(MslError.MASTERTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
-        if not sessiondata:
-            raise MslEncodingException(MslError.MASTERTOKEN_SESSIONDATA_MISSING)
+        signed = read_signed_token(obj, msl_crypto, _ERRORS, (KEY_SEQUENCE_NUMBER, KEY_SERIAL_NUMBER), KEY_SESSION_DATA)
         token = cls(
-            renewal_window=renewal_window,
-            expiration=expiration,
-            sequence_number=sequence_number,
-            serial_number=serial_number,
-            tokendata=tokendata,
-            signature=signature,
-            verified=verified,
+            renewal_window=signed.renewal_window,
+            expiration=signed.expiration,
+            sequence_number=signed.serials[0],
+            serial_number=signed.serials[1],
+            tokendata=signed.tokendata,
+            signature=signed.signature,
+            verified=signed.verified,
             clock=clock,
         )
-        if not verified:
+        if not signed.verified:
             return token
-        return token._with_session(msl_crypto.decrypt(sessiondata))
+        return token._with_session(msl_crypto.decrypt(signed.payload))
 
     def _with_session(self, plaintext: bytes) -> MasterToken:
         try:
@@ -231,14 +224,6 @@ class MasterToken:
         """True when the session data (identity and keys) is available."""
         return self.identity is not None
 
-    def is_renewable(self, now_ms: int | None = None) -> bool:
-        """True once the renewal window has opened (tokens.md §1.5)."""
-        return is_renewable(self.renewal_window, self.verified, self.clock, now_ms)
-
-    def is_expired(self, now_ms: int | None = None) -> bool:
-        """True once the token has expired (tokens.md §1.5)."""
-        return is_expired(self.expiration, self.verified, self.clock, now_ms)
-
     def is_newer_than(self, other: MasterToken) -> bool:
         """Sequence-number ordering with wraparound (tokens.md §1.6); serials are ignored."""
         if self.sequence_number == other.sequence_number:
@@ -264,7 +249,3 @@ class MasterToken:
             f"MasterToken(serial={self.serial_number}, seq={self.sequence_number}, "
             f"expiration={self.expiration}, verified={self.verified}, identity={self.identity!r})"
         )
-
-    def to_msl(self) -> dict[str, bytes]:
-        """The wire object: the original token data and signature bytes."""
-        return {"tokendata": self.tokendata, "signature": self.signature}

@@ -21,9 +21,9 @@ from missile.tokens._common import (
     KEY_MT_SERIAL_NUMBER,
     KEY_RENEWAL_WINDOW,
     KEY_SERIAL_NUMBER,
-    is_expired,
-    is_renewable,
-    read_outer,
+    TimedToken,
+    TokenErrors,
+    read_signed_token,
 )
 from missile.tokens.master import MasterToken
 from missile.tokens.user import MslUser, UserFactory, default_user_factory
@@ -32,9 +32,20 @@ __all__ = ["UserIdToken"]
 
 KEY_USER_DATA = "userdata"
 
+_ERRORS = TokenErrors(
+    tokendata_missing=MslError.USERIDTOKEN_TOKENDATA_MISSING,
+    tokendata_parse=MslError.USERIDTOKEN_TOKENDATA_PARSE_ERROR,
+    expires_before_renewal=MslError.USERIDTOKEN_EXPIRES_BEFORE_RENEWAL,
+    serial_ranges=(
+        MslError.USERIDTOKEN_MASTERTOKEN_SERIAL_NUMBER_OUT_OF_RANGE,
+        MslError.USERIDTOKEN_SERIAL_NUMBER_OUT_OF_RANGE,
+    ),
+    payload_missing=MslError.USERIDTOKEN_USERDATA_MISSING,
+)
+
 
 @dataclass(frozen=True, eq=False, repr=False)
-class UserIdToken:
+class UserIdToken(TimedToken):
     """A user ID token, as created by its issuer or parsed from the wire."""
 
     renewal_window: int
@@ -115,29 +126,12 @@ class UserIdToken:
         clock: Clock = system_clock,
     ) -> UserIdToken:
         """Parse a user ID token expected to be bound to ``master_token`` (tokens.md §2.2)."""
-        tokendata, signature = read_outer(obj, MslError.USERIDTOKEN_TOKENDATA_MISSING)
-        verified = msl_crypto.verify(tokendata, signature)
-        try:
-            data = decode(tokendata)
-            renewal_window = data.get_int(KEY_RENEWAL_WINDOW)
-            expiration = data.get_int(KEY_EXPIRATION)
-            mt_serial_number = data.get_int(KEY_MT_SERIAL_NUMBER)
-            serial_number = data.get_int(KEY_SERIAL_NUMBER)
-            userdata = data.get_bytes(KEY_USER_DATA)
-        except MslEncodingException as exc:
-            raise MslEncodingException(MslError.USERIDTOKEN_TOKENDATA_PARSE_ERROR, exc.detail) from exc
-        if expiration < renewal_window:
-            raise MslException(MslError.USERIDTOKEN_EXPIRES_BEFORE_RENEWAL)
-        if not in_range(mt_serial_number):
-            raise MslException(MslError.USERIDTOKEN_MASTERTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
-        if not in_range(serial_number):
-            raise MslException(MslError.USERIDTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
-        if not userdata:
-            raise MslEncodingException(MslError.USERIDTOKEN_USERDATA_MISSING)
+        signed = read_signed_token(obj, msl_crypto, _ERRORS, (KEY_MT_SERIAL_NUMBER, KEY_SERIAL_NUMBER), KEY_USER_DATA)
+        mt_serial_number, serial_number = signed.serials
         user: MslUser | None = None
         issuer: MslObject | None = None
-        if verified:
-            plaintext = msl_crypto.decrypt(userdata)
+        if signed.verified:
+            plaintext = msl_crypto.decrypt(signed.payload)
             try:
                 parsed = decode(plaintext)
                 identity = parsed.get_string(KEY_IDENTITY)
@@ -154,13 +148,13 @@ class UserIdToken:
                 f"mt serialnumber {master_token.serial_number if master_token else None}",
             ).set_master_token(master_token)
         return cls(
-            renewal_window=renewal_window,
-            expiration=expiration,
+            renewal_window=signed.renewal_window,
+            expiration=signed.expiration,
             mt_serial_number=mt_serial_number,
             serial_number=serial_number,
-            tokendata=tokendata,
-            signature=signature,
-            verified=verified,
+            tokendata=signed.tokendata,
+            signature=signed.signature,
+            verified=signed.verified,
             user=user,
             issuer_data=issuer.to_dict() if issuer is not None else None,
             clock=clock,
@@ -170,14 +164,6 @@ class UserIdToken:
     def decrypted(self) -> bool:
         """True when the user is known."""
         return self.user is not None
-
-    def is_renewable(self, now_ms: int | None = None) -> bool:
-        """True once the renewal window has opened (tokens.md §1.5)."""
-        return is_renewable(self.renewal_window, self.verified, self.clock, now_ms)
-
-    def is_expired(self, now_ms: int | None = None) -> bool:
-        """True once the token has expired (tokens.md §1.5)."""
-        return is_expired(self.expiration, self.verified, self.clock, now_ms)
 
     def is_bound_to(self, master_token: MasterToken | None) -> bool:
         """True when bound to ``master_token``."""
@@ -199,7 +185,3 @@ class UserIdToken:
             f"UserIdToken(serial={self.serial_number}, mt_serial={self.mt_serial_number}, "
             f"verified={self.verified}, user={self.user!r})"
         )
-
-    def to_msl(self) -> dict[str, bytes]:
-        """The wire object: the original token data and signature bytes."""
-        return {"tokendata": self.tokendata, "signature": self.signature}

@@ -11,6 +11,7 @@ runs under uvicorn and mounts in Starlette or FastAPI.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -22,6 +23,11 @@ from missile.errors import MslError, MslException
 __all__ = ["HttpTransport", "MslAsgiApp"]
 
 CONTENT_TYPE = "application/octet-stream"
+
+#: Writes smaller than this are collected before anything is sent, so a small message
+#: (header and a chunk or two) leaves as one request or response with a Content-Length
+#: instead of several chunked-encoding writes. Larger bodies stream as before.
+COALESCE_LIMIT = 64 * 1024
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,6 +47,8 @@ class _HttpChannel:
         self._buffer = b""
         self._eof = False
         self._task: asyncio.Task[httpx.Response] | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     async def _body(self) -> AsyncIterator[bytes]:
         while True:
@@ -49,20 +57,41 @@ class _HttpChannel:
                 return
             yield item
 
-    def _start(self) -> None:
+    def _send(self, content: bytes | AsyncIterator[bytes]) -> None:
+        request = self._client.build_request(
+            "POST", self._url, content=content, headers={"content-type": CONTENT_TYPE}
+        )
+        self._task = asyncio.ensure_future(self._client.send(request, stream=True))
+
+    async def _start(self) -> None:
+        """Start a streaming POST, sending what was collected so far first."""
         if self._task is None:
-            request = self._client.build_request(
-                "POST", self._url, content=self._body(), headers={"content-type": CONTENT_TYPE}
-            )
-            self._task = asyncio.ensure_future(self._client.send(request, stream=True))
+            self._send(self._body())
+            pending, self._pending = self._pending, []
+            self._pending_size = 0
+            if pending:
+                await self._outgoing.put(b"".join(pending))
 
     async def write(self, data: bytes) -> None:
-        self._start()
+        if self._task is None:
+            if not data:
+                return
+            self._pending.append(bytes(data))
+            self._pending_size += len(data)
+            if self._pending_size < COALESCE_LIMIT:
+                return
+            await self._start()
+            return
         if data:
             await self._outgoing.put(bytes(data))
 
     async def finish(self) -> None:
-        self._start()
+        if self._task is None:
+            # The whole message was small: one POST with a Content-Length body.
+            content, self._pending = b"".join(self._pending), []
+            self._pending_size = 0
+            self._send(content)
+            return
         await self._outgoing.put(None)
 
     async def read(self, n: int = 65536) -> bytes:
@@ -71,6 +100,7 @@ class _HttpChannel:
                 return b""
             try:
                 if self._iterator is None:
+                    await self._start()  # reading before finishing: send what we have
                     assert self._task is not None
                     self._response = await self._task
                     if self._response.status_code != 200:
@@ -121,6 +151,9 @@ class _AsgiChannel:
         self._buffer = b""
         self._eof = False
         self._started = False
+        self._finished = False
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     async def read(self, n: int = 65536) -> bytes:
         while not self._buffer and not self._eof:
@@ -134,28 +167,73 @@ class _AsgiChannel:
         out, self._buffer = self._buffer[:n], self._buffer[n:]
         return out
 
-    async def _start(self) -> None:
+    async def _start(self, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         if not self._started:
             self._started = True
             await self._send(
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [(b"content-type", CONTENT_TYPE.encode())],
+                    "headers": [(b"content-type", CONTENT_TYPE.encode()), *(headers or [])],
                 }
             )
 
-    async def write(self, data: bytes) -> None:
+    async def _flush_pending(self) -> None:
         await self._start()
+        if self._pending:
+            body = b"".join(self._pending)
+            self._pending = []
+            self._pending_size = 0
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def write(self, data: bytes) -> None:
+        if not self._started:
+            # Collect small responses; a large one streams once it passes the limit.
+            if data:
+                self._pending.append(bytes(data))
+                self._pending_size += len(data)
+            if self._pending_size >= COALESCE_LIMIT:
+                await self._flush_pending()
+            return
         if data:
             await self._send({"type": "http.response.body", "body": bytes(data), "more_body": True})
 
     async def finish(self) -> None:
-        await self._start()
+        if self._finished:
+            return
+        self._finished = True
+        if not self._started:
+            # The whole response was small: one body with a Content-Length.
+            body = b"".join(self._pending)
+            self._pending = []
+            await self._start([(b"content-length", str(len(body)).encode())])
+            await self._send({"type": "http.response.body", "body": body, "more_body": False})
+            return
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def close(self) -> None:
         await self.finish()
+
+
+def _set_nodelay(send: Send) -> None:
+    """Disable Nagle's algorithm on the connection ``send`` writes to, when reachable.
+
+    uvicorn with several workers accepts on a socket created without an explicit
+    protocol, so asyncio does not set TCP_NODELAY on the connections (single-worker
+    servers get it); a response written as headers then body then waits for the
+    client's delayed ACK (~40 ms per request on Linux). The transport is reached through
+    the server's send callable; anything else is left alone.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    get_extra_info = getattr(transport, "get_extra_info", None)
+    if get_extra_info is None:
+        return
+    try:
+        sock = get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError, TypeError):
+        pass
 
 
 class MslAsgiApp:
@@ -179,4 +257,5 @@ class MslAsgiApp:
             await send({"type": "http.response.start", "status": 405, "headers": [(b"allow", b"POST")]})
             await send({"type": "http.response.body", "body": b""})
             return
+        _set_nodelay(send)
         await self.server.serve_channel(_AsgiChannel(receive, send))
