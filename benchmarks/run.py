@@ -513,7 +513,11 @@ def bench_keyx(seconds: float, repeats: int) -> dict[str, Any]:
         client = context_from_keyfile(keys[1], role="client").ctx
         requests = _keyx_requests(scheme, client, keys[1])
 
-        def once(requests: Callable[[], list[KeyRequestData]] = requests) -> None:
+        def once(
+            requests: Callable[[], list[KeyRequestData]] = requests,
+            client: MslContext = client,
+            server: MslContext = server,
+        ) -> None:
             _key_exchange(client, server, requests())
 
         for _ in range(3):
@@ -822,7 +826,7 @@ def print_table(results: dict[str, Any]) -> None:
             target = " (>=3000)" if level == "8" else ""
             rows.append((f"HTTP {level} clients{target}", _fmt(h["req_per_s"]), _fmt(h["ceiling_req_per_s"]),
                          f"{h['ratio']:.2f}", "req/s"))  # fmt: skip
-            rows.append((f"  latency p50/p99 (echo p50/p99)",
+            rows.append(("  latency p50/p99 (echo p50/p99)",
                          f"{h['p50_ms']:.2f}/{h['p99_ms']:.2f}", f"{h['ceiling_p50_ms']:.2f}/{h['ceiling_p99_ms']:.2f}",
                          "", "ms"))  # fmt: skip
     mem = results.get("memory")

@@ -24,6 +24,7 @@ from missile.errors import MslError, MslMasterTokenException
 from missile.tokens.master import MasterToken
 
 if TYPE_CHECKING:
+    from missile.encoding.mslobject import MslObject
     from missile.entityauth.base import EntityAuthData, EntityAuthFactory
     from missile.errors import ResponseCode
     from missile.keyx.base import KeyExchangeFactory
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["MslContext"]
 
 _SESSION_CACHE_SIZE = 4096
+_TOKEN_CACHE_SIZE = 4096
 
 
 @dataclass(eq=False)
@@ -73,6 +75,7 @@ class MslContext:
     def __post_init__(self) -> None:
         self._sessions: OrderedDict[tuple[int, int, int, str | None], CryptoContext] = OrderedDict()
         self._sessions_lock = threading.Lock()
+        self._parsed_tokens: OrderedDict[tuple[str, str], tuple[object, object, MasterToken]] = OrderedDict()
         self._renewal_lock: asyncio.Lock | None = None
         self.master_tokens_in_use: dict[MasterToken, int] = {}
         """Master tokens used by in-flight exchanges, with their counts (control.md §11)."""
@@ -86,6 +89,33 @@ class MslContext:
             if self._renewal_lock is None:
                 self._renewal_lock = asyncio.Lock()
             return self._renewal_lock
+
+    def parse_master_token(self, obj: MslObject) -> MasterToken:
+        """Parse a received master token object with the MSL crypto context (cached).
+
+        A master token arrives in every message of a session, and verifying and
+        decrypting it is a fixed function of its wire form and the MSL crypto context,
+        so successfully parsed tokens are kept per (tokendata, signature) and reused
+        while the context's MSL crypto context and clock are unchanged. Failures are
+        never cached: they raise exactly as :meth:`MasterToken.parse` does.
+        """
+        raw = obj.to_dict()
+        tokendata = raw.get("tokendata")
+        signature = raw.get("signature")
+        if type(tokendata) is not str or type(signature) is not str or len(raw) != 2:
+            return MasterToken.parse(obj, self.msl_crypto, clock=self.clock)
+        key = (tokendata, signature)
+        with self._sessions_lock:
+            hit = self._parsed_tokens.get(key)
+            if hit is not None and hit[0] is self.msl_crypto and hit[1] is self.clock:
+                self._parsed_tokens.move_to_end(key)
+                return hit[2]
+        token = MasterToken.parse(obj, self.msl_crypto, clock=self.clock)
+        with self._sessions_lock:
+            self._parsed_tokens[key] = (self.msl_crypto, self.clock, token)
+            while len(self._parsed_tokens) > _TOKEN_CACHE_SIZE:
+                self._parsed_tokens.popitem(last=False)
+        return token
 
     # -- lookups ----------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ class EnvelopeVersion(IntEnum):
     V2 = 2
 
 
-def _b64(data: bytes) -> bytes:
+def _b64(data: bytes | memoryview) -> bytes:
     return b64encode_bytes(data)
 
 
@@ -139,11 +139,18 @@ def encode_v1(key_id: str, iv: bytes | None, ciphertext: bytes) -> bytes:
     Equivalent to encoding ``{"keyid","iv","ciphertext","sha256":[0x00]}`` (crypto.md §3)
     without building intermediate strings for the (possibly megabyte-sized) ciphertext.
     """
-    parts = [b'{"keyid":', json.dumps(key_id, ensure_ascii=False).encode("utf-8")]
+    head, body, tail = encode_v1_parts(key_id, iv, ciphertext)
+    return b"".join((head, body, tail))
+
+
+def encode_v1_parts(key_id: str, iv: bytes | None, ciphertext: bytes | memoryview) -> tuple[bytes, bytes, bytes]:
+    """:func:`encode_v1` as three pieces: the text before the base64 ciphertext, the
+    base64 ciphertext, and the text after it."""
+    head = [b'{"keyid":', json.dumps(key_id, ensure_ascii=False).encode("utf-8")]
     if iv is not None:
-        parts += [b',"iv":"', _b64(iv), b'"']
-    parts += [b',"ciphertext":"', _b64(ciphertext), b'","sha256":"AA=="}']
-    return b"".join(parts)
+        head += [b',"iv":"', _b64(iv), b'"']
+    head.append(b',"ciphertext":"')
+    return b"".join(head), _b64(ciphertext), b'","sha256":"AA=="}'
 
 
 @dataclass(frozen=True, slots=True)

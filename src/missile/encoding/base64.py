@@ -24,7 +24,7 @@ def b64encode(data: bytes) -> str:
     return pybase64.b64encode(data).decode("ascii")
 
 
-def b64encode_bytes(data: bytes) -> bytes:
+def b64encode_bytes(data: bytes | bytearray | memoryview) -> bytes:
     """Standard padded base64 of ``data``, as ASCII bytes (SIMD-accelerated)."""
     return pybase64.b64encode(data)
 

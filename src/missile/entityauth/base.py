@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject
-from missile.errors import MslEntityAuthException, MslError
+from missile.errors import MslEntityAuthException, MslError, MslException, MslInternalException
 from missile.registry import SchemeRegistry
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ __all__ = ["ENTITY_AUTH_SCHEMES", "EntityAuthData", "EntityAuthFactory", "parse_
 
 KEY_SCHEME = "scheme"
 KEY_AUTHDATA = "authdata"
+KEY_IDENTITY = "identity"
 
 
 class EntityAuthData(ABC):
@@ -82,6 +83,46 @@ class EntityAuthFactory(ABC):
             raise MslEntityAuthException(MslError.ENTITY_REVOKED, identity)
         if not ctx.auth_utils.is_scheme_permitted(identity, scheme):
             raise MslEntityAuthException(MslError.INCORRECT_ENTITYAUTH_DATA, f"{identity} may not use {scheme}")
+
+
+class IdentityEntityAuthData(EntityAuthData):
+    """``{"identity": string}``: the data of schemes that name just the entity (NONE, PSK)."""
+
+    def __init__(self, identity: str) -> None:
+        self._identity = identity
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    def authdata(self) -> Mapping[str, Any]:
+        return {KEY_IDENTITY: self._identity}
+
+    @classmethod
+    def parse(cls, authdata: MslObject, ctx: MslContext) -> Self:
+        return cls(authdata.get_string(KEY_IDENTITY))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(identity={self._identity!r})"
+
+
+_D = TypeVar("_D", bound=EntityAuthData)
+
+
+def expect_data(data: EntityAuthData, cls: type[_D]) -> _D:
+    """``data`` as ``cls``; a factory handed another scheme's data is a programming error."""
+    if not isinstance(data, cls):
+        raise MslInternalException(f"incorrect entity authentication data type {type(data).__name__}")
+    return data
+
+
+def checked(ctx: MslContext, data: EntityAuthData, identity: str, scheme: str) -> None:
+    """:meth:`EntityAuthFactory.check_entity` with ``data`` attached to the failure."""
+    try:
+        EntityAuthFactory.check_entity(ctx, identity, scheme)
+    except MslException as e:
+        e.set_entity_auth_data(data)
+        raise
 
 
 ENTITY_AUTH_SCHEMES: SchemeRegistry[EntityAuthData] = SchemeRegistry(

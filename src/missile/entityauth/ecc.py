@@ -2,53 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar
+
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from missile.crypto.asymmetric import EccCryptoContext
-from missile.encoding import MslObject
-from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory
-from missile.entityauth.none import checked, expect_data
-from missile.entityauth.stores import EccStore
-from missile.errors import MslEntityAuthException, MslError
+from missile.entityauth._key_pair import KeyPairEntityAuthData, KeyPairEntityAuthFactory
+from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData
+from missile.errors import MslError
 
 if TYPE_CHECKING:
     from missile.context import MslContext
 
 __all__ = ["EccEntityAuthData", "EccEntityAuthFactory"]
 
-KEY_IDENTITY = "identity"
-KEY_PUBKEY_ID = "pubkeyid"
-
 
 @ENTITY_AUTH_SCHEMES.register
-class EccEntityAuthData(EntityAuthData):
+class EccEntityAuthData(KeyPairEntityAuthData):
     """``{"identity": string, "pubkeyid": string}``."""
 
     scheme: ClassVar[str] = "ECC"
-    encrypts: ClassVar[bool] = False
-    protects_integrity: ClassVar[bool] = True
-
-    def __init__(self, identity: str, pubkeyid: str) -> None:
-        self._identity = identity
-        self.pubkeyid = pubkeyid
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    def authdata(self) -> Mapping[str, Any]:
-        return {KEY_IDENTITY: self._identity, KEY_PUBKEY_ID: self.pubkeyid}
-
-    @classmethod
-    def parse(cls, authdata: MslObject, ctx: MslContext) -> Self:
-        return cls(authdata.get_string(KEY_IDENTITY), authdata.get_string(KEY_PUBKEY_ID))
-
-    def __repr__(self) -> str:
-        return f"EccEntityAuthData(identity={self._identity!r}, pubkeyid={self.pubkeyid!r})"
 
 
-class EccEntityAuthFactory(EntityAuthFactory):
+class EccEntityAuthFactory(
+    KeyPairEntityAuthFactory[EccEntityAuthData, ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey]
+):
     """As RSA with the :class:`EccStore`: a SHA256withECDSA (DER) SIGN_VERIFY context.
 
     ``pubkeyid == local_key_pair_id`` needs the private key (ECC_PRIVATEKEY_NOT_FOUND),
@@ -56,20 +34,10 @@ class EccEntityAuthFactory(EntityAuthFactory):
     """
 
     scheme: ClassVar[str] = EccEntityAuthData.scheme
-
-    def __init__(self, store: EccStore, local_key_pair_id: str | None = None) -> None:
-        self.store = store
-        self.local_key_pair_id = local_key_pair_id
+    data_class = EccEntityAuthData
+    private_key_missing: ClassVar[MslError] = MslError.ECC_PRIVATEKEY_NOT_FOUND
+    public_key_missing: ClassVar[MslError] = MslError.ECC_PUBLICKEY_NOT_FOUND
 
     def crypto_context(self, ctx: MslContext, data: EntityAuthData) -> EccCryptoContext:
-        ecc_data = expect_data(data, EccEntityAuthData)
-        checked(ctx, ecc_data, ecc_data.identity, self.scheme)
-        pubkeyid = ecc_data.pubkeyid
-        public_key = self.store.get_public_key(pubkeyid)
-        private_key = self.store.get_private_key(pubkeyid)
-        if pubkeyid == self.local_key_pair_id:
-            if private_key is None:
-                raise MslEntityAuthException(MslError.ECC_PRIVATEKEY_NOT_FOUND, pubkeyid).set_entity_auth_data(ecc_data)
-        elif public_key is None:
-            raise MslEntityAuthException(MslError.ECC_PUBLICKEY_NOT_FOUND, pubkeyid).set_entity_auth_data(ecc_data)
+        ecc_data, private_key, public_key = self._keys(ctx, data)
         return EccCryptoContext(ecc_data.identity, private_key, public_key)

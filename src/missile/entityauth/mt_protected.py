@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, decode, encode
-from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory, parse_entity_auth_data
-from missile.entityauth.none import checked, expect_data
+from missile.entityauth.base import (
+    ENTITY_AUTH_SCHEMES,
+    EntityAuthData,
+    EntityAuthFactory,
+    checked,
+    expect_data,
+    parse_entity_auth_data,
+)
 from missile.errors import MslEntityAuthException, MslError, MslException, MslMasterTokenException
 from missile.tokens.master import MasterToken
 

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from missile.crypto.context import CryptoContext
 from missile.crypto.null import NullCryptoContext
 from missile.encoding import MslObject
-from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory
-from missile.entityauth.none import checked, expect_data
+from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory, checked, expect_data
 
 if TYPE_CHECKING:
     from missile.context import MslContext

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from missile.crypto.null import NullCryptoContext
 from missile.encoding import MslObject
-from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory
-from missile.entityauth.none import expect_data
+from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory, expect_data
 from missile.entityauth.stores import IdentityProvisioningService
 
 if TYPE_CHECKING:

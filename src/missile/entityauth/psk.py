@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar
 
 from missile.crypto.symmetric import SymmetricCryptoContext
-from missile.encoding import MslObject
-from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory
-from missile.entityauth.none import checked, expect_data
-from missile.entityauth.stores import KeySet, KeySetStore
+from missile.entityauth.base import (
+    ENTITY_AUTH_SCHEMES,
+    EntityAuthData,
+    EntityAuthFactory,
+    IdentityEntityAuthData,
+    checked,
+    expect_data,
+)
+from missile.entityauth.stores import KeySetStore
 from missile.errors import MslEntityAuthException, MslError
 
 if TYPE_CHECKING:
@@ -17,41 +21,26 @@ if TYPE_CHECKING:
 
 __all__ = ["PskEntityAuthData", "PskEntityAuthFactory"]
 
-KEY_IDENTITY = "identity"
-
 
 @ENTITY_AUTH_SCHEMES.register
-class PskEntityAuthData(EntityAuthData):
+class PskEntityAuthData(IdentityEntityAuthData):
     """``{"identity": string}``: an entity holding pre-shared keys."""
 
     scheme: ClassVar[str] = "PSK"
     encrypts: ClassVar[bool] = True
     protects_integrity: ClassVar[bool] = True
 
-    def __init__(self, identity: str) -> None:
-        self._identity = identity
 
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    def authdata(self) -> Mapping[str, Any]:
-        return {KEY_IDENTITY: self._identity}
-
-    @classmethod
-    def parse(cls, authdata: MslObject, ctx: MslContext) -> Self:
-        return cls(authdata.get_string(KEY_IDENTITY))
-
-    def __repr__(self) -> str:
-        return f"PskEntityAuthData(identity={self._identity!r})"
-
-
-def lookup_keys(store: KeySetStore, data: EntityAuthData, key_identity: str) -> KeySet:
-    """The key set of ``key_identity``; unknown is ENTITY_NOT_FOUND."""
-    keys = store.get_keys(key_identity)
+def psk_crypto_context(
+    ctx: MslContext, store: KeySetStore, data: EntityAuthData, scheme: str, pskid: str
+) -> SymmetricCryptoContext:
+    """Checks and key lookup on ``pskid`` (unknown: ENTITY_NOT_FOUND), then a symmetric
+    context with key ID = the data's identity holding Kpe, Kph and Kpw (§2.3, §2.4)."""
+    checked(ctx, data, pskid, scheme)
+    keys = store.get_keys(pskid)
     if keys is None:
-        raise MslEntityAuthException(MslError.ENTITY_NOT_FOUND, f"psk {key_identity}").set_entity_auth_data(data)
-    return keys
+        raise MslEntityAuthException(MslError.ENTITY_NOT_FOUND, f"psk {pskid}").set_entity_auth_data(data)
+    return SymmetricCryptoContext(data.identity, keys.encryption_key, keys.hmac_key, keys.wrap_key, random=ctx.random)
 
 
 class PskEntityAuthFactory(EntityAuthFactory):
@@ -70,11 +59,7 @@ class PskEntityAuthFactory(EntityAuthFactory):
 
     def crypto_context(self, ctx: MslContext, data: EntityAuthData) -> SymmetricCryptoContext:
         psk = expect_data(data, PskEntityAuthData)
-        checked(ctx, psk, psk.identity, self.scheme)
-        keys = lookup_keys(self.store, psk, psk.identity)
-        return SymmetricCryptoContext(
-            psk.identity, keys.encryption_key, keys.hmac_key, keys.wrap_key, random=ctx.random
-        )
+        return psk_crypto_context(ctx, self.store, psk, self.scheme, psk.identity)
 
     def wrap_crypto_context(self, ctx: MslContext, identity: str) -> SymmetricCryptoContext:
         """The PSK context of ``identity`` (wraps with Kpw), as the key exchanges need it.

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject
-from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory
-from missile.entityauth.none import checked, expect_data
-from missile.entityauth.psk import lookup_keys
+from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory, expect_data
+from missile.entityauth.psk import psk_crypto_context
 from missile.entityauth.stores import KeySetStore
 
 if TYPE_CHECKING:
@@ -58,8 +57,4 @@ class PskProfileEntityAuthFactory(EntityAuthFactory):
 
     def crypto_context(self, ctx: MslContext, data: EntityAuthData) -> SymmetricCryptoContext:
         profile = expect_data(data, PskProfileEntityAuthData)
-        checked(ctx, profile, profile.pskid, self.scheme)
-        keys = lookup_keys(self.store, profile, profile.pskid)
-        return SymmetricCryptoContext(
-            profile.identity, keys.encryption_key, keys.hmac_key, keys.wrap_key, random=ctx.random
-        )
+        return psk_crypto_context(ctx, self.store, profile, self.scheme, profile.pskid)

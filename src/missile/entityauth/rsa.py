@@ -2,53 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar
+
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from missile.crypto.asymmetric import RsaCryptoContext, RsaMode
-from missile.encoding import MslObject
-from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory
-from missile.entityauth.none import checked, expect_data
-from missile.entityauth.stores import RsaStore
-from missile.errors import MslEntityAuthException, MslError
+from missile.entityauth._key_pair import KeyPairEntityAuthData, KeyPairEntityAuthFactory
+from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData
+from missile.errors import MslError
 
 if TYPE_CHECKING:
     from missile.context import MslContext
 
 __all__ = ["RsaEntityAuthData", "RsaEntityAuthFactory"]
 
-KEY_IDENTITY = "identity"
-KEY_PUBKEY_ID = "pubkeyid"
-
 
 @ENTITY_AUTH_SCHEMES.register
-class RsaEntityAuthData(EntityAuthData):
+class RsaEntityAuthData(KeyPairEntityAuthData):
     """``{"identity": string, "pubkeyid": string}``."""
 
     scheme: ClassVar[str] = "RSA"
-    encrypts: ClassVar[bool] = False
-    protects_integrity: ClassVar[bool] = True
-
-    def __init__(self, identity: str, pubkeyid: str) -> None:
-        self._identity = identity
-        self.pubkeyid = pubkeyid
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    def authdata(self) -> Mapping[str, Any]:
-        return {KEY_IDENTITY: self._identity, KEY_PUBKEY_ID: self.pubkeyid}
-
-    @classmethod
-    def parse(cls, authdata: MslObject, ctx: MslContext) -> Self:
-        return cls(authdata.get_string(KEY_IDENTITY), authdata.get_string(KEY_PUBKEY_ID))
-
-    def __repr__(self) -> str:
-        return f"RsaEntityAuthData(identity={self._identity!r}, pubkeyid={self.pubkeyid!r})"
 
 
-class RsaEntityAuthFactory(EntityAuthFactory):
+class RsaEntityAuthFactory(KeyPairEntityAuthFactory[RsaEntityAuthData, rsa.RSAPublicKey, rsa.RSAPrivateKey]):
     """Checks, then the keys of ``pubkeyid``: a SHA256withRSA SIGN_VERIFY context.
 
     ``local_key_pair_id`` is the local entity's own key pair: data naming it needs the
@@ -57,20 +33,10 @@ class RsaEntityAuthFactory(EntityAuthFactory):
     """
 
     scheme: ClassVar[str] = RsaEntityAuthData.scheme
-
-    def __init__(self, store: RsaStore, local_key_pair_id: str | None = None) -> None:
-        self.store = store
-        self.local_key_pair_id = local_key_pair_id
+    data_class = RsaEntityAuthData
+    private_key_missing: ClassVar[MslError] = MslError.RSA_PRIVATEKEY_NOT_FOUND
+    public_key_missing: ClassVar[MslError] = MslError.RSA_PUBLICKEY_NOT_FOUND
 
     def crypto_context(self, ctx: MslContext, data: EntityAuthData) -> RsaCryptoContext:
-        rsa_data = expect_data(data, RsaEntityAuthData)
-        checked(ctx, rsa_data, rsa_data.identity, self.scheme)
-        pubkeyid = rsa_data.pubkeyid
-        public_key = self.store.get_public_key(pubkeyid)
-        private_key = self.store.get_private_key(pubkeyid)
-        if pubkeyid == self.local_key_pair_id:
-            if private_key is None:
-                raise MslEntityAuthException(MslError.RSA_PRIVATEKEY_NOT_FOUND, pubkeyid).set_entity_auth_data(rsa_data)
-        elif public_key is None:
-            raise MslEntityAuthException(MslError.RSA_PUBLICKEY_NOT_FOUND, pubkeyid).set_entity_auth_data(rsa_data)
+        rsa_data, private_key, public_key = self._keys(ctx, data)
         return RsaCryptoContext(rsa_data.identity, private_key, public_key, RsaMode.SIGN_VERIFY)

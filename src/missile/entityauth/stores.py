@@ -16,7 +16,7 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -112,37 +112,41 @@ class InMemoryKeySetStore:
 # -- RSA and ECC key pairs --------------------------------------------------------------
 
 
-class RsaStore(Protocol):
+_PublicKeyT_co = TypeVar("_PublicKeyT_co", covariant=True)
+_PrivateKeyT_co = TypeVar("_PrivateKeyT_co", covariant=True)
+_PublicKeyT = TypeVar("_PublicKeyT")
+_PrivateKeyT = TypeVar("_PrivateKeyT")
+
+
+class KeyPairStore(Protocol[_PublicKeyT_co, _PrivateKeyT_co]):
+    """Keys by key pair ID (``pubkeyid``): peers' public keys, the local private key."""
+
+    def get_public_key(self, key_pair_id: str) -> _PublicKeyT_co | None:
+        """The public key of ``key_pair_id``, or None."""
+        ...
+
+    def get_private_key(self, key_pair_id: str) -> _PrivateKeyT_co | None:
+        """The private key of ``key_pair_id`` (only the local entity's), or None."""
+        ...
+
+
+class RsaStore(KeyPairStore[rsa.RSAPublicKey, rsa.RSAPrivateKey], Protocol):
     """RSA keys by key pair ID (``pubkeyid``): peers' public keys, the local private key."""
 
-    def get_public_key(self, key_pair_id: str) -> rsa.RSAPublicKey | None:
-        """The public key of ``key_pair_id``, or None."""
-        ...
 
-    def get_private_key(self, key_pair_id: str) -> rsa.RSAPrivateKey | None:
-        """The private key of ``key_pair_id`` (only the local entity's), or None."""
-        ...
-
-
-class EccStore(Protocol):
+class EccStore(KeyPairStore[ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey], Protocol):
     """ECC keys by key pair ID (``pubkeyid``): peers' public keys, the local private key."""
 
-    def get_public_key(self, key_pair_id: str) -> ec.EllipticCurvePublicKey | None:
-        """The public key of ``key_pair_id``, or None."""
-        ...
 
-    def get_private_key(self, key_pair_id: str) -> ec.EllipticCurvePrivateKey | None:
-        """The private key of ``key_pair_id`` (only the local entity's), or None."""
-        ...
+class _InMemoryKeyPairStore(Generic[_PublicKeyT, _PrivateKeyT]):
+    """A :class:`KeyPairStore` in memory; a private key implies its public key."""
 
-
-class _InMemoryKeyPairStore:
-    _public_type: type
-    _private_type: type
+    _public_type: type[_PublicKeyT]
+    _private_type: type[_PrivateKeyT]
 
     def __init__(self) -> None:
-        self._public: dict[str, object] = {}
-        self._private: dict[str, object] = {}
+        self._public: dict[str, _PublicKeyT] = {}
+        self._private: dict[str, _PrivateKeyT] = {}
         self._lock = threading.Lock()
 
     def _add(self, key_pair_id: str, public_key: object | None, private_key: object | None) -> None:
@@ -160,6 +164,12 @@ class _InMemoryKeyPairStore:
                 self._private[key_pair_id] = private_key
             else:
                 self._private.pop(key_pair_id, None)
+
+    def add(
+        self, key_pair_id: str, public_key: _PublicKeyT | None = None, private_key: _PrivateKeyT | None = None
+    ) -> None:
+        """Add a key pair (public only for peers, private too for the local entity)."""
+        self._add(key_pair_id, public_key, private_key)
 
     def add_der(self, key_pair_id: str, public_der: bytes | None, private_der: bytes | None = None) -> None:
         """Add keys from SubjectPublicKeyInfo DER and/or PKCS#8 DER."""
@@ -179,57 +189,27 @@ class _InMemoryKeyPairStore:
             self._public.pop(key_pair_id, None)
             self._private.pop(key_pair_id, None)
 
+    def get_public_key(self, key_pair_id: str) -> _PublicKeyT | None:
+        with self._lock:
+            return self._public.get(key_pair_id)
 
-class InMemoryRsaStore(_InMemoryKeyPairStore):
+    def get_private_key(self, key_pair_id: str) -> _PrivateKeyT | None:
+        with self._lock:
+            return self._private.get(key_pair_id)
+
+
+class InMemoryRsaStore(_InMemoryKeyPairStore[rsa.RSAPublicKey, rsa.RSAPrivateKey]):
     """An :class:`RsaStore` in memory; a private key implies its public key."""
 
     _public_type = rsa.RSAPublicKey
     _private_type = rsa.RSAPrivateKey
 
-    def add(
-        self,
-        key_pair_id: str,
-        public_key: rsa.RSAPublicKey | None = None,
-        private_key: rsa.RSAPrivateKey | None = None,
-    ) -> None:
-        """Add a key pair (public only for peers, private too for the local entity)."""
-        self._add(key_pair_id, public_key, private_key)
 
-    def get_public_key(self, key_pair_id: str) -> rsa.RSAPublicKey | None:
-        with self._lock:
-            key = self._public.get(key_pair_id)
-        return key if isinstance(key, rsa.RSAPublicKey) else None
-
-    def get_private_key(self, key_pair_id: str) -> rsa.RSAPrivateKey | None:
-        with self._lock:
-            key = self._private.get(key_pair_id)
-        return key if isinstance(key, rsa.RSAPrivateKey) else None
-
-
-class InMemoryEccStore(_InMemoryKeyPairStore):
+class InMemoryEccStore(_InMemoryKeyPairStore[ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey]):
     """An :class:`EccStore` in memory; a private key implies its public key."""
 
     _public_type = ec.EllipticCurvePublicKey
     _private_type = ec.EllipticCurvePrivateKey
-
-    def add(
-        self,
-        key_pair_id: str,
-        public_key: ec.EllipticCurvePublicKey | None = None,
-        private_key: ec.EllipticCurvePrivateKey | None = None,
-    ) -> None:
-        """Add a key pair (public only for peers, private too for the local entity)."""
-        self._add(key_pair_id, public_key, private_key)
-
-    def get_public_key(self, key_pair_id: str) -> ec.EllipticCurvePublicKey | None:
-        with self._lock:
-            key = self._public.get(key_pair_id)
-        return key if isinstance(key, ec.EllipticCurvePublicKey) else None
-
-    def get_private_key(self, key_pair_id: str) -> ec.EllipticCurvePrivateKey | None:
-        with self._lock:
-            key = self._private.get(key_pair_id)
-        return key if isinstance(key, ec.EllipticCurvePrivateKey) else None
 
 
 # -- X.509 ----------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from missile.crypto.asymmetric import RsaCryptoContext, RsaMode
 from missile.encoding import MslObject, b64decode, b64encode
-from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory
-from missile.entityauth.none import checked, expect_data
+from missile.entityauth.base import ENTITY_AUTH_SCHEMES, EntityAuthData, EntityAuthFactory, checked, expect_data
 from missile.entityauth.stores import X509Store, rfc2253_name
 from missile.errors import MslCryptoException, MslEncodingException, MslEntityAuthException, MslError, MslException
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from abc import abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from missile.crypto.context import CryptoContext
 from missile.crypto.symmetric import SessionCryptoContext
@@ -25,6 +28,17 @@ AES_KEY_LENGTH = 16
 HMAC_KEY_LENGTH = 32
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=StrEnum)
+_Req = TypeVar("_Req", bound=KeyRequestData)
+_Resp = TypeVar("_Resp", bound=KeyResponseData)
+
+
+def enum_from_wire(cls: type[_E], value: str, unknown: MslError) -> _E:
+    """The member of ``cls`` named ``value``; an unknown name raises ``unknown``."""
+    try:
+        return cls(value)
+    except ValueError:
+        raise MslKeyExchangeException(unknown, repr(value)) from None
 
 
 def expect_type(value: object, cls: type[_T], what: str) -> _T:
@@ -71,28 +85,6 @@ def new_session_keys(ctx: MslContext) -> tuple[bytes, bytes]:
     return ctx.random.random_bytes(AES_KEY_LENGTH), ctx.random.random_bytes(HMAC_KEY_LENGTH)
 
 
-def issue_master_token(
-    ctx: MslContext,
-    master_token: MasterToken | None,
-    entity_auth_data: EntityAuthData | None,
-    encryption_key: bytes,
-    hmac_key: bytes,
-) -> MasterToken:
-    """Renew ``master_token`` or create one for ``entity_auth_data`` with the new keys."""
-    factory = ctx.token_factory
-    if factory is None:
-        raise MslInternalException("the responder has no token factory")
-    if master_token is not None:
-        return factory.renew_master_token(ctx, master_token, encryption_key, hmac_key)
-    assert entity_auth_data is not None
-    return factory.create_master_token(ctx, entity_auth_data.identity, encryption_key, hmac_key)
-
-
-def result(ctx: MslContext, response: KeyResponseData) -> KeyExchangeResult:
-    """The responder's result: the response and the new master token's session context."""
-    return KeyExchangeResult(response, ctx.session_crypto_context(response.master_token))
-
-
 def requester_session_context(
     ctx: MslContext, response: KeyResponseData, encryption_key: bytes, hmac_key: bytes
 ) -> SessionCryptoContext:
@@ -123,3 +115,70 @@ def check_request(request: KeyRequestData, response: KeyResponseData) -> None:
     """Schemes of a request and response handed to one factory must agree."""
     if request.scheme != response.scheme:
         raise mismatch("scheme")
+
+
+@dataclass(frozen=True)
+class Issuance:
+    """Whom a responder issues for: the checked identity, and the master token to renew
+    or the entity authentication data to create one for (exactly one is given)."""
+
+    identity: str
+    master_token: MasterToken | None
+    entity_auth_data: EntityAuthData | None
+
+    def issue(self, ctx: MslContext, encryption_key: bytes, hmac_key: bytes) -> MasterToken:
+        """Renew the master token or create one for the entity with the new session keys."""
+        factory = ctx.token_factory
+        if factory is None:
+            raise MslInternalException("the responder has no token factory")
+        if self.master_token is not None:
+            return factory.renew_master_token(ctx, self.master_token, encryption_key, hmac_key)
+        assert self.entity_auth_data is not None
+        return factory.create_master_token(ctx, self.entity_auth_data.identity, encryption_key, hmac_key)
+
+
+class BuiltinKeyExchange(KeyExchangeFactory, Generic[_Req, _Resp]):
+    """The steps every built-in scheme takes around its own (keyx.md §1.1, §1.2).
+
+    Responder: the request must be of :attr:`request_class` and the identity permitted
+    (:func:`responder_identity`); the result carries the response's session context.
+    Requester: request and response must be of this scheme's classes. Subclasses
+    protect the session keys in :meth:`_respond` and recover them in :meth:`_recover`.
+    """
+
+    request_class: type[_Req]
+    response_class: type[_Resp]
+
+    def generate_response(
+        self,
+        ctx: MslContext,
+        request: KeyRequestData,
+        *,
+        master_token: MasterToken | None = None,
+        entity_auth_data: EntityAuthData | None = None,
+    ) -> KeyExchangeResult:
+        req = expect_type(request, self.request_class, "key request data")
+        identity = responder_identity(ctx, self.scheme, master_token, entity_auth_data)
+        response = self._respond(ctx, req, Issuance(identity, master_token, entity_auth_data))
+        return KeyExchangeResult(response, ctx.session_crypto_context(response.master_token))
+
+    def crypto_context(
+        self,
+        ctx: MslContext,
+        request: KeyRequestData,
+        response: KeyResponseData,
+        master_token: MasterToken | None,
+    ) -> CryptoContext:
+        check_request(request, response)
+        req = expect_type(request, self.request_class, "key request data")
+        resp = expect_type(response, self.response_class, "key response data")
+        return self._recover(ctx, req, resp, master_token)
+
+    @abstractmethod
+    def _respond(self, ctx: MslContext, req: _Req, issuance: Issuance) -> _Resp:
+        """Fresh session keys protected for the requester, in a response carrying the
+        master token issued with them (:meth:`Issuance.issue`)."""
+
+    @abstractmethod
+    def _recover(self, ctx: MslContext, req: _Req, resp: _Resp, master_token: MasterToken | None) -> CryptoContext:
+        """The session keys of ``resp`` and their context (:func:`requester_session_context`)."""

@@ -18,7 +18,7 @@ from missile.crypto.context import CryptoContext
 from missile.crypto.jwk import JsonWebKey, session_encryption_jwk, session_hmac_jwk
 from missile.errors import MslCryptoException, MslEncodingException, MslError, MslKeyExchangeException
 from missile.keyx import _common
-from missile.keyx.base import KeyExchangeFactory, KeyExchangeResult, KeyRequestData, KeyResponseData
+from missile.keyx.base import KeyRequestData, KeyResponseData
 from missile.keyx.psk_lookup import PskWrapKeyLookup
 from missile.keyx.repository import WrapCryptoContextRepository
 from missile.tokens.master import MasterToken
@@ -26,7 +26,6 @@ from missile.tokens.master import MasterToken
 if TYPE_CHECKING:
     from missile.context import MslContext
     from missile.encoding import MslObject
-    from missile.entityauth.base import EntityAuthData
 
 KEY_MECHANISM = "mechanism"
 KEY_WRAPDATA = "wrapdata"
@@ -46,10 +45,7 @@ class LadderMechanism(StrEnum):
     @classmethod
     def from_wire(cls, value: str) -> LadderMechanism:
         """Parse; unknown names (including the Javadoc's ``MGK``) raise ``UNIDENTIFIED_KEYX_MECHANISM``."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise MslKeyExchangeException(MslError.UNIDENTIFIED_KEYX_MECHANISM, repr(value)) from None
+        return _common.enum_from_wire(cls, value, MslError.UNIDENTIFIED_KEYX_MECHANISM)
 
 
 class LadderRequest(KeyRequestData):
@@ -126,11 +122,9 @@ def _parse_jwk(data: bytes) -> bytes:
         raise MslKeyExchangeException(MslError.INVALID_JWK, "unwrapped data is not a symmetric JWK") from exc
 
 
-class LadderExchange(KeyExchangeFactory):
+class LadderExchange(_common.BuiltinKeyExchange[LadderRequest, LadderResponse]):
     """Both sides of a key ladder; subclasses fix the wrapping format."""
 
-    request_class: ClassVar[type[LadderRequest]]
-    response_class: ClassVar[type[LadderResponse]]
     session_jwk_key_ops: ClassVar[bool]
     """True: session JWKs carry ``key_ops``; False: ``use``."""
 
@@ -153,19 +147,12 @@ class LadderExchange(KeyExchangeFactory):
     def _repository(self, ctx: MslContext) -> WrapCryptoContextRepository | None:
         return self.repository if self.repository is not None else ctx.wrap_repository
 
-    def generate_response(
-        self,
-        ctx: MslContext,
-        request: KeyRequestData,
-        *,
-        master_token: MasterToken | None = None,
-        entity_auth_data: EntityAuthData | None = None,
-    ) -> KeyExchangeResult:
-        req = _common.expect_type(request, self.request_class, "key request data")
-        identity = _common.responder_identity(ctx, self.scheme, master_token, entity_auth_data)
+    def _respond(self, ctx: MslContext, req: LadderRequest, issuance: _common.Issuance) -> LadderResponse:
         # Old wrapping key first: a bad request fails before anything is drawn or issued.
         if req.mechanism is LadderMechanism.PSK:
-            kpw = _common.psk_wrap_context(self.psk_lookup, identity, MslError.UNSUPPORTED_KEYX_MECHANISM, "PSK")
+            kpw = _common.psk_wrap_context(
+                self.psk_lookup, issuance.identity, MslError.UNSUPPORTED_KEYX_MECHANISM, "PSK"
+            )
             old_context = self.key_context(ctx, kpw)
         else:
             assert req.wrapdata is not None
@@ -182,20 +169,12 @@ class LadderExchange(KeyExchangeFactory):
         key_ops = self.session_jwk_key_ops
         wrapped_enc = new_context.wrap(session_encryption_jwk(encryption_key, with_key_ops=key_ops).encode())
         wrapped_hmac = new_context.wrap(session_hmac_jwk(hmac_key, with_key_ops=key_ops).encode())
-        new_token = _common.issue_master_token(ctx, master_token, entity_auth_data, encryption_key, hmac_key)
-        response = self.response_class(new_token, wrapped_wrap_key, wrapdata, wrapped_enc, wrapped_hmac)
-        return _common.result(ctx, response)
+        new_token = issuance.issue(ctx, encryption_key, hmac_key)
+        return self.response_class(new_token, wrapped_wrap_key, wrapdata, wrapped_enc, wrapped_hmac)
 
-    def crypto_context(
-        self,
-        ctx: MslContext,
-        request: KeyRequestData,
-        response: KeyResponseData,
-        master_token: MasterToken | None,
+    def _recover(
+        self, ctx: MslContext, req: LadderRequest, resp: LadderResponse, master_token: MasterToken | None
     ) -> CryptoContext:
-        _common.check_request(request, response)
-        req = _common.expect_type(request, self.request_class, "key request data")
-        resp = _common.expect_type(response, self.response_class, "key response data")
         repository = self._repository(ctx)
         if req.mechanism is LadderMechanism.PSK:
             kpw = _common.psk_wrap_context(self.psk_lookup, ctx.identity, MslError.UNSUPPORTED_KEYX_MECHANISM, "PSK")

@@ -40,8 +40,6 @@ from missile.keyx import _common
 from missile.keyx.base import (
     KEY_REQUEST_SCHEMES,
     KEY_RESPONSE_SCHEMES,
-    KeyExchangeFactory,
-    KeyExchangeResult,
     KeyRequestData,
     KeyResponseData,
 )
@@ -50,7 +48,6 @@ from missile.tokens.master import MasterToken
 if TYPE_CHECKING:
     from missile.context import MslContext
     from missile.encoding import MslObject
-    from missile.entityauth.base import EntityAuthData
 
 __all__ = [
     "ASYMMETRIC_WRAPPED",
@@ -85,10 +82,7 @@ class AsymmetricWrappedMechanism(StrEnum):
     @classmethod
     def from_wire(cls, value: str) -> AsymmetricWrappedMechanism:
         """Parse; unknown names raise ``UNIDENTIFIED_KEYX_MECHANISM``."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise MslKeyExchangeException(MslError.UNIDENTIFIED_KEYX_MECHANISM, repr(value)) from None
+        return _common.enum_from_wire(cls, value, MslError.UNIDENTIFIED_KEYX_MECHANISM)
 
     @property
     def is_rsa(self) -> bool:
@@ -246,21 +240,16 @@ def _jwk_key(data: bytes) -> bytes:
         raise
 
 
-class AsymmetricWrappedExchange(KeyExchangeFactory):
+class AsymmetricWrappedExchange(_common.BuiltinKeyExchange[AsymmetricWrappedRequest, AsymmetricWrappedResponse]):
     """Both sides of ASYMMETRIC_WRAPPED (keyx.md §2)."""
 
     scheme: ClassVar[str] = ASYMMETRIC_WRAPPED
+    request_class = AsymmetricWrappedRequest
+    response_class = AsymmetricWrappedResponse
 
-    def generate_response(
-        self,
-        ctx: MslContext,
-        request: KeyRequestData,
-        *,
-        master_token: MasterToken | None = None,
-        entity_auth_data: EntityAuthData | None = None,
-    ) -> KeyExchangeResult:
-        req = _common.expect_type(request, AsymmetricWrappedRequest, "key request data")
-        _common.responder_identity(ctx, self.scheme, master_token, entity_auth_data)
+    def _respond(
+        self, ctx: MslContext, req: AsymmetricWrappedRequest, issuance: _common.Issuance
+    ) -> AsymmetricWrappedResponse:
         wrapper = _wrap_context(ctx, req.mechanism, req.key_pair_id, req.public_key, None)
         encryption_key, hmac_key = _common.new_session_keys(ctx)
         if req.mechanism is AsymmetricWrappedMechanism.RSA:
@@ -271,19 +260,16 @@ class AsymmetricWrappedExchange(KeyExchangeFactory):
             hmac_plain = session_hmac_jwk(hmac_key, with_key_ops=key_ops).encode()
         wrapped_enc = wrapper.wrap(enc_plain)
         wrapped_hmac = wrapper.wrap(hmac_plain)
-        new_token = _common.issue_master_token(ctx, master_token, entity_auth_data, encryption_key, hmac_key)
-        return _common.result(ctx, AsymmetricWrappedResponse(new_token, req.key_pair_id, wrapped_enc, wrapped_hmac))
+        new_token = issuance.issue(ctx, encryption_key, hmac_key)
+        return AsymmetricWrappedResponse(new_token, req.key_pair_id, wrapped_enc, wrapped_hmac)
 
-    def crypto_context(
+    def _recover(
         self,
         ctx: MslContext,
-        request: KeyRequestData,
-        response: KeyResponseData,
+        req: AsymmetricWrappedRequest,
+        resp: AsymmetricWrappedResponse,
         master_token: MasterToken | None,
     ) -> CryptoContext:
-        _common.check_request(request, response)
-        req = _common.expect_type(request, AsymmetricWrappedRequest, "key request data")
-        resp = _common.expect_type(response, AsymmetricWrappedResponse, "key response data")
         if req.key_pair_id != resp.key_pair_id:
             raise _common.mismatch("keypairid")
         if req.private_key is None:

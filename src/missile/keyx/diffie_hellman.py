@@ -32,8 +32,6 @@ from missile.keyx import _common
 from missile.keyx.base import (
     KEY_REQUEST_SCHEMES,
     KEY_RESPONSE_SCHEMES,
-    KeyExchangeFactory,
-    KeyExchangeResult,
     KeyRequestData,
     KeyResponseData,
 )
@@ -48,7 +46,6 @@ warnings.filterwarnings("ignore", message="Diffie-Hellman over finite fields")
 if TYPE_CHECKING:
     from missile.context import MslContext
     from missile.encoding import MslObject
-    from missile.entityauth.base import EntityAuthData
 
 __all__ = [
     "DIFFIE_HELLMAN",
@@ -246,10 +243,12 @@ class DiffieHellmanResponse(KeyResponseData):
         return f"DiffieHellmanResponse(parametersid={self.parameters_id!r}, master_token={self.master_token!r})"
 
 
-class DiffieHellmanExchange(KeyExchangeFactory):
+class DiffieHellmanExchange(_common.BuiltinKeyExchange[DiffieHellmanRequest, DiffieHellmanResponse]):
     """Both sides of DIFFIE_HELLMAN (keyx.md §4)."""
 
     scheme: ClassVar[str] = DIFFIE_HELLMAN
+    request_class = DiffieHellmanRequest
+    response_class = DiffieHellmanResponse
 
     def __init__(self, parameters: DiffieHellmanParameters) -> None:
         self.parameters = parameters
@@ -260,33 +259,17 @@ class DiffieHellmanExchange(KeyExchangeFactory):
             raise MslKeyExchangeException(MslError.UNKNOWN_KEYX_PARAMETERS_ID, repr(parameters_id))
         return spec
 
-    def generate_response(
-        self,
-        ctx: MslContext,
-        request: KeyRequestData,
-        *,
-        master_token: MasterToken | None = None,
-        entity_auth_data: EntityAuthData | None = None,
-    ) -> KeyExchangeResult:
-        req = _common.expect_type(request, DiffieHellmanRequest, "key request data")
-        _common.responder_identity(ctx, self.scheme, master_token, entity_auth_data)
+    def _respond(self, ctx: MslContext, req: DiffieHellmanRequest, issuance: _common.Issuance) -> DiffieHellmanResponse:
         spec = self._spec(req.parameters_id)
         spec.check_public(req.public_key)
         x = generate_private_value(spec, ctx.random)
         keys = derive_dh_session_keys(shared_secret(spec, x, req.public_key))
-        new_token = _common.issue_master_token(ctx, master_token, entity_auth_data, keys.encryption_key, keys.hmac_key)
-        return _common.result(ctx, DiffieHellmanResponse(new_token, req.parameters_id, public_value(spec, x)))
+        new_token = issuance.issue(ctx, keys.encryption_key, keys.hmac_key)
+        return DiffieHellmanResponse(new_token, req.parameters_id, public_value(spec, x))
 
-    def crypto_context(
-        self,
-        ctx: MslContext,
-        request: KeyRequestData,
-        response: KeyResponseData,
-        master_token: MasterToken | None,
+    def _recover(
+        self, ctx: MslContext, req: DiffieHellmanRequest, resp: DiffieHellmanResponse, master_token: MasterToken | None
     ) -> CryptoContext:
-        _common.check_request(request, response)
-        req = _common.expect_type(request, DiffieHellmanRequest, "key request data")
-        resp = _common.expect_type(response, DiffieHellmanResponse, "key response data")
         if req.parameters_id != resp.parameters_id:
             raise _common.mismatch("parametersid")
         if req.private_key is None:

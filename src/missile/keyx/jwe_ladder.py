@@ -52,8 +52,8 @@ class JweLadderExchange(LadderExchange):
     """Both sides of JWE_LADDER."""
 
     scheme: ClassVar[str] = JWE_LADDER
-    request_class: ClassVar[type[LadderRequest]] = JweLadderRequest
-    response_class: ClassVar[type[LadderResponse]] = JweLadderResponse
+    request_class = JweLadderRequest
+    response_class = JweLadderResponse
     session_jwk_key_ops: ClassVar[bool] = False
 
     def key_context(self, ctx: MslContext, key: bytes | CryptoContext) -> CryptoContext:

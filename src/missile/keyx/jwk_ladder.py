@@ -50,8 +50,8 @@ class JwkLadderExchange(LadderExchange):
     """Both sides of JWK_LADDER."""
 
     scheme: ClassVar[str] = JWK_LADDER
-    request_class: ClassVar[type[LadderRequest]] = JwkLadderRequest
-    response_class: ClassVar[type[LadderResponse]] = JwkLadderResponse
+    request_class = JwkLadderRequest
+    response_class = JwkLadderResponse
     session_jwk_key_ops: ClassVar[bool] = True
 
     def key_context(self, ctx: MslContext, key: bytes | CryptoContext) -> CryptoContext:

@@ -22,8 +22,6 @@ from missile.keyx import _common
 from missile.keyx.base import (
     KEY_REQUEST_SCHEMES,
     KEY_RESPONSE_SCHEMES,
-    KeyExchangeFactory,
-    KeyExchangeResult,
     KeyRequestData,
     KeyResponseData,
 )
@@ -33,7 +31,6 @@ from missile.tokens.master import MasterToken
 if TYPE_CHECKING:
     from missile.context import MslContext
     from missile.encoding import MslObject
-    from missile.entityauth.base import EntityAuthData
 
 __all__ = [
     "SYMMETRIC_WRAPPED",
@@ -59,10 +56,7 @@ class SymmetricWrappedKeyId(StrEnum):
     @classmethod
     def from_wire(cls, value: str) -> SymmetricWrappedKeyId:
         """Parse; unknown names raise ``UNIDENTIFIED_KEYX_KEY_ID``."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise MslKeyExchangeException(MslError.UNIDENTIFIED_KEYX_KEY_ID, repr(value)) from None
+        return _common.enum_from_wire(cls, value, MslError.UNIDENTIFIED_KEYX_KEY_ID)
 
 
 @KEY_REQUEST_SCHEMES.register
@@ -117,10 +111,12 @@ class SymmetricWrappedResponse(KeyResponseData):
         return f"SymmetricWrappedResponse(keyid={self.key_id}, master_token={self.master_token!r})"
 
 
-class SymmetricWrappedExchange(KeyExchangeFactory):
+class SymmetricWrappedExchange(_common.BuiltinKeyExchange[SymmetricWrappedRequest, SymmetricWrappedResponse]):
     """Both sides of SYMMETRIC_WRAPPED (keyx.md §3)."""
 
     scheme: ClassVar[str] = SYMMETRIC_WRAPPED
+    request_class = SymmetricWrappedRequest
+    response_class = SymmetricWrappedResponse
 
     def __init__(self, psk_lookup: PskWrapKeyLookup | None = None) -> None:
         self.psk_lookup = psk_lookup
@@ -135,33 +131,23 @@ class SymmetricWrappedExchange(KeyExchangeFactory):
             raise MslKeyExchangeException(MslError.KEYX_MASTER_TOKEN_MISSING, str(key_id))
         return ctx.master_token_crypto_context(master_token)
 
-    def generate_response(
-        self,
-        ctx: MslContext,
-        request: KeyRequestData,
-        *,
-        master_token: MasterToken | None = None,
-        entity_auth_data: EntityAuthData | None = None,
-    ) -> KeyExchangeResult:
-        req = _common.expect_type(request, SymmetricWrappedRequest, "key request data")
-        identity = _common.responder_identity(ctx, self.scheme, master_token, entity_auth_data)
+    def _respond(
+        self, ctx: MslContext, req: SymmetricWrappedRequest, issuance: _common.Issuance
+    ) -> SymmetricWrappedResponse:
         encryption_key, hmac_key = _common.new_session_keys(ctx)
-        wrapper = self._wrap_context(ctx, req.key_id, master_token, identity)
+        wrapper = self._wrap_context(ctx, req.key_id, issuance.master_token, issuance.identity)
         wrapped_enc = wrapper.wrap(encryption_key)
         wrapped_hmac = wrapper.wrap(hmac_key)
-        new_token = _common.issue_master_token(ctx, master_token, entity_auth_data, encryption_key, hmac_key)
-        return _common.result(ctx, SymmetricWrappedResponse(new_token, req.key_id, wrapped_enc, wrapped_hmac))
+        new_token = issuance.issue(ctx, encryption_key, hmac_key)
+        return SymmetricWrappedResponse(new_token, req.key_id, wrapped_enc, wrapped_hmac)
 
-    def crypto_context(
+    def _recover(
         self,
         ctx: MslContext,
-        request: KeyRequestData,
-        response: KeyResponseData,
+        req: SymmetricWrappedRequest,
+        resp: SymmetricWrappedResponse,
         master_token: MasterToken | None,
     ) -> CryptoContext:
-        _common.check_request(request, response)
-        req = _common.expect_type(request, SymmetricWrappedRequest, "key request data")
-        resp = _common.expect_type(response, SymmetricWrappedResponse, "key response data")
         if req.key_id is not resp.key_id:
             raise _common.mismatch("keyid")
         unwrapper = self._wrap_context(ctx, req.key_id, master_token, ctx.identity)

@@ -264,7 +264,7 @@ class MessageHeader:
             if KEY_ENTITY_AUTH_DATA in obj:
                 entity_auth_data = parse_entity_auth_data(obj.get_object(KEY_ENTITY_AUTH_DATA), ctx)
             if KEY_MASTER_TOKEN in obj:
-                master_token = MasterToken.parse(obj.get_object(KEY_MASTER_TOKEN), ctx.msl_crypto, clock=ctx.clock)
+                master_token = ctx.parse_master_token(obj.get_object(KEY_MASTER_TOKEN))
             signature = obj.get_bytes(KEY_SIGNATURE)
             headerdata = obj.get_bytes(KEY_HEADER_DATA)
             if not headerdata:
@@ -389,9 +389,7 @@ class MessageHeader:
         peer_service_tokens: tuple[ServiceToken, ...] = ()
         if ctx.peer_to_peer:
             if KEY_PEER_MASTER_TOKEN in obj:
-                peer_master_token = MasterToken.parse(
-                    obj.get_object(KEY_PEER_MASTER_TOKEN), ctx.msl_crypto, clock=ctx.clock
-                )
+                peer_master_token = ctx.parse_master_token(obj.get_object(KEY_PEER_MASTER_TOKEN))
             peer_verifier = _peer_verification_master_token(key_response, peer_master_token)
             if KEY_PEER_USER_ID_TOKEN in obj:
                 peer_user_id_token = UserIdToken.parse(

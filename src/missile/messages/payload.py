@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from missile.crypto.context import CryptoContext
+from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject, decode, in_range
 from missile.encoding.base64 import b64encode_bytes
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO, CompressionAlgorithm, compress, decompress
@@ -27,15 +28,50 @@ KEY_COMPRESSION_ALGO = "compressionalgo"
 KEY_DATA = "data"
 
 
-def _b64(data: bytes) -> bytes:
+def _b64(data: bytes | memoryview) -> bytes:
     return b64encode_bytes(data)
+
+
+def _b64_concat(pieces: list[bytes | memoryview]) -> list[bytes]:
+    """Base64 of the concatenation of ``pieces``, as pieces: every piece but the last is
+    encoded at a multiple of 3 bytes, so the outputs concatenate without copying the
+    large middle piece."""
+    out: list[bytes] = []
+    carry = b""
+    for item in pieces:
+        piece = memoryview(item)
+        if carry:
+            need = -len(carry) % 3
+            carry += piece[:need].tobytes()
+            piece = piece[need:]
+            if len(carry) % 3:
+                continue
+            out.append(_b64(carry))
+        cut = len(piece) - len(piece) % 3
+        if cut:
+            out.append(_b64(piece[:cut]))
+        carry = piece[cut:].tobytes()
+    if carry:
+        out.append(_b64(carry))
+    return out
+
+
+def _fast_symmetric(crypto: CryptoContext) -> bool:
+    """True when ``crypto`` is a symmetric context whose encrypt and sign are the stock
+    ones, so the piecewise versions produce exactly the same bytes."""
+    cls = type(crypto)
+    return (
+        isinstance(crypto, SymmetricCryptoContext)
+        and cls.encrypt is SymmetricCryptoContext.encrypt
+        and cls.sign is SymmetricCryptoContext.sign
+    )
 
 
 def encode_chunk(
     crypto: CryptoContext,
     sequence_number: int,
     message_id: int,
-    data: bytes,
+    data: bytes | memoryview,
     *,
     end_of_message: bool = False,
     compression: CompressionAlgorithm | None = None,
@@ -45,7 +81,7 @@ def encode_chunk(
     smaller and stays within ``max_ratio`` (None lifts that cap, e.g. to craft tests)."""
     algo: CompressionAlgorithm | None = None
     if compression is not None and data:
-        compressed = compress(compression, data)
+        compressed = compress(compression, bytes(data))
         # Use compression only when smaller, and never beyond the inflate ratio a
         # receiver enforces (encoding.md §8.1: 200 by default in the reference too),
         # or the receiver would refuse the chunk as a decompression bomb.
@@ -59,6 +95,14 @@ def encode_chunk(
     parts.append(b',"data":"')
     parts.append(_b64(data))
     parts.append(b'"}')
+    if len(parts[-2]) > 4096 and _fast_symmetric(crypto):
+        # Large chunks: encrypt, sign and base64 the pieces without joining them.
+        assert isinstance(crypto, SymmetricCryptoContext)
+        envelope = crypto.encrypt_parts(parts)
+        signature = crypto.sign_parts(envelope)
+        return b"".join(
+            (b'{"payload":"', *_b64_concat(envelope), b'","signature":"', _b64(signature), b'"}')
+        )
     payload = crypto.encrypt(b"".join(parts))
     signature = crypto.sign(payload)
     return b"".join((b'{"payload":"', _b64(payload), b'","signature":"', _b64(signature), b'"}'))

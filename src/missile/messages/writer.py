@@ -96,6 +96,21 @@ class MessageWriter:
         self._check_writable()
         if not data:
             return b""
+        size = self.chunk_size
+        if not self._buffer and len(data) >= size:
+            # Nothing buffered: full chunks go straight from the caller's data, only the
+            # remainder is copied into the buffer.
+            source = memoryview(data).cast("B")
+            total = len(source)
+            chunks: list[bytes] = []
+            start = 0
+            while total - start >= size:
+                piece = source[start : start + size]
+                chunks.append(self._emit(piece if self._compression is None else piece.tobytes(), end=False))
+                start += size
+            if start < total:
+                self._buffer += source[start:]
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._buffer += data
         if len(self._buffer) < self.chunk_size:
             return b""
@@ -138,7 +153,7 @@ class MessageWriter:
         if not self._accepts_data:
             raise MslMessageException(MslError.MESSAGE_FORMAT_ERROR, "error and handshake messages carry no data")
 
-    def _emit(self, data: bytes, *, end: bool) -> bytes:
+    def _emit(self, data: bytes | memoryview, *, end: bool) -> bytes:
         assert self._crypto is not None
         chunk = encode_chunk(
             self._crypto,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from missile.encoding import MslObject
-from missile.errors import MslError, MslUserAuthException
+from missile.errors import MslError, MslInternalException, MslUserAuthException
 from missile.registry import SchemeRegistry
 from missile.tokens.master import MasterToken
 from missile.tokens.user import MslUser
@@ -71,6 +71,40 @@ class UserAuthFactory(ABC):
         When the message also carries ``user_id_token`` (decrypted), its user must be the
         authenticated user (USERIDTOKEN_USERAUTH_DATA_MISMATCH).
         """
+
+
+_D = TypeVar("_D", bound=UserAuthData)
+
+
+def expect_data(data: UserAuthData, cls: type[_D]) -> _D:
+    """``data`` as ``cls``; a factory handed another scheme's data is a programming error."""
+    if not isinstance(data, cls):
+        raise MslInternalException(f"incorrect user authentication data type {type(data).__name__}")
+    return data
+
+
+def check_permitted(
+    ctx: MslContext, entity_identity: str, scheme: str, data: UserAuthData, user: MslUser | None = None
+) -> None:
+    """The entity may use ``scheme`` (USERAUTH_ENTITY_INCORRECT_DATA), or with ``user`` the
+    entity may use it for that user (USERAUTH_ENTITYUSER_INCORRECT_DATA)."""
+    if user is None:
+        if not ctx.auth_utils.is_scheme_permitted(entity_identity, scheme):
+            raise MslUserAuthException(
+                MslError.USERAUTH_ENTITY_INCORRECT_DATA, f"{entity_identity} may not use {scheme}"
+            ).set_user_auth_data(data)
+    elif not ctx.auth_utils.is_scheme_permitted(entity_identity, scheme, user):
+        raise MslUserAuthException(
+            MslError.USERAUTH_ENTITYUSER_INCORRECT_DATA, f"{entity_identity} may not use {scheme} for {user}"
+        ).set_user_auth_data(data)
+
+
+def check_user_id_token_user(user: MslUser, user_id_token: UserIdToken | None, data: UserAuthData) -> None:
+    """A user ID token accompanying the data must name the same user (userauth.md §1)."""
+    if user_id_token is not None and user_id_token.user != user:
+        raise MslUserAuthException(
+            MslError.USERIDTOKEN_USERAUTH_DATA_MISMATCH, f"uad user {user}; uit user {user_id_token.user}"
+        ).set_user_auth_data(data)
 
 
 USER_AUTH_SCHEMES: SchemeRegistry[UserAuthData] = SchemeRegistry(

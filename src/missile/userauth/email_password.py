@@ -8,11 +8,18 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from missile.encoding import MslObject
-from missile.errors import MslError, MslInternalException, MslUserAuthException
+from missile.errors import MslError, MslUserAuthException
 from missile.tokens.master import MasterToken
 from missile.tokens.user import MslUser
 from missile.tokens.user_id import UserIdToken
-from missile.userauth.base import USER_AUTH_SCHEMES, UserAuthData, UserAuthFactory
+from missile.userauth.base import (
+    USER_AUTH_SCHEMES,
+    UserAuthData,
+    UserAuthFactory,
+    check_permitted,
+    check_user_id_token_user,
+    expect_data,
+)
 
 if TYPE_CHECKING:
     from missile.context import MslContext
@@ -38,14 +45,6 @@ def java_trim(value: str) -> str:
     while end > start and value[end - 1] <= " ":
         end -= 1
     return value[start:end]
-
-
-def check_user_id_token_user(user: MslUser, user_id_token: UserIdToken | None, data: UserAuthData) -> None:
-    """A user ID token accompanying the data must name the same user (userauth.md §1)."""
-    if user_id_token is not None and user_id_token.user != user:
-        raise MslUserAuthException(
-            MslError.USERIDTOKEN_USERAUTH_DATA_MISMATCH, f"uad user {user}; uit user {user_id_token.user}"
-        ).set_user_auth_data(data)
 
 
 @USER_AUTH_SCHEMES.register
@@ -132,22 +131,15 @@ class EmailPasswordAuthFactory(UserAuthFactory):
         data: UserAuthData,
         user_id_token: UserIdToken | None,
     ) -> MslUser:
-        if not isinstance(data, EmailPasswordAuthData):
-            raise MslInternalException(f"incorrect user authentication data type {type(data).__name__}")
-        if not ctx.auth_utils.is_scheme_permitted(entity_identity, self.scheme):
-            raise MslUserAuthException(
-                MslError.USERAUTH_ENTITY_INCORRECT_DATA, f"{entity_identity} may not use {self.scheme}"
-            ).set_user_auth_data(data)
-        email = java_trim(data.email)
-        password = java_trim(data.password)
+        uad = expect_data(data, EmailPasswordAuthData)
+        check_permitted(ctx, entity_identity, self.scheme, uad)
+        email = java_trim(uad.email)
+        password = java_trim(uad.password)
         if not email or not password:
-            raise MslUserAuthException(MslError.EMAILPASSWORD_BLANK).set_user_auth_data(data)
+            raise MslUserAuthException(MslError.EMAILPASSWORD_BLANK).set_user_auth_data(uad)
         user = self.store.is_user(email, password)
         if user is None:
-            raise MslUserAuthException(MslError.EMAILPASSWORD_INCORRECT).set_user_auth_data(data)
-        if not ctx.auth_utils.is_scheme_permitted(entity_identity, self.scheme, user):
-            raise MslUserAuthException(
-                MslError.USERAUTH_ENTITYUSER_INCORRECT_DATA, f"{entity_identity} may not use {self.scheme} for {user}"
-            ).set_user_auth_data(data)
-        check_user_id_token_user(user, user_id_token, data)
+            raise MslUserAuthException(MslError.EMAILPASSWORD_INCORRECT).set_user_auth_data(uad)
+        check_permitted(ctx, entity_identity, self.scheme, uad, user)
+        check_user_id_token_user(user, user_id_token, uad)
         return user

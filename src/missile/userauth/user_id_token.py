@@ -10,8 +10,14 @@ from missile.errors import MslError, MslException, MslInternalException, MslUser
 from missile.tokens.master import MasterToken
 from missile.tokens.user import MslUser, UserFactory, default_user_factory
 from missile.tokens.user_id import UserIdToken
-from missile.userauth.base import USER_AUTH_SCHEMES, UserAuthData, UserAuthFactory
-from missile.userauth.email_password import check_user_id_token_user
+from missile.userauth.base import (
+    USER_AUTH_SCHEMES,
+    UserAuthData,
+    UserAuthFactory,
+    check_permitted,
+    check_user_id_token_user,
+    expect_data,
+)
 
 if TYPE_CHECKING:
     from missile.context import MslContext
@@ -84,35 +90,28 @@ class UserIdTokenAuthFactory(UserAuthFactory):
         data: UserAuthData,
         user_id_token: UserIdToken | None,
     ) -> MslUser:
-        if not isinstance(data, UserIdTokenAuthData):
-            raise MslInternalException(f"incorrect user authentication data type {type(data).__name__}")
-        if not ctx.auth_utils.is_scheme_permitted(entity_identity, self.scheme):
-            raise MslUserAuthException(
-                MslError.USERAUTH_ENTITY_INCORRECT_DATA, f"{entity_identity} may not use {self.scheme}"
-            ).set_user_auth_data(data)
-        embedded = data.master_token
+        uad = expect_data(data, UserIdTokenAuthData)
+        check_permitted(ctx, entity_identity, self.scheme, uad)
+        embedded = uad.master_token
         if embedded.identity is None:
-            raise MslUserAuthException(MslError.USERAUTH_MASTERTOKEN_NOT_DECRYPTED).set_user_auth_data(data)
+            raise MslUserAuthException(MslError.USERAUTH_MASTERTOKEN_NOT_DECRYPTED).set_user_auth_data(uad)
         if embedded.identity != entity_identity:
             raise MslUserAuthException(
                 MslError.USERAUTH_ENTITY_MISMATCH, f"entity {entity_identity}; uad entity {embedded.identity}"
-            ).set_user_auth_data(data)
-        user = data.user_id_token.user
+            ).set_user_auth_data(uad)
+        user = uad.user_id_token.user
         if user is None:
-            raise MslUserAuthException(MslError.USERAUTH_USERIDTOKEN_NOT_DECRYPTED).set_user_auth_data(data)
-        if not ctx.auth_utils.is_scheme_permitted(entity_identity, self.scheme, user):
-            raise MslUserAuthException(
-                MslError.USERAUTH_ENTITYUSER_INCORRECT_DATA, f"{entity_identity} may not use {self.scheme} for {user}"
-            ).set_user_auth_data(data)
+            raise MslUserAuthException(MslError.USERAUTH_USERIDTOKEN_NOT_DECRYPTED).set_user_auth_data(uad)
+        check_permitted(ctx, entity_identity, self.scheme, uad, user)
         token_factory = ctx.token_factory
         if token_factory is not None:
             try:
-                error = token_factory.is_user_id_token_revoked(ctx, embedded, data.user_id_token)
+                error = token_factory.is_user_id_token_revoked(ctx, embedded, uad.user_id_token)
             except Exception as e:
                 raise MslUserAuthException(
                     MslError.USERAUTH_USERIDTOKEN_REVOKE_CHECK_ERROR, cause=e
-                ).set_user_auth_data(data) from e
+                ).set_user_auth_data(uad) from e
             if error is not None:
-                raise MslUserAuthException(error).set_user_auth_data(data)
-        check_user_id_token_user(user, user_id_token, data)
+                raise MslUserAuthException(error).set_user_auth_data(uad)
+        check_user_id_token_user(user, user_id_token, uad)
         return user
