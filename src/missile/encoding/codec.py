@@ -10,16 +10,13 @@ NaN or Infinity, nothing after the object but whitespace.
 
 from __future__ import annotations
 
-import binascii
 import json
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Protocol
 
-import pybase64
-
 from missile.encoding.base64 import b64encode
-from missile.encoding.mslobject import MslArray, MslObject
+from missile.encoding.mslobject import LongText, MslArray, MslObject
 from missile.errors import MslEncodingException, MslError
 
 __all__ = ["EncoderFormat", "MslEncodable", "decode", "detect_format", "encode", "to_json_value"]
@@ -118,13 +115,13 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_object_hook, parse_constant=_reje
 def decode(data: bytes | bytearray | memoryview) -> MslObject:
     """Decode one encoded MSL object; anything malformed is MSL_PARSE_ERROR."""
     detect_format(data)
+    raw = data if type(data) is bytes else bytes(data)
+    if len(raw) > _FLAT_THRESHOLD:
+        flat = _parse_flat(raw)
+        if flat is not None:
+            return MslObject(flat)
     try:
-        text = (data if type(data) is bytes else bytes(data)).decode("utf-8")
-        if len(text) > _FLAT_THRESHOLD:
-            flat = _parse_flat(text)
-            if flat is not None:
-                return MslObject(flat)
-        value = _DECODER.decode(text)
+        value = _DECODER.decode(raw.decode("utf-8"))
     except _DecodeRejected as exc:
         raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"invalid JSON: {exc}") from None
     except (ValueError, RecursionError):
@@ -136,77 +133,70 @@ def decode(data: bytes | bytearray | memoryview) -> MslObject:
 
 #: Objects longer than this try the flat fast path first (payload chunks, envelopes).
 _FLAT_THRESHOLD = 512
+#: String values longer than this are kept as undecoded views (see LongText).
 _LONG_STRING = 256
 
 
-def _is_base64(value: str) -> bool:
-    try:
-        pybase64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return True
-
-
-def _parse_flat(text: str) -> dict[str, Any] | None:
+def _parse_flat(raw: bytes) -> dict[str, Any] | None:
     """Parse a compact, flat JSON object of strings, integers and booleans, or None.
 
     The large objects on the data path (payload chunks, ciphertext envelopes, chunk
     plaintexts) are flat objects whose values are mostly long base64 strings. This
-    finds each token with ``str.find`` instead of scanning character by character.
-    It accepts only input whose meaning is unambiguous (printable ASCII, no escapes,
-    no whitespace, no nesting, canonical integers, no duplicate keys); anything else
-    returns None and goes to the full JSON parser, so the result is always exactly
-    what that parser would produce.
+    finds each token with ``bytes.find`` instead of scanning character by character,
+    and keeps long string values as :class:`LongText` views into ``raw`` so that a
+    base64 value is decoded once, straight from the received bytes, by whoever reads
+    it. It accepts only input whose meaning is unambiguous (ASCII, no escapes, no
+    whitespace, no nesting, canonical integers, no duplicate keys); anything else
+    returns None and goes to the full JSON parser.
     """
-    if not text.isascii() or "\\" in text:
+    if not raw.isascii() or b"\\" in raw:
         return None
-    n = len(text)
-    if n < 2 or text[0] != "{" or text[-1] != "}":
+    n = len(raw)
+    if n < 2 or raw[0] != 0x7B or raw[-1] != 0x7D:
         return None
+    view = memoryview(raw)
     out: dict[str, Any] = {}
     pos = 1
     while True:
-        if text[pos] != '"':
+        if raw[pos] != 0x22:
             return None
-        key_end = text.find('"', pos + 1)
-        if key_end < 0 or key_end + 2 >= n or text[key_end + 1] != ":":
+        key_end = raw.find(b'"', pos + 1)
+        if key_end < 0 or key_end + 2 >= n or raw[key_end + 1] != 0x3A:
             return None
-        key = text[pos + 1 : key_end]
+        key = raw[pos + 1 : key_end].decode("ascii")
         if not key.isprintable():
             return None
         start = key_end + 2
-        c = text[start]
+        c = raw[start]
         value: Any
-        if c == '"':
-            end = text.find('"', start + 1)
+        if c == 0x22:
+            end = raw.find(b'"', start + 1)
             if end < 0:
                 return None
-            value = text[start + 1 : end]
-            # JSON forbids raw control characters in strings. Short values are checked
-            # directly; long ones (base64 on the data path) must be valid base64, which
-            # excludes them and is checked at SIMD speed.
-            if len(value) <= _LONG_STRING:
+            if end - start - 1 <= _LONG_STRING:
+                value = raw[start + 1 : end].decode("ascii")
+                # JSON forbids raw control characters in strings.
                 if not value.isprintable():
                     return None
-            elif not _is_base64(value):
-                return None
+            else:
+                value = LongText(view[start + 1 : end])
             nxt = end + 1
-        elif c == "t" and text.startswith("true", start):
+        elif c == 0x74 and raw.startswith(b"true", start):
             value, nxt = True, start + 4
-        elif c == "f" and text.startswith("false", start):
+        elif c == 0x66 and raw.startswith(b"false", start):
             value, nxt = False, start + 5
         else:
-            comma = text.find(",", start)
+            comma = raw.find(b",", start)
             nxt = comma if comma >= 0 else n - 1
-            number = text[start:nxt]
-            digits = number[1:] if number.startswith("-") else number
-            if not digits.isdigit() or (len(digits) > 1 and digits[0] == "0"):
+            number = raw[start:nxt]
+            digits = number[1:] if number.startswith(b"-") else number
+            if not digits.isdigit() or (len(digits) > 1 and digits[0] == 0x30):
                 return None
             value = int(number)
         if key in out or nxt >= n:
             return None
         out[key] = value
-        if text[nxt] == ",":
+        if raw[nxt] == 0x2C:
             pos = nxt + 1
             if pos >= n:
                 return None

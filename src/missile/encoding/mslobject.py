@@ -18,10 +18,50 @@ from typing import Any, TypeVar
 from missile.encoding.base64 import b64decode
 from missile.errors import MslEncodingException, MslError
 
-__all__ = ["MslArray", "MslObject"]
+__all__ = ["LongText", "MslArray", "MslObject"]
 
 _T = TypeVar("_T")
 _MISSING: Any = object()
+
+
+class LongText:
+    """A long JSON string value left undecoded: a view into the received bytes.
+
+    The fast path of :func:`~missile.encoding.codec.decode` keeps long values (the
+    base64 bulk of payload chunks and envelopes) this way, so :meth:`MslObject.get_bytes`
+    decodes base64 straight from the wire bytes, once. Reading it as text validates it
+    the way the JSON parser would (printable ASCII).
+    """
+
+    __slots__ = ("_text", "view")
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+        self._text: str | None = None
+
+    def text(self, where: str = "value") -> str:
+        """The value as a string; control characters are MSL_PARSE_ERROR, as in JSON."""
+        if self._text is None:
+            text = bytes(self.view).decode("ascii")
+            if not text.isprintable():
+                raise _fail(where, "is not a valid JSON string")
+            self._text = text
+        return self._text
+
+    def binary(self, where: str) -> bytes:
+        """The value decoded as strict base64."""
+        try:
+            return b64decode(self.view)
+        except MslEncodingException:
+            raise _fail(where, "is not binary data") from None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LongText):
+            return self.view == other.view
+        return isinstance(other, str) and self.text() == other
+
+    def __hash__(self) -> int:  # pragma: no cover - values are not meant as keys
+        return hash(self.text())
 
 
 def _fail(where: str, what: str) -> MslEncodingException:
@@ -29,6 +69,8 @@ def _fail(where: str, what: str) -> MslEncodingException:
 
 
 def _as_string(value: Any, where: str) -> str:
+    if type(value) is LongText:
+        return value.text(where)
     if type(value) is not str:
         raise _fail(where, "is not a string")
     return value
@@ -52,6 +94,8 @@ def _as_bool(value: Any, where: str) -> bool:
 
 
 def _as_bytes(value: Any, where: str) -> bytes:
+    if type(value) is LongText:
+        return value.binary(where)
     if type(value) is not str:
         raise _fail(where, "is not binary data")
     try:
@@ -90,7 +134,7 @@ class MslObject:
         return iter(self._data)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, MslObject) and other._data == self._data
+        return isinstance(other, MslObject) and other.to_dict() == self.to_dict()
 
     def __hash__(self) -> int:  # pragma: no cover - objects are not meant as keys
         raise TypeError("MslObject is unhashable")
@@ -104,7 +148,11 @@ class MslObject:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON value itself (binary values stay base64 strings)."""
-        return self._data
+        data = self._data
+        for key, value in data.items():
+            if type(value) is LongText:
+                data[key] = value.text(f"'{key}'")
+        return data
 
     def _get(self, key: str) -> Any:
         try:
