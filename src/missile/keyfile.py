@@ -78,6 +78,8 @@ class DhParameters:
     parameters_id: str
     p: int
     g: int
+    private_bits: int | None = None
+    """Short private exponents for a safe-prime group (missile's own key file field)."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,8 @@ class KeyFile:
             ],
             users=[UserEntry(u["email"], u["password"], u.get("user", u["email"])) for u in d.get("users") or []],
             dh_parameters=[
-                DhParameters(p["id"], int(p["p_hex"], 16), int(p["g_hex"], 16)) for p in d.get("dh_parameters") or []
+                DhParameters(p["id"], int(p["p_hex"], 16), int(p["g_hex"], 16), p.get("private_bits"))
+                for p in d.get("dh_parameters") or []
             ],
             service_token_keys=[
                 ServiceTokenKeys(s.get("name", ""), s.get("keyid", ""), _b64(s, "encryption_b64"), _b64(s, "hmac_b64"))

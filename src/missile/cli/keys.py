@@ -59,7 +59,8 @@ def generate(server_identity: str, client_identity: str) -> tuple[dict[str, Any]
         "wrap_b64": _b64(derive_wrapping_key(enc, hmac_key)),
     }
     server_rsa_private, server_rsa_public = _rsa_pair(f"{server_identity}-rsa")
-    dh = [{"id": "modp2048", "p_hex": MODP_2048_P.lower(), "g_hex": "2"}]
+    # A safe-prime group: 256-bit private exponents are standard (RFC 3526 §8).
+    dh = [{"id": "modp2048", "p_hex": MODP_2048_P.lower(), "g_hex": "2", "private_bits": 256}]
     service_keys = [
         {"name": "", "keyid": f"{server_identity}-st", "encryption_b64": _b64(os.urandom(16)),
          "hmac_b64": _b64(os.urandom(32))}

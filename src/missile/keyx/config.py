@@ -59,7 +59,8 @@ def _b64(entry: Mapping[str, Any], key: str) -> bytes:
 
 def dh_parameters_from_keyfile(keys: KeyFile) -> InMemoryDiffieHellmanParameters:
     """The parameter sets of ``keys.dh_parameters`` by ID."""
-    return InMemoryDiffieHellmanParameters({p.parameters_id: DhParameterSpec(p.p, p.g) for p in keys.dh_parameters})
+    specs = {p.parameters_id: DhParameterSpec(p.p, p.g, p.private_bits) for p in keys.dh_parameters}
+    return InMemoryDiffieHellmanParameters(specs)
 
 
 def key_exchange_from_keyfile(

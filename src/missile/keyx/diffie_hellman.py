@@ -70,16 +70,26 @@ _CRYPTOGRAPHY_MIN_P_BITS = 512
 
 @dataclass(frozen=True, slots=True)
 class DhParameterSpec:
-    """A finite-field group: prime modulus ``p`` and generator ``g``."""
+    """A finite-field group: prime modulus ``p`` and generator ``g``.
+
+    ``private_bits`` shortens private exponents to that many bits. Only set it for
+    safe-prime groups (such as the RFC 3526 / RFC 7919 groups), where an exponent of
+    twice the group's security strength is standard (NIST SP 800-56A rev. 3
+    §5.6.1.1.1; RFC 3526 §8): 256 bits for a 2048-bit group, a ~8x speed-up. Unset, the
+    exponent is uniform over the whole group, safe for any prime.
+    """
 
     p: int
     g: int
+    private_bits: int | None = None
 
     def __post_init__(self) -> None:
         if self.p < 7 or self.p % 2 == 0:
             raise ValueError("p must be an odd prime")
         if not 2 <= self.g <= self.p - 2:
             raise ValueError("g must be in 2..p-2")
+        if self.private_bits is not None and not 160 <= self.private_bits < self.p.bit_length():
+            raise ValueError("private_bits must be at least 160 and below the size of p")
 
     def check_public(self, y: int) -> None:
         """Public values outside ``2..p-2`` are ``KEYX_INVALID_PUBLIC_KEY``."""
@@ -155,7 +165,11 @@ def _modexp(base: int, exponent: int, spec: DhParameterSpec) -> int:
 
 
 def generate_private_value(spec: DhParameterSpec, random: RandomSource) -> int:
-    """A private value uniform (up to 2^-64 bias) in ``2..p-2``."""
+    """A private value uniform (up to 2^-64 bias) in ``2..p-2``, or in
+    ``2..2^private_bits`` for a group that allows short exponents."""
+    if spec.private_bits is not None:
+        nbytes = (spec.private_bits + 7) // 8 + 8
+        return 2 + int.from_bytes(random.random_bytes(nbytes), "big") % ((1 << spec.private_bits) - 2)
     nbytes = (spec.p.bit_length() + 7) // 8 + 8
     return 2 + int.from_bytes(random.random_bytes(nbytes), "big") % (spec.p - 3)
 

@@ -65,7 +65,7 @@ def key_request_factory(
             raise MslKeyExchangeException(MslError.UNKNOWN_KEYX_PARAMETERS_ID, "no Diffie-Hellman parameters")
         wanted = mechanism
         params = next((p for p in keys.dh_parameters if p.parameters_id == wanted), keys.dh_parameters[0])
-        spec = DhParameterSpec(params.p, params.g)
+        spec = DhParameterSpec(params.p, params.g, params.private_bits)
         return lambda: [DiffieHellmanRequest.generate(params.parameters_id, spec, random=ctx.random)]
 
     cls = JweLadderRequest if scheme == "JWE_LADDER" else JwkLadderRequest
