@@ -39,7 +39,10 @@ class ObjectStreamDecoder:
         if max_object_size < 2:
             raise ValueError("max_object_size must be at least 2")
         self.max_object_size = max_object_size
-        self._buf = bytearray()
+        # Received data. Fed ``bytes`` are kept as they are while nothing else is
+        # buffered, so a chunk that arrives whole is scanned and handed out without a
+        # copy; a bytearray takes over as soon as pieces must be joined.
+        self._buf: bytes | bytearray = b""
         self._base = 0  # start of unconsumed data in _buf
         self._start = -1  # start of the object being scanned, or -1 between objects
         self._pos = 0  # scan position
@@ -48,8 +51,21 @@ class ObjectStreamDecoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
-        if data:
-            self._buf += data
+        if not data:
+            return
+        buf = self._buf
+        if self._base >= len(buf) and self._start < 0 and type(data) is bytes:
+            self._buf = data
+            self._base = self._pos = 0
+            return
+        if type(buf) is bytes:
+            joined = bytearray(buf[self._base :])
+            self._pos -= self._base
+            if self._start >= 0:
+                self._start -= self._base
+            self._base = 0
+            self._buf = joined
+        self._buf += data
 
     @property
     def buffered(self) -> int:
@@ -63,7 +79,7 @@ class ObjectStreamDecoder:
     def take_remaining(self) -> bytes:
         """Remove and return every unconsumed byte (e.g. the start of the next message)."""
         rest = bytes(self._buf[self._base :])
-        self._buf.clear()
+        self._buf = b""
         self._base = self._pos = self._depth = 0
         self._start = -1
         self._in_string = False
@@ -96,8 +112,11 @@ class ObjectStreamDecoder:
             raise MslEncodingException(
                 MslError.MSL_PARSE_ERROR, f"encoded object exceeds {self.max_object_size} bytes"
             )
-        with memoryview(buf) as view:
-            raw = bytes(view[self._start : end])  # one copy, not two
+        if type(buf) is bytes:
+            raw = buf[self._start : end]  # the very object when the chunk arrived whole
+        else:
+            with memoryview(buf) as view:
+                raw = bytes(view[self._start : end])  # one copy, not two
         self._base = self._pos = end
         self._start = -1
         self._compact()
@@ -161,7 +180,11 @@ class ObjectStreamDecoder:
         # Drop consumed bytes only when they dominate, keeping the cost amortised linear
         # even when a whole multi-megabyte message is fed at once.
         base = self._base
-        if base > 65536 and base * 2 > len(self._buf):
-            del self._buf[:base]
+        buf = self._buf
+        if base >= len(buf):
+            self._buf = b""
+            self._base = self._pos = 0
+        elif base > 65536 and base * 2 > len(buf) and type(buf) is bytearray:
+            del buf[:base]
             self._base = 0
             self._pos -= base
