@@ -53,21 +53,26 @@ def to_json_value(value: Any) -> Any:
     t = type(value)
     if t is str or t is int or t is bool:
         return value
+    if t is dict:
+        return {str(k): to_json_value(v) for k, v in value.items() if v is not None}
     if t is bytes or t is bytearray or t is memoryview:
         return b64encode(bytes(value))
-    if t is dict or isinstance(value, Mapping):
-        return {str(k): to_json_value(v) for k, v in value.items() if v is not None}
     if t is list or t is tuple:
         return [to_json_value(v) for v in value if v is not None]
-    if isinstance(value, MslObject):
+    if t is MslObject:
         return value.to_dict()
-    if isinstance(value, MslArray):
+    if t is MslArray:
         return value.to_list()
-    if isinstance(value, Enum):
-        return to_json_value(value.value)
+    # Encodables (tokens, auth data, ...) before the slower ABC and Enum checks.
     to_msl = getattr(value, "to_msl", None)
     if to_msl is not None:
         return to_json_value(to_msl())
+    if isinstance(value, Enum):
+        return to_json_value(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items() if v is not None}
+    if isinstance(value, MslObject | MslArray):
+        return value.to_dict() if isinstance(value, MslObject) else value.to_list()
     if isinstance(value, int):
         return int(value)
     raise MslEncodingException(MslError.MSL_ENCODE_ERROR, f"cannot encode a {t.__name__}")

@@ -148,6 +148,7 @@ class MslPeer:
             caps = respond_to.data.capabilities.intersection(self.capabilities)
         data = HeaderData(
             message_id=message_id,
+            timestamp=ctx.clock() // 1000,
             renewable=renewable or handshake,
             handshake=handshake,
             capabilities=caps,

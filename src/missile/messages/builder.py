@@ -85,6 +85,7 @@ def build_request(
         non_replayable_id = ctx.store.get_non_replayable_id(master_token)
     data = HeaderData(
         message_id=message_id if message_id is not None else random_long(ctx.random),
+        timestamp=ctx.clock() // 1000,
         renewable=renewable,
         handshake=handshake,
         non_replayable_id=non_replayable_id,
@@ -189,6 +190,7 @@ def build_response(
     caps = data.capabilities.intersection(capabilities) if data.capabilities is not None else None
     header_data = HeaderData(
         message_id=message_id if message_id is not None else next_id(data.message_id),
+        timestamp=ctx.clock() // 1000,
         renewable=False,
         capabilities=caps,
         key_response_data=keyx.response if keyx is not None else None,

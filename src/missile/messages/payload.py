@@ -28,6 +28,9 @@ KEY_COMPRESSION_ALGO = "compressionalgo"
 KEY_DATA = "data"
 
 
+_MIN_COMPRESSIBLE = 32
+
+
 def _b64(data: bytes | memoryview) -> bytes:
     return b64encode_bytes(data)
 
@@ -80,7 +83,9 @@ def encode_chunk(
     """Build one encoded payload chunk; compression is kept only when it makes the data
     smaller and stays within ``max_ratio`` (None lifts that cap, e.g. to craft tests)."""
     algo: CompressionAlgorithm | None = None
-    if compression is not None and data:
+    # Below a few dozen bytes no algorithm can win over its own framing (a gzip member
+    # alone is 18 bytes), so the attempt is skipped.
+    if compression is not None and len(data) > _MIN_COMPRESSIBLE:
         compressed = compress(compression, bytes(data))
         # Use compression only when smaller, and never beyond the inflate ratio a
         # receiver enforces (encoding.md §8.1: 200 by default in the reference too),
