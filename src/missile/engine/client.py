@@ -11,12 +11,13 @@ recoverable error response, within 12 messages per application request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.encoding import next_id
+from missile.engine.body import MessageBody
 from missile.engine.errors import MslErrorResponse, MslMessageLimitExceeded
 from missile.engine.options import MessageOptions
 from missile.engine.transport import Channel, ClientTransport
@@ -34,7 +35,7 @@ from missile.tokens.service import ServiceToken
 from missile.tokens.user_id import UserIdToken
 from missile.userauth.base import UserAuthData
 
-__all__ = ["MAX_MESSAGES", "MslClient", "Response"]
+__all__ = ["MAX_MESSAGES", "MslClient", "Response", "StreamingResponse"]
 
 #: control.md §6: an application operation involves at most 12 MSL messages.
 MAX_MESSAGES = 12
@@ -70,6 +71,39 @@ class Response:
         return self.header.data.user_id_token
 
 
+@dataclass(frozen=True)
+class StreamingResponse:
+    """A response whose payload is read as it arrives (see :meth:`MslClient.request_stream`)."""
+
+    header: MessageHeader
+    """The response header (already verified; the store is already updated)."""
+    body: MessageBody
+    """The payload, chunk by chunk: ``async for chunk in response.body``."""
+    messages: int
+    """How many MSL messages the exchange took."""
+    _channel: Channel = field(repr=False)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.body.__aiter__()
+
+    async def read(self) -> bytes:
+        """The whole payload."""
+        try:
+            return await self.body.read()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the connection (reading the payload to its end does it too)."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> StreamingResponse:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 @dataclass
 class _Attempt:
     message_id: int | None = None
@@ -99,6 +133,8 @@ class _Result:
     payload: bytes
     keyx_context: CryptoContext | None = None
     pushes: tuple[bytes, ...] = ()
+    body: MessageBody | None = None
+    channel: Channel | None = None
 
 
 class MslClient:
@@ -150,15 +186,27 @@ class MslClient:
     async def request(self, data: bytes = b"", options: MessageOptions | None = None) -> Response:
         """Send ``data`` and return the response, recovering from errors automatically."""
         response = await self._run(data, options or MessageOptions(), one_way=False)
-        assert response is not None
+        assert isinstance(response, Response)
+        return response
+
+    async def request_stream(self, data: bytes = b"", options: MessageOptions | None = None) -> StreamingResponse:
+        """Like :meth:`request`, but return as soon as the response header has been
+        verified; the payload is then read chunk by chunk from ``response.body``. Use
+        ``async with`` (or read it to the end) to release the connection."""
+        response = await self._run(data, options or MessageOptions(), one_way=False, stream=True)
+        assert isinstance(response, StreamingResponse)
         return response
 
     async def send(self, data: bytes = b"", options: MessageOptions | None = None) -> Response | None:
         """Send ``data`` one way. The server answers only when it has tokens to deliver
         (or an error); that answer is processed and returned, otherwise None."""
-        return await self._run(data, options or MessageOptions(), one_way=True)
+        response = await self._run(data, options or MessageOptions(), one_way=True)
+        assert response is None or isinstance(response, Response)
+        return response
 
-    async def _run(self, data: bytes, options: MessageOptions, *, one_way: bool) -> Response | None:
+    async def _run(
+        self, data: bytes, options: MessageOptions, *, one_way: bool, stream: bool = False
+    ) -> Response | StreamingResponse | None:
         attempt = _Attempt()
         used = 0
         last_error: MslException | None = None
@@ -171,7 +219,7 @@ class MslClient:
             if in_use is not None:
                 self._in_use[in_use] = self._in_use.get(in_use, 0) + 1
             try:
-                result = await self._exchange(plan, attempt, data, options, one_way=one_way)
+                result = await self._exchange(plan, attempt, data, options, one_way=one_way, stream=stream)
                 if result is None:
                     return None
                 self._absorb(plan, result, options)
@@ -189,6 +237,9 @@ class MslClient:
                 # Resend the application data in response to the handshake response.
                 attempt = _Attempt(message_id=next_id(result.header.message_id))
                 continue
+            if result.body is not None:
+                assert result.channel is not None
+                return StreamingResponse(result.header, result.body, used, result.channel)
             return Response(result.header, result.payload, used, result.pushes)
 
     # -- planning -----------------------------------------------------------------------
@@ -323,7 +374,14 @@ class MslClient:
     # -- one exchange -----------------------------------------------------------------
 
     async def _exchange(
-        self, plan: _Plan, attempt: _Attempt, data: bytes, options: MessageOptions, *, one_way: bool = False
+        self,
+        plan: _Plan,
+        attempt: _Attempt,
+        data: bytes,
+        options: MessageOptions,
+        *,
+        one_way: bool = False,
+        stream: bool = False,
     ) -> _Result | None:
         ctx = self.ctx
         store = ctx.store
@@ -367,14 +425,28 @@ class MslClient:
                         await channel.write(out)
                 await channel.write(writer.close())
             await channel.finish()
-            return await self._receive(channel, built.header, plan, options, one_way=one_way)
+            result = await self._receive(
+                channel, built.header, plan, options, one_way=one_way, stream=stream and not plan.handshake
+            )
         except (OSError, EOFError) as exc:
-            raise MslException(MslError.MSL_COMMS_FAILURE, type(exc).__name__) from exc
-        finally:
             await channel.close()
+            raise MslException(MslError.MSL_COMMS_FAILURE, type(exc).__name__) from exc
+        except BaseException:
+            await channel.close()
+            raise
+        if result is None or result.body is None:
+            await channel.close()
+        return result
 
     async def _receive(
-        self, channel: Channel, request: MessageHeader, plan: _Plan, options: MessageOptions, *, one_way: bool
+        self,
+        channel: Channel,
+        request: MessageHeader,
+        plan: _Plan,
+        options: MessageOptions,
+        *,
+        one_way: bool,
+        stream: bool = False,
     ) -> _Result | None:
         reader = self._reader(options, plan.key_requests)
         header: MessageHeader | None = None
@@ -398,6 +470,9 @@ class MslClient:
                     error = event.error_header
                 elif isinstance(event, PayloadReceived):
                     payload.append(event.data)
+            if stream and header is not None and not eof:
+                body = MessageBody(reader, channel, [p for p in payload if p])
+                return _Result(request, header, error, b"", keyx_context, (), body, channel)
             if eof or reader.done:
                 break
         if header is None and error is None:

@@ -270,7 +270,8 @@ class MslPeer:
         reply_data = b""
         if not received.handshake and self.handler is not None:
             result = await self.handler(Request(request, received.payload))
-            reply_data = result.data if isinstance(result, Reply) else (result or b"")
+            data = result.data if isinstance(result, Reply) else (result or b"")
+            reply_data = data if isinstance(data, bytes) else b"".join([piece async for piece in data])
         renewable = self._needs_keys()
         key_requests = list(self.key_requests()) if renewable and self.key_requests else []
         header, encrypts, protects = self._build(

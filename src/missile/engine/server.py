@@ -10,11 +10,12 @@ renewed tokens and service tokens, or with the right error message when anything
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
+from missile.engine.body import MessageBody
 from missile.engine.options import MessageOptions
 from missile.engine.transport import Channel
 from missile.errors import MslError, MslException, MslInternalException
@@ -38,8 +39,10 @@ class Request:
 
     header: MessageHeader
     """The request header."""
-    payload: bytes
-    """The application data."""
+    payload: bytes = b""
+    """The application data (empty when the server streams: use :attr:`body`)."""
+    body: MessageBody | None = None
+    """With a streaming server: the payload, chunk by chunk as each one verifies."""
 
     @property
     def identity(self) -> str | None:
@@ -61,8 +64,8 @@ class Request:
 class Reply:
     """The application's answer."""
 
-    data: bytes = b""
-    """Response application data."""
+    data: bytes | AsyncIterable[bytes] = b""
+    """Response application data: bytes, or an async iterable streamed chunk by chunk."""
     service_tokens: Sequence[ServiceToken] = ()
     """Service tokens to set (a token with empty data deletes the client's copy)."""
     options: MessageOptions | None = None
@@ -118,6 +121,9 @@ class MslServer:
     """Limits for reading requests."""
     error_messages: Callable[[MslError, Sequence[str]], str | None] | None = None
     """Optional user-facing message for an error, given the request's languages."""
+    streaming: bool = False
+    """Hand the handler the request payload as it arrives (``Request.body``) instead of
+    buffering it; a failure after the response started can then only abort it."""
 
     async def serve_channel(self, channel: Channel) -> None:
         """Read one request from ``channel``, respond, and finish the channel."""
@@ -134,29 +140,14 @@ class MslServer:
             single_message=True,
         )
         header: MessageHeader | None = None
-        payload: list[bytes] = []
+        pending: list[bytes] = []
         try:
-            received = False
-            while not reader.done:
-                data = await channel.read()
-                if not data and not received:
-                    return  # the peer closed without sending a message
-                received = True
-                events = reader.feed(data) if data else reader.end_of_stream()
-                for event in events:
-                    if isinstance(event, HeaderReceived):
-                        header = event.header
-                        if header.is_handshake:
-                            # A handshake has no payload (messages.md §9): answer at once
-                            # rather than wait for chunks that never come on a stream.
-                            break
-                    elif isinstance(event, PayloadReceived):
-                        payload.append(event.data)
-                    elif isinstance(event, ErrorReceived):
-                        log.info("error message received: %s", event.error_header.error_code.name)
-                        return
-                if not data or (header is not None and header.is_handshake):
-                    break
+            header = await self._read_header(channel, reader, pending)
+            if header is None:
+                return
+            if not header.is_handshake and not self.streaming:
+                body = MessageBody(reader, channel, pending)
+                payload = await body.read()
         except MslException as exc:
             await self._send_error(channel, exc, header)
             return
@@ -164,16 +155,18 @@ class MslServer:
             log.exception("unexpected failure reading a request")
             await self._send_error(channel, MslInternalException(cause=exc), header)
             return
-        if header is None:
-            return
+        out = _TrackingChannel(channel)
         try:
-            if reader.is_handshake:
+            if header.is_handshake or (not self.streaming and reader.is_handshake):
                 # control.md §4.2: answer a handshake automatically, no application data;
                 # the message is closed normally (header + empty end-of-message chunk).
                 built = build_response(self.ctx, header, capabilities=self.capabilities)
-                await self._write(channel, built, b"")
+                await self._write(out, built, b"")
                 return
-            request = Request(header, b"".join(payload))
+            if self.streaming:
+                request = Request(header, body=MessageBody(reader, channel, pending))
+            else:
+                request = Request(header, payload)
             result = await self.handler(request)
             reply = result if isinstance(result, Reply) else Reply(data=result or b"")
             if not reply.respond and not _needs_response(header):
@@ -195,24 +188,66 @@ class MslServer:
                     raise MslException(MslError.RESPONSE_REQUIRES_INTEGRITY_PROTECTION, "push")
                 if options.encrypted and not push_encrypts:
                     raise MslException(MslError.RESPONSE_REQUIRES_ENCRYPTION, "push")
-            await self._write(channel, built, reply.data)
+            await self._write(out, built, reply.data)
             for push_built, push in pushes:
-                await self._write(channel, push_built, push)
+                await self._write(out, push_built, push)
         except MslException as exc:
-            await self._send_error(channel, exc, header)
+            await self._fail(out, exc, header)
         except Exception as exc:
             log.exception("unexpected failure answering a request")
-            await self._send_error(channel, MslInternalException(cause=exc), header)
+            await self._fail(out, MslInternalException(cause=exc), header)
 
-    async def _write(self, channel: Channel, built: BuiltMessage, data: bytes) -> None:
+    async def _read_header(
+        self, channel: Channel, reader: MessageReader, pending: list[bytes]
+    ) -> MessageHeader | None:
+        """Read up to the header; None when the peer sent nothing or an error message."""
+        received = False
+        while True:
+            data = await channel.read()
+            if not data and not received:
+                return None  # the peer closed without sending a message
+            received = True
+            header: MessageHeader | None = None
+            for event in reader.feed(data) if data else reader.end_of_stream():
+                if isinstance(event, HeaderReceived):
+                    header = event.header
+                elif isinstance(event, PayloadReceived) and event.data:
+                    pending.append(event.data)
+                elif isinstance(event, ErrorReceived):
+                    log.info("error message received: %s", event.error_header.error_code.name)
+                    return None
+            if header is not None:
+                return header
+            if not data:
+                return None
+
+    async def _fail(self, channel: _TrackingChannel, exc: MslException, header: MessageHeader | None) -> None:
+        if channel.started:
+            # The response is under way: it can only be cut short, which the requester
+            # sees as a truncated message.
+            log.warning("aborting a response under way: %s", exc.error.name)
+            return
+        await self._send_error(channel, exc, header)
+
+    async def _write(self, channel: Channel, built: BuiltMessage, data: bytes | AsyncIterable[bytes]) -> None:
         writer = MessageWriter(built.header, built.payload_crypto_context, chunk_size=self.chunk_size)
-        await channel.write(writer.header_bytes())
-        view = memoryview(data)
-        for start in range(0, len(data), self.chunk_size):
-            out = writer.write(view[start : start + self.chunk_size])
-            if out:
-                await channel.write(out)
-        await channel.write(writer.close())
+        # The header goes out with the first chunk: if producing the data fails before
+        # that, nothing has been sent and the requester still gets a proper error message.
+        head = writer.header_bytes()
+        if isinstance(data, bytes | bytearray | memoryview):
+            view = memoryview(data)
+            for start in range(0, len(view), self.chunk_size):
+                out = writer.write(view[start : start + self.chunk_size])
+                if out:
+                    await channel.write(head + out if head else out)
+                    head = b""
+        else:
+            async for piece in data:
+                out = writer.write(piece)
+                if out:
+                    await channel.write(head + out if head else out)
+                    head = b""
+        await channel.write(head + writer.close())
 
     async def _send_error(self, channel: Channel, exc: MslException, header: MessageHeader | None) -> None:
         message_id = header.message_id if header is not None else exc.message_id
@@ -227,6 +262,28 @@ class MslServer:
             log.exception("cannot build an error response")
             return
         await channel.write(error.encode())
+
+
+class _TrackingChannel:
+    """A channel that remembers whether a response has started."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self.started = False
+
+    async def write(self, data: bytes) -> None:
+        if data:
+            self.started = True
+        await self._channel.write(data)
+
+    async def finish(self) -> None:
+        await self._channel.finish()
+
+    async def read(self, n: int = 65536) -> bytes:
+        return await self._channel.read(n)
+
+    async def close(self) -> None:
+        await self._channel.close()
 
 
 def _needs_response(request: MessageHeader) -> bool:

@@ -118,13 +118,21 @@ class MessageReader:
         return events
 
     def end_of_stream(self) -> list[Event]:
-        """The source ended. Completes a message whose chunks simply stopped (messages.md §1)."""
+        """The source ended: completes a header-only message (messages.md §1); a message
+        whose chunks stop before the end-of-message chunk is MESSAGE_FORMAT_ERROR."""
         if self._state == _HEADER:
             detail = "truncated header" if self._decoder.has_pending_data() else "no message data"
             raise MslMessageException(MslError.MSL_PARSE_ERROR, detail)
         if self._decoder.has_pending_data():
             raise self._decorate(MslMessageException(MslError.MSL_PARSE_ERROR, "truncated payload chunk"))
         if self._state == _PAYLOAD:
+            if self._next_sequence > 1:
+                # Chunks came but the end-of-message chunk did not: the stream was cut.
+                # (A stream ending right after the header is a complete, header-only
+                # message, as the reference's automatic handshake responses are.)
+                raise self._decorate(
+                    MslMessageException(MslError.MESSAGE_FORMAT_ERROR, "message ended without end-of-message chunk")
+                )
             self._state = _DONE
             return [MessageEnd()]
         return []

@@ -1,0 +1,44 @@
+"""A message payload being received: chunks handed out as each one verifies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from missile.engine.transport import Channel
+from missile.messages.events import PayloadReceived
+from missile.messages.reader import MessageReader
+
+__all__ = ["MessageBody"]
+
+
+class MessageBody:
+    """The rest of a message on a channel whose header has been read.
+
+    Iterate it (``async for chunk in body``) to get the payload chunk by chunk without
+    buffering the message; a chunk that fails verification raises its MslError.
+    """
+
+    def __init__(self, reader: MessageReader, channel: Channel, pending: list[bytes]) -> None:
+        self._reader = reader
+        self._channel = channel
+        self._pending = pending
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            while self._pending:
+                yield self._pending.pop(0)
+            if self._reader.done:
+                return
+            data = await self._channel.read()
+            for event in self._reader.feed(data) if data else self._reader.end_of_stream():
+                if isinstance(event, PayloadReceived) and event.data:
+                    self._pending.append(event.data)
+            if not data and not self._pending:
+                return
+
+    async def read(self) -> bytes:
+        """The whole remaining payload."""
+        return b"".join([chunk async for chunk in self])
