@@ -143,20 +143,43 @@ def send(
         non_replayable=non_replayable,
         verbose=verbose,
     )
+    out = sys.stdout.buffer
+    progress = _Progress() if sys.stderr.isatty() else None
+
+    def sink(chunk: bytes) -> None:
+        out.write(chunk)
+        if progress is not None:
+            progress.advance(len(chunk))
+
     try:
-        response = asyncio.run(run_send(settings, payload))
+        asyncio.run(run_send(settings, payload, sink))
     except MslException as exc:
         click.echo(f"missile: {exc}", err=True)
         sys.exit(2)
-    out = sys.stdout.buffer
-    if sys.stderr.isatty() and len(response) > 1024 * 1024:
-        step = 256 * 1024
-        with click.progressbar(range(0, len(response), step), label="writing", file=sys.stderr) as bar:
-            for start in bar:
-                out.write(response[start : start + step])
-    else:
-        out.write(response)
-    out.flush()
+    finally:
+        out.flush()
+        if progress is not None:
+            progress.finish()
+
+
+class _Progress:
+    """A byte counter on stderr for large responses (shown once past 1 MiB)."""
+
+    THRESHOLD = 1024 * 1024
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.shown = False
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.done >= self.THRESHOLD:
+            self.shown = True
+            click.echo(f"\rreceived {self.done / (1024 * 1024):.1f} MiB", err=True, nl=False)
+
+    def finish(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
@@ -43,8 +44,8 @@ def _store(state: str | None) -> MslStore | None:
     return SqliteStore(state)
 
 
-async def run_send(settings: SendSettings, payload: bytes) -> bytes:
-    """Send ``payload`` and return the response payload."""
+async def run_send(settings: SendSettings, payload: bytes, sink: Callable[[bytes], object]) -> None:
+    """Send ``payload``; hand each piece of the response payload to ``sink`` as it verifies."""
     keys = KeyFile.load(settings.keys_path)
     keys.time_ms = None  # live traffic uses the wall clock
     if settings.entity_auth or settings.identity:
@@ -70,7 +71,9 @@ async def run_send(settings: SendSettings, payload: bytes) -> bytes:
         options.user_id = settings.user
         options.user_auth = EmailPasswordAuthData(settings.user, settings.password)
     try:
-        response = await client.request(payload, options)
+        async with await client.request_stream(payload, options) as response:
+            async for chunk in response.body:
+                sink(chunk)
     finally:
         await transport.aclose()
     if settings.verbose:
@@ -82,4 +85,3 @@ async def run_send(settings: SendSettings, payload: bytes) -> bytes:
             f"useridtoken={'yes' if data.user_id_token else 'no'}",
             err=True,
         )
-    return response.payload

@@ -56,8 +56,11 @@ def token_factory_for(
 
 
 async def echo(request: Request) -> Reply:
-    """Answer with the request's payload."""
-    return Reply(data=request.payload)
+    """Answer with the request's payload, streamed back as it arrives."""
+    body = request.body
+    if body is None:
+        return Reply(data=request.payload)
+    return Reply(data=aiter(body))
 
 
 def build_app(
@@ -75,6 +78,7 @@ def build_app(
     server = MslServer(
         built.ctx,
         echo,
+        streaming=True,
         service_token_contexts=keys.service_token_crypto_contexts(built.ctx.random),
     )
     return MslAsgiApp(server)

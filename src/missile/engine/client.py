@@ -46,18 +46,10 @@ _UNCHECKED_IDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Response:
-    """The application-level result of a request."""
+class _ResponseTokens:
+    """The tokens a response leaves the client with."""
 
     header: MessageHeader
-    """The response header."""
-    payload: bytes
-    """The response application data."""
-    messages: int
-    """How many MSL messages the exchange took (requests, responses, resends)."""
-    pushes: tuple[bytes, ...] = ()
-    """Payloads of messages the server pushed after its response (control.md §4.5)."""
 
     @property
     def master_token(self) -> MasterToken | None:
@@ -72,7 +64,21 @@ class Response:
 
 
 @dataclass(frozen=True)
-class StreamingResponse:
+class Response(_ResponseTokens):
+    """The application-level result of a request."""
+
+    header: MessageHeader
+    """The response header."""
+    payload: bytes
+    """The response application data."""
+    messages: int
+    """How many MSL messages the exchange took (requests, responses, resends)."""
+    pushes: tuple[bytes, ...] = ()
+    """Payloads of messages the server pushed after its response (control.md §4.5)."""
+
+
+@dataclass(frozen=True)
+class StreamingResponse(_ResponseTokens):
     """A response whose payload is read as it arrives (see :meth:`MslClient.request_stream`)."""
 
     header: MessageHeader
