@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mmap
 import os
 import sys
 from pathlib import Path
@@ -122,10 +123,11 @@ def send(
         raise click.UsageError("--data and --file are exclusive")
     if (user is None) != (password is None):
         raise click.UsageError("--user and --password go together")
+    payload: bytes | memoryview
     if data is not None:
         payload = data.encode()
     elif file_path is not None:
-        payload = Path(file_path).read_bytes()
+        payload = _map_file(Path(file_path))
     else:
         payload = sys.stdin.buffer.read()
     settings = SendSettings(
@@ -160,6 +162,15 @@ def send(
         out.flush()
         if progress is not None:
             progress.finish()
+
+
+def _map_file(path: Path) -> bytes | memoryview:
+    """The file's bytes, memory-mapped so a large file is not copied into memory."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return b""
+        return memoryview(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 class _Progress:

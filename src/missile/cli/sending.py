@@ -44,7 +44,7 @@ def _store(state: str | None) -> MslStore | None:
     return SqliteStore(state)
 
 
-async def run_send(settings: SendSettings, payload: bytes, sink: Callable[[bytes], object]) -> None:
+async def run_send(settings: SendSettings, payload: bytes | memoryview, sink: Callable[[bytes], object]) -> None:
     """Send ``payload``; hand each piece of the response payload to ``sink`` as it verifies."""
     keys = KeyFile.load(settings.keys_path)
     keys.time_ms = None  # live traffic uses the wall clock

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import AsyncIterator
 from typing import Any
 
 from missile.engine.server import MslServer, Reply, Request
@@ -55,12 +57,33 @@ def token_factory_for(
     )
 
 
+#: Request payloads up to this size are echoed from memory; larger ones from a temp file.
+SPOOL_MEMORY = 4 * 1024 * 1024
+
+
 async def echo(request: Request) -> Reply:
-    """Answer with the request's payload, streamed back as it arrives."""
+    """Answer with the request's payload.
+
+    The payload is read completely before the reply starts: HTTP/1.1 clients (httpx,
+    the reference's HttpURLConnection) send their whole request before reading the
+    response, so writing while still reading could deadlock them. It is spooled to a
+    temporary file past 4 MiB, so memory stays flat however large the message.
+    """
     body = request.body
     if body is None:
         return Reply(data=request.payload)
-    return Reply(data=aiter(body))
+    # Closed by replay() once the reply has been sent.
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+    async for chunk in body:
+        spool.write(chunk)
+    spool.seek(0)
+
+    async def replay() -> AsyncIterator[bytes]:
+        with spool:
+            while piece := spool.read(256 * 1024):
+                yield piece
+
+    return Reply(data=replay())
 
 
 def build_app(

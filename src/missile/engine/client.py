@@ -37,6 +37,10 @@ from missile.userauth.base import UserAuthData
 
 __all__ = ["MAX_MESSAGES", "MslClient", "Response", "StreamingResponse"]
 
+#: Application data to send: any bytes-like object (a memoryview of a mapped file
+#: sends a large file without copying it into memory).
+Payload = bytes | bytearray | memoryview
+
 #: control.md §6: an application operation involves at most 12 MSL messages.
 MAX_MESSAGES = 12
 
@@ -189,13 +193,13 @@ class MslClient:
 
     # -- public API -------------------------------------------------------------------
 
-    async def request(self, data: bytes = b"", options: MessageOptions | None = None) -> Response:
+    async def request(self, data: Payload = b"", options: MessageOptions | None = None) -> Response:
         """Send ``data`` and return the response, recovering from errors automatically."""
         response = await self._run(data, options or MessageOptions(), one_way=False)
         assert isinstance(response, Response)
         return response
 
-    async def request_stream(self, data: bytes = b"", options: MessageOptions | None = None) -> StreamingResponse:
+    async def request_stream(self, data: Payload = b"", options: MessageOptions | None = None) -> StreamingResponse:
         """Like :meth:`request`, but return as soon as the response header has been
         verified; the payload is then read chunk by chunk from ``response.body``. Use
         ``async with`` (or read it to the end) to release the connection."""
@@ -203,7 +207,7 @@ class MslClient:
         assert isinstance(response, StreamingResponse)
         return response
 
-    async def send(self, data: bytes = b"", options: MessageOptions | None = None) -> Response | None:
+    async def send(self, data: Payload = b"", options: MessageOptions | None = None) -> Response | None:
         """Send ``data`` one way. The server answers only when it has tokens to deliver
         (or an error); that answer is processed and returned, otherwise None."""
         response = await self._run(data, options or MessageOptions(), one_way=True)
@@ -211,7 +215,7 @@ class MslClient:
         return response
 
     async def _run(
-        self, data: bytes, options: MessageOptions, *, one_way: bool, stream: bool = False
+        self, data: Payload, options: MessageOptions, *, one_way: bool, stream: bool = False
     ) -> Response | StreamingResponse | None:
         attempt = _Attempt()
         used = 0
@@ -383,7 +387,7 @@ class MslClient:
         self,
         plan: _Plan,
         attempt: _Attempt,
-        data: bytes,
+        data: Payload,
         options: MessageOptions,
         *,
         one_way: bool = False,

@@ -123,7 +123,10 @@ class MslServer:
     """Optional user-facing message for an error, given the request's languages."""
     streaming: bool = False
     """Hand the handler the request payload as it arrives (``Request.body``) instead of
-    buffering it; a failure after the response started can then only abort it."""
+    buffering it; a failure after the response started can then only abort it. Over
+    HTTP/1.1, clients send the whole request before reading the response: a handler
+    should read the request to its end before it starts its reply (spooling a large
+    one), or a client with a full send buffer and a server with a full one deadlock."""
 
     async def serve_channel(self, channel: Channel) -> None:
         """Read one request from ``channel``, respond, and finish the channel."""
