@@ -180,3 +180,16 @@ def test_inspect_raw_capture_via_subprocess(tmp_path: Path) -> None:
     bad = subprocess.run([*CLI, "inspect", str(capture), "--keys", str(keys)], env=ENV, capture_output=True)
     assert bad.returncode == 2
     assert b"MESSAGE_ENTITY_NOT_FOUND" in bad.stderr
+
+
+def test_send_large_file_streams_without_deadlock(deployment: Any, tmp_path: Path) -> None:
+    """Large enough to fill the TCP buffers both ways: the echo server reads the whole
+    request (spooling it) before replying, so an HTTP/1.1 client that sends everything
+    before reading cannot deadlock with it."""
+    directory, url = deployment
+    big = tmp_path / "big.bin"
+    data = os.urandom(24 * 1024 * 1024)
+    big.write_bytes(data)
+    out = _send(url, directory / "client.json", "--file", str(big))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == data
