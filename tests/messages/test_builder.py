@@ -281,3 +281,37 @@ def test_non_replayable_request_needs_master_token(client: MslContext) -> None:
     with pytest.raises(MslMessageException) as info:
         build_request(client, use_entity_auth=True, non_replayable=True)
     assert info.value.error is MslError.NONREPLAYABLE_MESSAGE_REQUIRES_MASTERTOKEN
+
+
+def test_expired_user_id_token_is_renewed_even_on_a_non_renewable_request() -> None:
+    """control.md §4.3: an expired user ID token issued locally is renewed in the response."""
+    from missile.clock import FixedClock
+    from missile.messages.builder import build_request, build_response
+    from missile.tokens import MslUser
+    from missile.tokens.factory import InMemoryTokenFactory
+
+    from .conftest import client_ctx, establish, server_ctx
+
+    clock = FixedClock(1_800_000_000_000)
+    server = server_ctx(clock)
+    client = client_ctx(clock)
+    from missile.keyx.symmetric_wrapped import SymmetricWrappedRequest
+
+    token, _, _ = establish(server, client, [SymmetricWrappedRequest("PSK")])
+    factory = server.token_factory
+    assert factory is not None
+    server_token = receive(server, encode_message(build_request(client), b"x")).header_event.header.master_token
+    assert server_token is not None
+    # A user ID token issued (with the same token keys) to expire in two seconds.
+    short_lived = InMemoryTokenFactory(user_id_token_renewal_ms=1000, user_id_token_expiration_ms=2000)
+    uit = short_lived.create_user_id_token(server, MslUser("alice"), server_token)
+    assert client.store is not None
+    client.store.add_user_id_token("alice", uit)
+    clock.advance(3000)  # past the user ID token's expiration, not the master token's
+    request = build_request(client, user_id_token=uit, renewable=False)
+    header = receive(server, encode_message(request, b"x")).header_event.header
+    response = build_response(server, header)
+    renewed = response.header.data.user_id_token
+    assert renewed is not None and renewed.serial_number == uit.serial_number
+    assert renewed.expiration > uit.expiration
+    assert token.serial_number == renewed.mt_serial_number

@@ -171,8 +171,16 @@ def build_response(
     if issue_tokens and factory is not None and token_master is not None:
         if user_id_token is None and data.user_auth_data is not None and request.user is not None:
             user_id_token = factory.create_user_id_token(ctx, request.user, token_master)
-        elif user_id_token is not None and (
-            (data.renewable and user_id_token.is_renewable(None)) or not user_id_token.is_bound_to(token_master)
+        elif (
+            user_id_token is not None
+            and user_id_token.verified
+            and (
+                # control.md §4.3: renew when renewable on a renewable request, when
+                # expired, or when the master token it must be bound to changed.
+                (data.renewable and user_id_token.is_renewable(None))
+                or user_id_token.is_expired(None)
+                or not user_id_token.is_bound_to(token_master)
+            )
         ):
             user_id_token = factory.renew_user_id_token(ctx, user_id_token, token_master)
     if user_id_token is not None and not user_id_token.is_bound_to(token_master):

@@ -338,7 +338,11 @@ class MessageHeader:
         user_id_token: UserIdToken | None = None
         if KEY_USER_ID_TOKEN in obj:
             user_id_token = UserIdToken.parse(
-                obj.get_object(KEY_USER_ID_TOKEN), ctx.msl_crypto, verifier, user_factory=_user_factory(ctx)
+                obj.get_object(KEY_USER_ID_TOKEN),
+                ctx.msl_crypto,
+                verifier,
+                user_factory=_user_factory(ctx),
+                clock=ctx.clock,
             )
 
         user_auth_data: UserAuthData | None = None
@@ -397,6 +401,7 @@ class MessageHeader:
                     ctx.msl_crypto,
                     peer_verifier,
                     user_factory=_user_factory(ctx),
+                    clock=ctx.clock,
                 )
             peer_service_tokens = _parse_service_tokens(
                 obj, KEY_PEER_SERVICE_TOKENS, st_contexts, peer_verifier, peer_user_id_token, ctx
