@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from missile.engine.transport import Channel
+from missile.errors import MslError, MslMessageException
 from missile.messages.events import PayloadReceived
 from missile.messages.reader import MessageReader
 
@@ -39,6 +40,13 @@ class MessageBody:
             if not data and not self._pending:
                 return
 
-    async def read(self) -> bytes:
-        """The whole remaining payload."""
-        return b"".join([chunk async for chunk in self])
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole remaining payload; more than ``limit`` bytes is MESSAGE_FORMAT_ERROR."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self:
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise MslMessageException(MslError.MESSAGE_FORMAT_ERROR, f"payload exceeds {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -160,9 +160,11 @@ class MslClient:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         reader_limits: ReaderLimits | None = None,
         max_messages: int = MAX_MESSAGES,
+        max_payload_size: int = 256 * 1024 * 1024,
     ) -> None:
         """``key_requests`` produces fresh key request data (with private parts) each
-        time the client asks for keys; without it the client cannot establish sessions."""
+        time the client asks for keys; without it the client cannot establish sessions.
+        ``max_payload_size`` bounds a buffered response (:meth:`request_stream` has none)."""
         if ctx.store is None:
             raise ValueError("an MSL client needs a store")
         self.ctx = ctx
@@ -172,6 +174,7 @@ class MslClient:
         self.chunk_size = chunk_size
         self.reader_limits = reader_limits
         self.max_messages = max_messages
+        self.max_payload_size = max_payload_size
         self.remote_offset_ms: int | None = None
         """Estimated remote clock minus local clock (control.md §9)."""
         # control.md §11: a master token in use by an in-flight exchange is deleted only
@@ -463,6 +466,7 @@ class MslClient:
         error: ErrorHeader | None = None
         keyx_context: CryptoContext | None = None
         payload: list[bytes] = []
+        received_size = 0
         first = True
         eof = False
         while True:
@@ -480,6 +484,11 @@ class MslClient:
                     error = event.error_header
                 elif isinstance(event, PayloadReceived):
                     payload.append(event.data)
+                    received_size += len(event.data)
+                    if received_size > self.max_payload_size and not stream:
+                        raise MslMessageException(
+                            MslError.MESSAGE_FORMAT_ERROR, f"response payload exceeds {self.max_payload_size} bytes"
+                        )
             if stream and header is not None and not eof:
                 body = MessageBody(reader, channel, [p for p in payload if p])
                 return _Result(request, header, error, b"", keyx_context, (), body, channel)

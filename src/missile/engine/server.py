@@ -121,6 +121,9 @@ class MslServer:
     """Limits for reading requests."""
     error_messages: Callable[[MslError, Sequence[str]], str | None] | None = None
     """Optional user-facing message for an error, given the request's languages."""
+    max_payload_size: int = 64 * 1024 * 1024
+    """Largest request payload buffered for a non-streaming handler (bytes); a larger one
+    is refused with MESSAGE_FORMAT_ERROR. Streaming handlers see chunks and set their own."""
     streaming: bool = False
     """Hand the handler the request payload as it arrives (``Request.body``) instead of
     buffering it; a failure after the response started can then only abort it. Over
@@ -150,7 +153,7 @@ class MslServer:
                 return
             if not header.is_handshake and not self.streaming:
                 body = MessageBody(reader, channel, pending)
-                payload = await body.read()
+                payload = await body.read(self.max_payload_size)
         except MslException as exc:
             await self._send_error(channel, exc, header)
             return
