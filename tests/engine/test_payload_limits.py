@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import vectorlib
 
+import vectorlib
 from missile.clock import FixedClock
 from missile.engine.client import MslClient
 from missile.engine.errors import MslErrorResponse
