@@ -7,7 +7,7 @@ Every enum is a :class:`~enum.StrEnum` whose value is the exact wire string, and
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypeVar
+from typing import Self
 
 from missile.errors import MslCryptoException, MslError
 
@@ -24,66 +24,50 @@ __all__ = [
     "JwkAlgorithm",
 ]
 
-_E = TypeVar("_E", bound=StrEnum)
+
+class WireEnum(StrEnum):
+    """A wire-string enum whose ``from_wire`` raises the reference's error for an
+    unknown name (the error of each enum is listed in ``_UNKNOWN`` below)."""
+
+    @classmethod
+    def from_wire(cls, value: str) -> Self:
+        """Parse a wire name; unknown names raise the enum's MslError."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise MslCryptoException(_UNKNOWN[cls.__name__], f"unknown {cls.__name__}: {value!r}") from None
 
 
-def _lookup(cls: type[_E], value: str, error: MslError) -> _E:
-    try:
-        return cls(value)
-    except ValueError:
-        raise MslCryptoException(error, f"unknown {cls.__name__}: {value!r}") from None
-
-
-class EncryptionAlgo(StrEnum):
+class EncryptionAlgo(WireEnum):
     """Session data ``encryptionalgorithm`` values."""
 
     AES = "AES"
 
-    @classmethod
-    def from_wire(cls, value: str) -> EncryptionAlgo:
-        """Parse; unknown names raise ``UNIDENTIFIED_ALGORITHM``."""
-        return _lookup(cls, value, MslError.UNIDENTIFIED_ALGORITHM)
 
-
-class SignatureAlgo(StrEnum):
+class SignatureAlgo(WireEnum):
     """Session data ``signaturealgorithm`` and V2 signature envelope ``algorithm`` values."""
 
     HMAC_SHA256 = "HmacSHA256"
     SHA256_RSA = "SHA256withRSA"
     AES_CMAC = "AESCmac"
 
-    @classmethod
-    def from_wire(cls, value: str) -> SignatureAlgo:
-        """Parse; unknown names raise ``UNIDENTIFIED_ALGORITHM``."""
-        return _lookup(cls, value, MslError.UNIDENTIFIED_ALGORITHM)
 
-
-class CipherSpec(StrEnum):
+class CipherSpec(WireEnum):
     """Version 2 ciphertext envelope ``cipherspec`` values."""
 
     AES_CBC_PKCS5 = "AES/CBC/PKCS5Padding"
     AES_WRAP = "AESWrap"
     RSA_ECB_PKCS1 = "RSA/ECB/PKCS1Padding"
 
-    @classmethod
-    def from_wire(cls, value: str) -> CipherSpec:
-        """Parse; unknown names raise ``UNIDENTIFIED_CIPHERSPEC``."""
-        return _lookup(cls, value, MslError.UNIDENTIFIED_CIPHERSPEC)
 
-
-class JweAlgorithm(StrEnum):
+class JweAlgorithm(WireEnum):
     """JWE header ``alg``: how the content encryption key is protected (crypto.md §6)."""
 
     RSA_OAEP = "RSA-OAEP"
     A128KW = "A128KW"
 
-    @classmethod
-    def from_wire(cls, value: str) -> JweAlgorithm:
-        """Parse; unknown names raise ``JWE_PARSE_ERROR``."""
-        return _lookup(cls, value, MslError.JWE_PARSE_ERROR)
 
-
-class JweEncryption(StrEnum):
+class JweEncryption(WireEnum):
     """JWE header ``enc``: the AES-GCM content encryption (crypto.md §6)."""
 
     A128GCM = "A128GCM"
@@ -94,11 +78,6 @@ class JweEncryption(StrEnum):
         """Content encryption key length in bytes."""
         return 16 if self is JweEncryption.A128GCM else 32
 
-    @classmethod
-    def from_wire(cls, value: str) -> JweEncryption:
-        """Parse; unknown names raise ``JWE_PARSE_ERROR``."""
-        return _lookup(cls, value, MslError.JWE_PARSE_ERROR)
-
 
 class JweFormat(StrEnum):
     """JWE serialization: compact (``JWE_CS``) or JSON (``JWE_JS``)."""
@@ -107,32 +86,22 @@ class JweFormat(StrEnum):
     JWE_JS = "JWE_JS"
 
 
-class JwkType(StrEnum):
+class JwkType(WireEnum):
     """JWK ``kty`` (lowercase, as the reference writes it)."""
 
     OCT = "oct"
     RSA = "rsa"
 
-    @classmethod
-    def from_wire(cls, value: str) -> JwkType:
-        """Parse; unknown names raise ``UNIDENTIFIED_JWK_TYPE``."""
-        return _lookup(cls, value, MslError.UNIDENTIFIED_JWK_TYPE)
 
-
-class JwkUsage(StrEnum):
+class JwkUsage(WireEnum):
     """JWK ``use`` (``wrap`` is MSL-specific)."""
 
     SIG = "sig"
     ENC = "enc"
     WRAP = "wrap"
 
-    @classmethod
-    def from_wire(cls, value: str) -> JwkUsage:
-        """Parse; unknown names raise ``UNIDENTIFIED_JWK_USAGE``."""
-        return _lookup(cls, value, MslError.UNIDENTIFIED_JWK_USAGE)
 
-
-class JwkKeyOp(StrEnum):
+class JwkKeyOp(WireEnum):
     """JWK ``key_ops`` members."""
 
     SIGN = "sign"
@@ -144,13 +113,8 @@ class JwkKeyOp(StrEnum):
     DERIVE_KEY = "deriveKey"
     DERIVE_BITS = "deriveBits"
 
-    @classmethod
-    def from_wire(cls, value: str) -> JwkKeyOp:
-        """Parse; unknown names raise ``UNIDENTIFIED_JWK_KEYOP``."""
-        return _lookup(cls, value, MslError.UNIDENTIFIED_JWK_KEYOP)
 
-
-class JwkAlgorithm(StrEnum):
+class JwkAlgorithm(WireEnum):
     """JWK ``alg`` (``A128CBC`` is MSL-specific: an AES-CBC encryption key)."""
 
     HS256 = "HS256"
@@ -164,7 +128,15 @@ class JwkAlgorithm(StrEnum):
         """True for the algorithms that carry raw ``k`` key bytes."""
         return self in (JwkAlgorithm.HS256, JwkAlgorithm.A128KW, JwkAlgorithm.A128CBC)
 
-    @classmethod
-    def from_wire(cls, value: str) -> JwkAlgorithm:
-        """Parse; unknown names raise ``UNIDENTIFIED_JWK_ALGORITHM``."""
-        return _lookup(cls, value, MslError.UNIDENTIFIED_JWK_ALGORITHM)
+
+_UNKNOWN: dict[str, MslError] = {
+    "EncryptionAlgo": MslError.UNIDENTIFIED_ALGORITHM,
+    "SignatureAlgo": MslError.UNIDENTIFIED_ALGORITHM,
+    "CipherSpec": MslError.UNIDENTIFIED_CIPHERSPEC,
+    "JweAlgorithm": MslError.JWE_PARSE_ERROR,
+    "JweEncryption": MslError.JWE_PARSE_ERROR,
+    "JwkType": MslError.UNIDENTIFIED_JWK_TYPE,
+    "JwkUsage": MslError.UNIDENTIFIED_JWK_USAGE,
+    "JwkKeyOp": MslError.UNIDENTIFIED_JWK_KEYOP,
+    "JwkAlgorithm": MslError.UNIDENTIFIED_JWK_ALGORITHM,
+}
