@@ -289,26 +289,20 @@ class AsyncMessageOutputStream:
             self._sink.write(self._writer.header_bytes())
             await self._sink.drain()
 
-    async def write(self, data: bytes) -> None:
-        """Write payload bytes; full chunks are sent as they fill."""
+    async def _send(self, out: bytes) -> None:
         await self._start()
-        out = self._writer.write(data)
         if out:
             self._sink.write(out)
             await self._sink.drain()
+
+    async def write(self, data: bytes) -> None:
+        """Write payload bytes; full chunks are sent as they fill."""
+        await self._send(self._writer.write(data))
 
     async def flush(self) -> None:
         """Send buffered data as a chunk."""
-        await self._start()
-        out = self._writer.flush()
-        if out:
-            self._sink.write(out)
-            await self._sink.drain()
+        await self._send(self._writer.flush())
 
     async def aclose(self) -> None:
         """Send the end-of-message chunk."""
-        await self._start()
-        out = self._writer.close()
-        if out:
-            self._sink.write(out)
-        await self._sink.drain()
+        await self._send(self._writer.close())
