@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -55,7 +56,6 @@ def test_mangled_messages_raise_only_msl_errors(stem: str, mutations: list[tuple
             data[i:i] = bytes([value])
         elif kind == "delete":
             del data[i : i + value]
-    try:
+    # Any outcome is fine but a non-MSL exception, which would fail the test.
+    with contextlib.suppress(MslException):
         _read(keys, bytes(data))
-    except MslException:
-        pass
