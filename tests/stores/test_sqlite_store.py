@@ -485,3 +485,11 @@ def test_two_processes_share_state(tmp_path: Path) -> None:
         assert parent.get_crypto_context(mt) is not None
         assert parent.get_user_id_token(f"user-{serial}") == uit_for(mt, serial + 1000)
         assert len(parent.get_service_tokens(mt, None)) == 20
+
+
+def test_existing_lax_file_is_made_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "lax.db"
+    path.touch()
+    os.chmod(path, 0o644)
+    SqliteStore(path).close()
+    assert path.stat().st_mode & 0o777 == 0o600

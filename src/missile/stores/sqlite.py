@@ -63,12 +63,24 @@ def create_private_file(path: str | os.PathLike[str]) -> bool:
     try:
         fd = os.open(path, flags, 0o600)
     except FileExistsError:
+        _tighten(path)
         return False
     try:
         os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
     return True
+
+
+def _tighten(path: str | os.PathLike[str]) -> None:
+    """An existing file that group or others can read is made owner-only, if it is ours.
+
+    It holds session keys: a file created by another tool with a lax umask is not left
+    readable. Files owned by someone else are left alone (chmod would fail anyway).
+    """
+    st = os.stat(path)
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        os.chmod(path, 0o600)
 
 
 class SqliteDatabase:
