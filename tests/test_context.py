@@ -235,3 +235,31 @@ def test_factory_lookups() -> None:
     assert ctx.key_exchange_factory("C") is None
     assert ctx.entity_auth_factory("PSK") is entity and ctx.entity_auth_factory("RSA") is None
     assert ctx.user_auth_factory("EMAIL_PASSWORD") is user and ctx.user_auth_factory("X") is None
+
+
+def test_only_verified_master_tokens_are_cached() -> None:
+    """Anyone can send tokens our keys cannot verify: those must not fill the cache."""
+    import os as _os
+
+    from missile.crypto.null import ClientMslCryptoContext
+    from missile.crypto.symmetric import SymmetricCryptoContext
+    from missile.encoding import decode, encode
+    from missile.tokens import MasterToken
+
+    issuer = SymmetricCryptoContext("k", _os.urandom(16), _os.urandom(32), _os.urandom(16))
+    token = MasterToken.create(
+        issuer,
+        renewal_window_ms=10_000,
+        expiration_ms=20_000,
+        sequence_number=1,
+        serial_number=2,
+        identity="e",
+        encryption_key=_os.urandom(16),
+        signature_key=_os.urandom(32),
+    )
+    obj = decode(encode(token))
+    server = MslContext(msl_crypto=issuer)
+    assert server.parse_master_token(obj) is server.parse_master_token(obj)
+    client = MslContext(msl_crypto=ClientMslCryptoContext())
+    first, second = client.parse_master_token(obj), client.parse_master_token(obj)
+    assert not first.verified and first == second and first is not second

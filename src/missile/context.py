@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["MslContext"]
 
 _SESSION_CACHE_SIZE = 4096
+#: Larger token data than this (real master tokens are well under 2 KiB) is not cached.
+_CACHEABLE_TOKEN_SIZE = 8192
 _TOKEN_CACHE_SIZE = 4096
 
 
@@ -111,6 +113,10 @@ class MslContext:
                 self._parsed_tokens.move_to_end(key)
                 return hit[2]
         token = MasterToken.parse(obj, self.msl_crypto, clock=self.clock)
+        if not token.verified or len(tokendata) > _CACHEABLE_TOKEN_SIZE:
+            # Only tokens our own MSL keys verified are cached: anyone can send
+            # unverifiable ones, and must not be able to fill the cache with them.
+            return token
         with self._sessions_lock:
             self._parsed_tokens[key] = (self.msl_crypto, self.clock, token)
             while len(self._parsed_tokens) > _TOKEN_CACHE_SIZE:
