@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from missile.clock import Clock
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject, decode, in_range
+from missile.encoding import MslObject, decode, encode, in_range
 from missile.errors import MslEncodingException, MslError, MslException
 
 KEY_TOKENDATA = "tokendata"
@@ -92,14 +92,46 @@ def read_signed_token(
         payload = data.get_bytes(payload_key)
     except MslEncodingException as exc:
         raise MslEncodingException(errors.tokendata_parse, exc.detail) from exc
+    check_token_fields(errors, renewal_window, expiration, serials)
+    if not payload:
+        raise MslEncodingException(errors.payload_missing)
+    return SignedTokenData(tokendata, signature, verified, renewal_window, expiration, serials, payload)
+
+
+def check_token_fields(errors: TokenErrors, renewal_window: int, expiration: int, serials: tuple[int, int]) -> None:
+    """Checks master and user ID tokens share, when issued and when parsed (tokens.md §1,
+    §2): expiration not before the renewal window (any one unit), identifiers in range."""
     if expiration < renewal_window:
         raise MslException(errors.expires_before_renewal)
     for value, error in zip(serials, errors.serial_ranges, strict=True):
         if not in_range(value):
             raise MslException(error)
-    if not payload:
-        raise MslEncodingException(errors.payload_missing)
-    return SignedTokenData(tokendata, signature, verified, renewal_window, expiration, serials, payload)
+
+
+def sign_token_data(
+    msl_crypto: CryptoContext,
+    renewal_window_ms: int,
+    expiration_ms: int,
+    serials: tuple[int, int],
+    serial_keys: tuple[str, str],
+    payload_key: str,
+    payload: bytes,
+) -> SignedTokenData:
+    """Encrypt ``payload`` and sign the token data with the MSL keys (times in seconds)."""
+    renewal_window = renewal_window_ms // 1000
+    expiration = expiration_ms // 1000
+    tokendata = encode(
+        {
+            KEY_RENEWAL_WINDOW: renewal_window,
+            KEY_EXPIRATION: expiration,
+            serial_keys[0]: serials[0],
+            serial_keys[1]: serials[1],
+            payload_key: msl_crypto.encrypt(payload),
+        }
+    )
+    return SignedTokenData(
+        tokendata, msl_crypto.sign(tokendata), True, renewal_window, expiration, serials, payload
+    )
 
 
 class TimedToken:

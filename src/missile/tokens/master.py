@@ -13,17 +13,17 @@ from typing import Any
 
 from missile.clock import Clock, system_clock
 from missile.crypto.context import CryptoContext
-from missile.encoding import MAX_LONG_VALUE, MslObject, decode, encode, in_range
-from missile.errors import MslCryptoException, MslEncodingException, MslError, MslException
+from missile.encoding import MAX_LONG_VALUE, MslObject, decode, encode
+from missile.errors import MslCryptoException, MslEncodingException, MslError
 from missile.tokens._common import (
-    KEY_EXPIRATION,
     KEY_IDENTITY,
     KEY_ISSUER_DATA,
-    KEY_RENEWAL_WINDOW,
     KEY_SERIAL_NUMBER,
     TimedToken,
     TokenErrors,
+    check_token_fields,
     read_signed_token,
+    sign_token_data,
 )
 
 __all__ = ["MasterToken"]
@@ -107,12 +107,8 @@ class MasterToken(TimedToken):
         clock: Clock = system_clock,
     ) -> MasterToken:
         """Issue a master token protected by the issuer's MSL crypto context (tokens.md §1.3)."""
-        if expiration_ms < renewal_window_ms:
-            raise MslException(MslError.MASTERTOKEN_EXPIRES_BEFORE_RENEWAL)
-        if not in_range(sequence_number):
-            raise MslException(MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_RANGE)
-        if not in_range(serial_number):
-            raise MslException(MslError.MASTERTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
+        serial_keys = (KEY_SEQUENCE_NUMBER, KEY_SERIAL_NUMBER)
+        check_token_fields(_ERRORS, renewal_window_ms, expiration_ms, (sequence_number, serial_number))
         if signature_algorithm not in SIGNATURE_ALGORITHMS:
             raise MslCryptoException(MslError.UNIDENTIFIED_ALGORITHM, signature_algorithm)
         session: dict[str, Any] = {
@@ -123,27 +119,24 @@ class MasterToken(TimedToken):
             KEY_HMAC_KEY: signature_key,
             KEY_SIGNATURE_KEY: signature_key,
             KEY_SIGNATURE_ALGORITHM: signature_algorithm,
+            KEY_ISSUER_DATA: issuer_data,
         }
-        if issuer_data is not None:
-            session[KEY_ISSUER_DATA] = issuer_data
-        renewal_window = renewal_window_ms // 1000
-        expiration = expiration_ms // 1000
-        tokendata = encode(
-            {
-                KEY_RENEWAL_WINDOW: renewal_window,
-                KEY_EXPIRATION: expiration,
-                KEY_SEQUENCE_NUMBER: sequence_number,
-                KEY_SERIAL_NUMBER: serial_number,
-                KEY_SESSION_DATA: msl_crypto.encrypt(encode(session)),
-            }
+        signed = sign_token_data(
+            msl_crypto,
+            renewal_window_ms,
+            expiration_ms,
+            (sequence_number, serial_number),
+            serial_keys,
+            KEY_SESSION_DATA,
+            encode(session),
         )
         return cls(
-            renewal_window=renewal_window,
-            expiration=expiration,
+            renewal_window=signed.renewal_window,
+            expiration=signed.expiration,
             sequence_number=sequence_number,
             serial_number=serial_number,
-            tokendata=tokendata,
-            signature=msl_crypto.sign(tokendata),
+            tokendata=signed.tokendata,
+            signature=signed.signature,
             verified=True,
             identity=identity,
             encryption_key=encryption_key,

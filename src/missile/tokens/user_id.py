@@ -12,18 +12,18 @@ from typing import Any
 
 from missile.clock import Clock, system_clock
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject, decode, encode, in_range
+from missile.encoding import MslObject, decode, encode
 from missile.errors import MslEncodingException, MslError, MslException, MslUserIdTokenException
 from missile.tokens._common import (
-    KEY_EXPIRATION,
     KEY_IDENTITY,
     KEY_ISSUER_DATA,
     KEY_MT_SERIAL_NUMBER,
-    KEY_RENEWAL_WINDOW,
     KEY_SERIAL_NUMBER,
     TimedToken,
     TokenErrors,
+    check_token_fields,
     read_signed_token,
+    sign_token_data,
 )
 from missile.tokens.master import MasterToken
 from missile.tokens.user import MslUser, UserFactory, default_user_factory
@@ -83,32 +83,28 @@ class UserIdToken(TimedToken):
         clock: Clock = system_clock,
     ) -> UserIdToken:
         """Issue a user ID token bound to ``master_token`` (tokens.md §2.2)."""
-        if expiration_ms < renewal_window_ms:
-            raise MslException(MslError.USERIDTOKEN_EXPIRES_BEFORE_RENEWAL)
-        if not in_range(serial_number):
-            raise MslException(MslError.USERIDTOKEN_SERIAL_NUMBER_OUT_OF_RANGE)
+        serials = (master_token.serial_number, serial_number)
+        check_token_fields(_ERRORS, renewal_window_ms, expiration_ms, serials)
         identity = user.encode()
         if not identity:
             raise MslException(MslError.USERIDTOKEN_IDENTITY_INVALID)
         userdata: dict[str, Any] = {KEY_IDENTITY: identity, KEY_ISSUER_DATA: issuer_data}
-        renewal_window = renewal_window_ms // 1000
-        expiration = expiration_ms // 1000
-        tokendata = encode(
-            {
-                KEY_RENEWAL_WINDOW: renewal_window,
-                KEY_EXPIRATION: expiration,
-                KEY_MT_SERIAL_NUMBER: master_token.serial_number,
-                KEY_SERIAL_NUMBER: serial_number,
-                KEY_USER_DATA: msl_crypto.encrypt(encode(userdata)),
-            }
+        signed = sign_token_data(
+            msl_crypto,
+            renewal_window_ms,
+            expiration_ms,
+            serials,
+            (KEY_MT_SERIAL_NUMBER, KEY_SERIAL_NUMBER),
+            KEY_USER_DATA,
+            encode(userdata),
         )
         return cls(
-            renewal_window=renewal_window,
-            expiration=expiration,
+            renewal_window=signed.renewal_window,
+            expiration=signed.expiration,
             mt_serial_number=master_token.serial_number,
             serial_number=serial_number,
-            tokendata=tokendata,
-            signature=msl_crypto.sign(tokendata),
+            tokendata=signed.tokendata,
+            signature=signed.signature,
             verified=True,
             user=user,
             issuer_data=issuer_data,
