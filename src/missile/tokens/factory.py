@@ -289,31 +289,35 @@ class BaseTokenFactory(ABC):
         )
 
     def create_user_id_token(self, ctx: MslContext, user: MslUser, master_token: MasterToken) -> UserIdToken:
-        now = ctx.clock()
-        return UserIdToken.create(
-            ctx.msl_crypto,
-            renewal_window_ms=now + self.uit_renewal_ms,
-            expiration_ms=now + self.uit_expiration_ms,
-            master_token=master_token,
-            serial_number=random_long(ctx.random),
-            user=user,
-            clock=ctx.clock,
-        )
+        return self._issue_user_id_token(ctx, user, master_token, random_long(ctx.random), None)
 
     def renew_user_id_token(
         self, ctx: MslContext, user_id_token: UserIdToken, master_token: MasterToken
     ) -> UserIdToken:
+        # Renewal keeps the serial number and the user, rebinds to ``master_token``.
         if user_id_token.user is None:
             raise MslMasterTokenException(MslError.USERIDTOKEN_NOT_DECRYPTED)
+        return self._issue_user_id_token(
+            ctx, user_id_token.user, master_token, user_id_token.serial_number, user_id_token.issuer_data
+        )
+
+    def _issue_user_id_token(
+        self,
+        ctx: MslContext,
+        user: MslUser,
+        master_token: MasterToken,
+        serial_number: int,
+        issuer_data: dict[str, Any] | None,
+    ) -> UserIdToken:
         now = ctx.clock()
         return UserIdToken.create(
             ctx.msl_crypto,
             renewal_window_ms=now + self.uit_renewal_ms,
             expiration_ms=now + self.uit_expiration_ms,
             master_token=master_token,
-            serial_number=user_id_token.serial_number,
-            user=user_id_token.user,
-            issuer_data=user_id_token.issuer_data,
+            serial_number=serial_number,
+            user=user,
+            issuer_data=issuer_data,
             clock=ctx.clock,
         )
 
