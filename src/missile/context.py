@@ -33,7 +33,13 @@ if TYPE_CHECKING:
     from missile.tokens.factory import TokenFactory
     from missile.userauth.base import UserAuthFactory
 
-__all__ = ["MslContext"]
+__all__ = ["INSECURE_SCHEMES", "MslContext"]
+
+INSECURE_SCHEMES = frozenset({"NONE", "NONE_SUFFIXED", "JWK_RSAES"})
+"""Schemes and mechanisms a context refuses from peers unless it lists them in
+:attr:`MslContext.allowed_insecure_schemes`: the entity authentication schemes NONE and
+NONE_SUFFIXED (no authentication at all) and the ASYMMETRIC_WRAPPED mechanism JWK_RSAES
+(RSA PKCS#1 v1.5 encryption, the padding-oracle-prone one)."""
 
 _SESSION_CACHE_SIZE = 4096
 #: Larger token data than this (real master tokens are well under 2 KiB) is not cached.
@@ -73,8 +79,22 @@ class MslContext:
     """True in a peer-to-peer network, False in a trusted services network."""
     max_deflate_ratio: int = DEFAULT_MAX_DEFLATE_RATIO
     """Decompression cap: output at most this multiple of the compressed size."""
+    allowed_insecure_schemes: frozenset[str] = frozenset()
+    """Members of :data:`INSECURE_SCHEMES` this entity accepts anyway: entity auth data
+    of a peer under NONE or NONE_SUFFIXED (refused otherwise with
+    INCORRECT_ENTITYAUTH_DATA), key requests for JWK_RSAES (answered otherwise with
+    UNSUPPORTED_KEYX_MECHANISM). Empty by default; enable one only for tests, demos or a
+    closed network where the weakness is understood."""
+
+    def allows_insecure(self, scheme: str) -> bool:
+        """True when ``scheme`` is not insecure, or explicitly allowed."""
+        return scheme not in INSECURE_SCHEMES or scheme in self.allowed_insecure_schemes
 
     def __post_init__(self) -> None:
+        unknown = set(self.allowed_insecure_schemes) - INSECURE_SCHEMES
+        if unknown:
+            raise ValueError(f"not insecure schemes: {sorted(unknown)}")
+        self.allowed_insecure_schemes = frozenset(self.allowed_insecure_schemes)
         self._sessions: OrderedDict[tuple[int, int, int, str | None], CryptoContext] = OrderedDict()
         self._sessions_lock = threading.Lock()
         self._parsed_tokens: OrderedDict[tuple[str, str], tuple[object, object, MasterToken]] = OrderedDict()

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 import vectorlib
 from missile.clock import FixedClock
-from missile.context import MslContext
+from missile.context import INSECURE_SCHEMES, MslContext
 from missile.crypto.null import ClientMslCryptoContext
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.engine.client import MslClient
@@ -189,7 +189,11 @@ def server_context(
 ) -> MslContext:
     """The RSA-authenticated server of the vectors, knowing every client scheme."""
     factory = token_factory if token_factory is not None else InMemoryTokenFactory()
-    ctx = context_from_keyfile(keyfile(SERVER_VECTOR), clock=clock, token_factory=factory).ctx
+    # The test server knows every client scheme, the insecure ones included (a default
+    # context refuses them: tests/engine/test_insecure_defaults.py).
+    ctx = context_from_keyfile(
+        keyfile(SERVER_VECTOR), clock=clock, token_factory=factory, allowed_insecure_schemes=INSECURE_SCHEMES
+    ).ctx
     p = pki()
     ecc_store = InMemoryEccStore()
     ecc_store.add("ecckey1", ec_public(p.ecc_key))
@@ -290,6 +294,7 @@ class RecordingServer:
             user_auth_factories=ctx.user_auth_factories,
             key_exchange_factories=ctx.key_exchange_factories,
             clock=ctx.clock,
+            allowed_insecure_schemes=ctx.allowed_insecure_schemes,
         )
         self.seen: list[Seen] = []
 

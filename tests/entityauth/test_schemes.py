@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from missile.authutils import ConfigurableAuthenticationUtils
 from missile.clock import FixedClock
-from missile.context import MslContext
+from missile.context import INSECURE_SCHEMES, MslContext
 from missile.crypto.context import CryptoContext
 from missile.crypto.derivation import derive_wrapping_key
 from missile.crypto.null import ClientMslCryptoContext, NullCryptoContext
@@ -72,6 +72,7 @@ def make_ctx(factories: list[EntityAuthFactory], **kw: Any) -> MslContext:
         auth_utils=ConfigurableAuthenticationUtils(),
         clock=FixedClock(NOW_MS),
         token_factory=InMemoryTokenFactory(),
+        allowed_insecure_schemes=INSECURE_SCHEMES,
         **kw,
     )
 

@@ -9,7 +9,7 @@ import pytest
 
 import vectorlib
 from missile.clock import FixedClock
-from missile.context import MslContext
+from missile.context import INSECURE_SCHEMES, MslContext
 from missile.crypto.null import ClientMslCryptoContext
 from missile.encoding import MslObject
 from missile.entityauth import entity_auth_from_keyfile, parse_entity_auth_data
@@ -37,6 +37,7 @@ def context_for(keys: KeyFile) -> MslContext:
         msl_crypto=keys.msl_crypto_context() or ClientMslCryptoContext(),
         entity_auth_factories=factories,
         clock=FixedClock(keys.time_ms or 0),
+        allowed_insecure_schemes=INSECURE_SCHEMES,
     )
 
 

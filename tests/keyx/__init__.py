@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Self
 
 from missile.authutils import AuthenticationUtils, PermissiveAuthenticationUtils
 from missile.clock import FixedClock
-from missile.context import MslContext
+from missile.context import INSECURE_SCHEMES, MslContext
 from missile.crypto import ClientMslCryptoContext, SessionCryptoContext, SymmetricCryptoContext
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, decode, encode
@@ -107,6 +107,7 @@ def responder(
         token_factory=InMemoryTokenFactory(),
         auth_utils=auth_utils if auth_utils is not None else PermissiveAuthenticationUtils(),
         clock=FixedClock(NOW_MS),
+        allowed_insecure_schemes=INSECURE_SCHEMES,
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 
 import vectorlib
 from missile.clock import FixedClock
-from missile.context import MslContext
+from missile.context import INSECURE_SCHEMES, MslContext
 from missile.crypto import ClientMslCryptoContext, SessionCryptoContext, SymmetricCryptoContext
 from missile.encoding import MslObject, decode, encode, to_json_value
 from missile.errors import MslCryptoException, MslError
@@ -58,6 +58,7 @@ def _server(keys: KeyFile) -> MslContext:
         key_exchange_factories=key_exchange_from_keyfile(keys),
         token_factory=InMemoryTokenFactory(),
         clock=FixedClock(keys.time_ms),
+        allowed_insecure_schemes=INSECURE_SCHEMES,
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from missile.clock import FixedClock
-from missile.context import MslContext
+from missile.context import INSECURE_SCHEMES, MslContext
 from missile.crypto.context import CryptoContext
 from missile.keyfile import KeyFile
 from missile.keyx.base import KeyRequestData
@@ -55,6 +55,7 @@ def server_ctx(
     clock: FixedClock, *, token_factory: InMemoryTokenFactory | None = None, stem: str = SERVER_KEYS, **kw: object
 ) -> MslContext:
     """A trusted-network server: RSA entity auth ``server1`` plus MSL token keys."""
+    kw.setdefault("allowed_insecure_schemes", INSECURE_SCHEMES)
     return context_from_keyfile(
         keyfile(stem), role="server", clock=clock, token_factory=token_factory or InMemoryTokenFactory(), **kw
     ).ctx

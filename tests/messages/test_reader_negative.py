@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from missile.clock import FixedClock
-from missile.context import MslContext
+from missile.context import INSECURE_SCHEMES, MslContext
 from missile.crypto.context import CryptoContext
 from missile.encoding import encode
 from missile.encoding.compression import CompressionAlgorithm
@@ -89,7 +89,13 @@ def other_server(clock: FixedClock) -> MslContext:
     keys = dataclasses.replace(
         keyfile(SERVER_KEYS), token_keys=TokenKeys("otherserver", os.urandom(16), os.urandom(32))
     )
-    return context_from_keyfile(keys, role="server", clock=clock, token_factory=InMemoryTokenFactory()).ctx
+    return context_from_keyfile(
+        keys,
+        role="server",
+        clock=clock,
+        token_factory=InMemoryTokenFactory(),
+        allowed_insecure_schemes=INSECURE_SCHEMES,
+    ).ctx
 
 
 def session_message(session: Session, data: bytes = b"0123456789" * 50, **kw: Any) -> tuple[MessageHeader, bytes]:

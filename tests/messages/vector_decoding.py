@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+from missile.context import INSECURE_SCHEMES
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject, ObjectStreamDecoder, decode
 from missile.keyfile import KeyFile
@@ -109,7 +110,7 @@ def service_token_description(token: ServiceToken) -> dict[str, Any]:
 def decode_vector(vector: dict[str, Any], *, split: int | None = None) -> dict[str, Any]:
     """Decode ``message_b64`` with the vector's keys and clock; ``split`` feeds it in pieces."""
     keys = KeyFile.from_dict(vector["keys"])
-    built = context_from_keyfile(keys)
+    built = context_from_keyfile(keys, allowed_insecure_schemes=INSECURE_SCHEMES)
     ctx = built.ctx
     message = base64.b64decode(vector["message_b64"])
     reader = MessageReader(

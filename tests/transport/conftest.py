@@ -40,7 +40,8 @@ def _free_port() -> int:
 def http_server() -> Iterator[RunningServer]:
     keys = KeyFile.from_dict(vectorlib.load("01_a_psk_request_encrypted")["keys"])
     keys.time_ms = None
-    server = MslServer(context_from_keyfile(keys).ctx, echo)
+    # Every key exchange is tested over HTTP, the explicitly enabled JWK_RSAES included.
+    server = MslServer(context_from_keyfile(keys, allowed_insecure_schemes=frozenset({"JWK_RSAES"})).ctx, echo)
     port = _free_port()
     config = uvicorn.Config(MslAsgiApp(server), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     uv = uvicorn.Server(config)

@@ -51,6 +51,16 @@ def keygen(directory: Path, server_identity: str, client_identity: str) -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
 @click.option("--renewal", default=86400, show_default=True, type=int, help="Token renewal window, seconds.")
 @click.option("--expiration", default=7 * 86400, show_default=True, type=int, help="Token lifetime, seconds.")
+@click.option(
+    "--allow-insecure",
+    "allow_insecure",
+    multiple=True,
+    type=click.Choice(["NONE", "NONE_SUFFIXED", "JWK_RSAES"]),
+    help="Accept an insecure scheme from clients (refused by default); repeatable.",
+)
+@click.option(
+    "--read-timeout", default=30.0, show_default=True, type=float, help="Seconds a stalled request may wait."
+)
 def serve(
     keys_path: str,
     host: str,
@@ -60,6 +70,8 @@ def serve(
     workers: int,
     renewal: int,
     expiration: int,
+    allow_insecure: tuple[str, ...],
+    read_timeout: float,
 ) -> None:
     """Run an MSL echo server over HTTP (POST at any path)."""
     import uvicorn
@@ -77,6 +89,10 @@ def serve(
         raise click.UsageError("--expiration must not be shorter than --renewal")
     os.environ[serving.ENV_RENEWAL] = str(renewal)
     os.environ[serving.ENV_EXPIRATION] = str(expiration)
+    os.environ[serving.ENV_INSECURE] = ",".join(allow_insecure)
+    if read_timeout <= 0:
+        raise click.UsageError("--read-timeout must be positive")
+    os.environ[serving.ENV_READ_TIMEOUT] = str(read_timeout)
     serving.create_app()  # fail fast on a bad key file
     uvicorn.run(
         "missile.cli.serving:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from missile.context import INSECURE_SCHEMES
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, decode
 from missile.keyfile import KeyFile
@@ -75,7 +76,7 @@ def _service_token(token: ServiceToken) -> dict[str, Any]:
 
 def inspect_message(message: bytes, keys: KeyFile) -> dict[str, Any]:
     """Decode, verify and decrypt a message as the key file's entity would receive it."""
-    built = context_from_keyfile(keys)
+    built = context_from_keyfile(keys, allowed_insecure_schemes=INSECURE_SCHEMES)
     reader = MessageReader(
         built.ctx,
         service_token_contexts=keys.service_token_crypto_contexts(),
@@ -126,7 +127,7 @@ def inspect_token(token_bytes: bytes, token_type: str, keys: KeyFile) -> dict[st
     """Decode, verify and decrypt a standalone token."""
     msl = keys.msl_crypto_context()
     obj = decode(token_bytes)
-    built = context_from_keyfile(keys)
+    built = context_from_keyfile(keys, allowed_insecure_schemes=INSECURE_SCHEMES)
     clock = built.ctx.clock
     bound_mt = None
     if keys.bound_master_token is not None and msl is not None:

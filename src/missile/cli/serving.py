@@ -18,6 +18,8 @@ ENV_STATE = "MISSILE_STATE"
 ENV_REDIS = "MISSILE_REDIS"
 ENV_RENEWAL = "MISSILE_RENEWAL_S"
 ENV_EXPIRATION = "MISSILE_EXPIRATION_S"
+ENV_INSECURE = "MISSILE_ALLOW_INSECURE"
+ENV_READ_TIMEOUT = "MISSILE_READ_TIMEOUT_S"
 
 DAY_S = 24 * 3600
 
@@ -92,16 +94,21 @@ def build_app(
     redis_url: str | None = None,
     renewal_s: int = DAY_S,
     expiration_s: int = 7 * DAY_S,
+    allow_insecure: frozenset[str] = frozenset(),
+    read_timeout: float = 30.0,
 ) -> MslAsgiApp:
     """The echo server's ASGI application for a key file."""
     keys = KeyFile.load(keys_path)
     keys.time_ms = None  # a live server uses the wall clock
     factory = token_factory_for(state, redis_url, renewal_s, expiration_s)
-    built = context_from_keyfile(keys, role="server", token_factory=factory)
+    built = context_from_keyfile(
+        keys, role="server", token_factory=factory, allowed_insecure_schemes=allow_insecure
+    )
     server = MslServer(
         built.ctx,
         echo,
         streaming=True,
+        read_timeout=read_timeout,
         service_token_contexts=keys.service_token_crypto_contexts(built.ctx.random),
     )
     return MslAsgiApp(server)
@@ -115,4 +122,6 @@ def create_app() -> Any:
         os.environ.get(ENV_REDIS),
         int(os.environ.get(ENV_RENEWAL, DAY_S)),
         int(os.environ.get(ENV_EXPIRATION, 7 * DAY_S)),
+        frozenset(filter(None, os.environ.get(ENV_INSECURE, "").split(","))),
+        float(os.environ.get(ENV_READ_TIMEOUT, 30.0)),
     )

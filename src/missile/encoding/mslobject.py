@@ -154,6 +154,17 @@ class MslObject:
                 data[key] = value.text(f"'{key}'")
         return data
 
+    def string_size(self) -> int:
+        """Total length of the top-level string values, without decoding long ones (for
+        size limits on objects such as tokens)."""
+        size = 0
+        for value in self._data.values():
+            if type(value) is LongText:
+                size += len(value.view)
+            elif isinstance(value, str):
+                size += len(value)
+        return size
+
     def _get(self, key: str) -> Any:
         try:
             return self._data[key]

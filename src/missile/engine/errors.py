@@ -5,7 +5,7 @@ from __future__ import annotations
 from missile.errors import MslError, MslException, ResponseCode
 from missile.messages.error_header import ErrorHeader
 
-__all__ = ["MslErrorResponse", "MslMessageLimitExceeded"]
+__all__ = ["MslErrorResponse", "MslMessageLimitExceeded", "ReadTimeout"]
 
 
 class MslErrorResponse(MslException):
@@ -42,3 +42,11 @@ class MslMessageLimitExceeded(MslException):
     def __init__(self, last: MslException | None) -> None:
         super().__init__(last.error if last is not None else MslError.MSL_COMMS_FAILURE, "message budget exhausted")
         self.last_error = last
+
+
+class ReadTimeout(MslException):
+    """The peer sent nothing for longer than the read timeout (MSL_COMMS_FAILURE)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(MslError.MSL_COMMS_FAILURE, f"no data for {seconds:g} s")
+        self.seconds = seconds

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.engine.body import MessageBody
+from missile.engine.errors import ReadTimeout
 from missile.engine.options import MessageOptions
-from missile.engine.transport import Channel
+from missile.engine.transport import Channel, TimedChannel
 from missile.errors import MslError, MslException, MslInternalException
 from missile.messages.builder import BuiltMessage, build_error_response, build_push, build_response
 from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
@@ -131,12 +132,25 @@ class MslServer:
     should read the request to its end before it starts its reply (spooling a large
     one), or a client with a full send buffer and a server with a full one deadlock."""
 
+    read_timeout: float | None = 30.0
+    """Seconds a read from the requester may wait for data (None: forever). A request
+    that stalls midway is answered with MSL_COMMS_FAILURE; a channel on which no request
+    starts in time raises :class:`~missile.engine.errors.ReadTimeout` from
+    :meth:`serve_channel`, so a connection transport can close it."""
+
     async def serve_channel(self, channel: Channel) -> None:
         """Read one request from ``channel``, respond, and finish the channel."""
+        if self.read_timeout is not None:
+            channel = TimedChannel(channel, self.read_timeout)
+        idle = False
         try:
             await self._serve(channel)
+        except ReadTimeout:
+            idle = True  # no request started: the transport decides what to do
+            raise
         finally:
-            await channel.finish()
+            if not idle:
+                await channel.finish()
 
     async def _serve(self, channel: Channel) -> None:
         reader = MessageReader(
@@ -154,6 +168,11 @@ class MslServer:
             if not header.is_handshake and not self.streaming:
                 body = MessageBody(reader, channel, pending)
                 payload = await body.read(self.max_payload_size)
+        except ReadTimeout as exc:
+            if not reader.bytes_received:
+                raise  # idle: no request started, so there is nothing to answer
+            await self._send_error(channel, exc, header)
+            return
         except MslException as exc:
             await self._send_error(channel, exc, header)
             return

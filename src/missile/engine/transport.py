@@ -13,7 +13,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-__all__ = ["Channel", "ClientTransport", "LoopbackTransport", "PipeChannel", "channel_pair"]
+from missile.engine.errors import ReadTimeout
+
+__all__ = ["Channel", "ClientTransport", "LoopbackTransport", "PipeChannel", "TimedChannel", "channel_pair"]
 
 
 class Channel(Protocol):
@@ -34,6 +36,30 @@ class Channel(Protocol):
     async def close(self) -> None:
         """Release the channel."""
         ...
+
+
+class TimedChannel:
+    """A channel whose reads fail with :class:`~missile.engine.errors.ReadTimeout` when
+    the peer sends nothing for ``timeout`` seconds (a stalled or slow-loris peer)."""
+
+    def __init__(self, channel: Channel, timeout: float) -> None:
+        self._channel = channel
+        self.timeout = timeout
+
+    async def write(self, data: bytes) -> None:
+        await self._channel.write(data)
+
+    async def finish(self) -> None:
+        await self._channel.finish()
+
+    async def read(self, n: int = 65536) -> bytes:
+        try:
+            return await asyncio.wait_for(self._channel.read(n), self.timeout)
+        except TimeoutError:
+            raise ReadTimeout(self.timeout) from None
+
+    async def close(self) -> None:
+        await self._channel.close()
 
 
 class ClientTransport(Protocol):

@@ -136,4 +136,8 @@ def parse_entity_auth_data(obj: MslObject, ctx: MslContext) -> EntityAuthData:
     cls = ENTITY_AUTH_SCHEMES.get(scheme)
     if scheme not in ctx.entity_auth_factories:
         raise MslEntityAuthException(MslError.ENTITYAUTH_FACTORY_NOT_FOUND, scheme)
+    if not ctx.allows_insecure(scheme):
+        raise MslEntityAuthException(
+            MslError.INCORRECT_ENTITYAUTH_DATA, f"{scheme} entity authentication is not enabled"
+        )
     return cls.parse(obj.get_object(KEY_AUTHDATA), ctx)

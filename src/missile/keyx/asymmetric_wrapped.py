@@ -250,6 +250,10 @@ class AsymmetricWrappedExchange(_common.BuiltinKeyExchange[AsymmetricWrappedRequ
     def _respond(
         self, ctx: MslContext, req: AsymmetricWrappedRequest, issuance: _common.Issuance
     ) -> AsymmetricWrappedResponse:
+        if not ctx.allows_insecure(req.mechanism.value):
+            raise MslKeyExchangeException(
+                MslError.UNSUPPORTED_KEYX_MECHANISM, f"{req.mechanism.value} is not enabled"
+            )
         wrapper = _wrap_context(ctx, req.mechanism, req.key_pair_id, req.public_key, None)
         encryption_key, hmac_key = _common.new_session_keys(ctx)
         if req.mechanism is AsymmetricWrappedMechanism.RSA:

@@ -20,6 +20,7 @@ from missile.entityauth.base import EntityAuthData, parse_entity_auth_data
 from missile.errors import MslError, MslException, MslInternalException, MslMessageException
 from missile.keyx.base import KeyRequestData, KeyResponseData, parse_key_request_data, parse_key_response_data
 from missile.messages.capabilities import MessageCapabilities
+from missile.messages.limits import DEFAULT_LIMITS, ReaderLimits, check_token_size
 from missile.tokens.master import MasterToken
 from missile.tokens.service import ServiceToken
 from missile.tokens.user import MslUser
@@ -256,15 +257,17 @@ class MessageHeader:
         ctx: MslContext,
         obj: MslObject,
         service_token_contexts: Mapping[str, CryptoContext] | None = None,
+        limits: ReaderLimits = DEFAULT_LIMITS,
     ) -> MessageHeader:
-        """Parse, authenticate and decrypt a received header (messages.md §3.2)."""
+        """Parse, authenticate and decrypt a received header (messages.md §3.2), within
+        ``limits`` (token sizes, service token and key request counts)."""
         entity_auth_data: EntityAuthData | None = None
         master_token: MasterToken | None = None
         try:
             if KEY_ENTITY_AUTH_DATA in obj:
                 entity_auth_data = parse_entity_auth_data(obj.get_object(KEY_ENTITY_AUTH_DATA), ctx)
             if KEY_MASTER_TOKEN in obj:
-                master_token = ctx.parse_master_token(obj.get_object(KEY_MASTER_TOKEN))
+                master_token = ctx.parse_master_token(_token_object(obj, KEY_MASTER_TOKEN, limits))
             signature = obj.get_bytes(KEY_SIGNATURE)
             headerdata = obj.get_bytes(KEY_HEADER_DATA)
             if not headerdata:
@@ -305,6 +308,7 @@ class MessageHeader:
                 signature,
                 encrypting,
                 service_token_contexts or {},
+                limits,
             )
         except MslException as exc:
             if master_token is not None:
@@ -328,6 +332,7 @@ class MessageHeader:
         signature: bytes,
         encrypting: bool,
         st_contexts: Mapping[str, CryptoContext],
+        limits: ReaderLimits,
     ) -> MessageHeader:
         timestamp = obj.opt_int(KEY_TIMESTAMP)
         key_response: KeyResponseData | None = None
@@ -338,7 +343,7 @@ class MessageHeader:
         user_id_token: UserIdToken | None = None
         if KEY_USER_ID_TOKEN in obj:
             user_id_token = UserIdToken.parse(
-                obj.get_object(KEY_USER_ID_TOKEN),
+                _token_object(obj, KEY_USER_ID_TOKEN, limits),
                 ctx.msl_crypto,
                 verifier,
                 user_factory=_user_factory(ctx),
@@ -371,7 +376,9 @@ class MessageHeader:
         elif user_id_token is not None:
             user = user_id_token.user
 
-        service_tokens = _parse_service_tokens(obj, KEY_SERVICE_TOKENS, st_contexts, verifier, user_id_token, ctx)
+        service_tokens = _parse_service_tokens(
+            obj, KEY_SERVICE_TOKENS, st_contexts, verifier, user_id_token, ctx, limits
+        )
 
         non_replayable_id = obj.opt_int(KEY_NON_REPLAYABLE_ID)
         if non_replayable_id is not None and not in_range(non_replayable_id):
@@ -383,7 +390,11 @@ class MessageHeader:
         )
         key_requests: list[KeyRequestData] = []
         if KEY_KEY_REQUEST_DATA in obj:
-            for item in obj.get_array(KEY_KEY_REQUEST_DATA).objects():
+            requests = obj.get_array(KEY_KEY_REQUEST_DATA)
+            if len(requests) > limits.max_key_requests:
+                detail = f"{len(requests)} key requests exceed the limit of {limits.max_key_requests}"
+                raise MslMessageException(MslError.MSL_PARSE_ERROR, detail)
+            for item in requests.objects():
                 request = parse_key_request_data(item, ctx)
                 if request not in key_requests:
                     key_requests.append(request)
@@ -393,18 +404,18 @@ class MessageHeader:
         peer_service_tokens: tuple[ServiceToken, ...] = ()
         if ctx.peer_to_peer:
             if KEY_PEER_MASTER_TOKEN in obj:
-                peer_master_token = ctx.parse_master_token(obj.get_object(KEY_PEER_MASTER_TOKEN))
+                peer_master_token = ctx.parse_master_token(_token_object(obj, KEY_PEER_MASTER_TOKEN, limits))
             peer_verifier = _peer_verification_master_token(key_response, peer_master_token)
             if KEY_PEER_USER_ID_TOKEN in obj:
                 peer_user_id_token = UserIdToken.parse(
-                    obj.get_object(KEY_PEER_USER_ID_TOKEN),
+                    _token_object(obj, KEY_PEER_USER_ID_TOKEN, limits),
                     ctx.msl_crypto,
                     peer_verifier,
                     user_factory=_user_factory(ctx),
                     clock=ctx.clock,
                 )
             peer_service_tokens = _parse_service_tokens(
-                obj, KEY_PEER_SERVICE_TOKENS, st_contexts, peer_verifier, peer_user_id_token, ctx
+                obj, KEY_PEER_SERVICE_TOKENS, st_contexts, peer_verifier, peer_user_id_token, ctx, limits
             )
 
         data = HeaderData(
@@ -450,14 +461,29 @@ def _parse_service_tokens(
     master_token: MasterToken | None,
     user_id_token: UserIdToken | None,
     ctx: MslContext,
+    limits: ReaderLimits,
 ) -> tuple[ServiceToken, ...]:
     if key not in obj:
         return ()
-    tokens = [
-        ServiceToken.parse(item, contexts, master_token, user_id_token, max_deflate_ratio=ctx.max_deflate_ratio)
-        for item in obj.get_array(key).objects()
-    ]
+    items = obj.get_array(key)
+    if len(items) > limits.max_service_tokens:
+        raise MslMessageException(
+            MslError.MSL_PARSE_ERROR, f"{len(items)} service tokens exceed the limit of {limits.max_service_tokens}"
+        )
+    tokens = []
+    for item in items.objects():
+        check_token_size(item, limits, "service token")
+        tokens.append(
+            ServiceToken.parse(item, contexts, master_token, user_id_token, max_deflate_ratio=ctx.max_deflate_ratio)
+        )
     return _dedupe_service_tokens(tokens)
+
+
+def _token_object(obj: MslObject, key: str, limits: ReaderLimits) -> MslObject:
+    """The token object under ``key``, refused when larger than the limit."""
+    token = obj.get_object(key)
+    check_token_size(token, limits, key)
+    return token
 
 
 def _check_bindings(

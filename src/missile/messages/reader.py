@@ -15,7 +15,6 @@ whatever followed, for the next message on the same connection.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
@@ -25,29 +24,11 @@ from missile.keyx.base import KeyRequestData, KeyResponseData
 from missile.messages.error_header import ErrorHeader
 from missile.messages.events import ErrorReceived, Event, HeaderReceived, MessageEnd, PayloadReceived
 from missile.messages.header import MessageHeader
+from missile.messages.limits import ReaderLimits
 from missile.messages.payload import PayloadChunk
 from missile.tokens.master import MasterToken
 
 __all__ = ["MessageReader", "ReaderLimits"]
-
-
-@dataclass(frozen=True)
-class ReaderLimits:
-    """Bounds on what a peer can make the reader buffer or inflate.
-
-    Header objects are small in practice (a few KiB even with many service tokens);
-    1 MiB leaves ample room, like HTTP servers' header limits that stay in the tens of KiB
-    to a few MiB. A payload chunk carrying 1 MiB of data is about 2.4 MiB encoded (base64
-    nested three times), so 16 MiB admits chunks of ~6 MiB. Decompressed chunk data is
-    capped at 64 MiB in addition to the context's deflate ratio.
-    """
-
-    max_header_size: int = 1024 * 1024
-    """Largest encoded header object, in bytes."""
-    max_chunk_size: int = 16 * 1024 * 1024
-    """Largest encoded payload chunk object, in bytes."""
-    max_chunk_data_size: int = 64 * 1024 * 1024
-    """Largest decompressed data of one chunk, in bytes."""
 
 
 _HEADER, _PAYLOAD, _DONE = range(3)
@@ -78,6 +59,7 @@ class MessageReader:
         self._next_sequence = 1
         self._pushed_back = b""
         self._legacy_handshake = False
+        self._received = 0
         self.header: MessageHeader | None = None
         """The message header, once received."""
         self.error_header: ErrorHeader | None = None
@@ -86,6 +68,11 @@ class MessageReader:
         """The context protecting the payload chunks."""
         self.key_exchange_crypto_context: CryptoContext | None = None
         """The session context from key response data, if any."""
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes fed so far."""
+        return self._received
 
     @property
     def done(self) -> bool:
@@ -103,6 +90,13 @@ class MessageReader:
             self._decoder.feed(data)
             self._check_trailing()
             return []
+        self._received += len(data)
+        if self._received > self.limits.max_message_size:
+            raise self._decorate(
+                MslMessageException(
+                    MslError.MESSAGE_FORMAT_ERROR, f"message exceeds the limit of {self.limits.max_message_size} bytes"
+                )
+            )
         self._decoder.feed(data)
         events: list[Event] = []
         while self._state != _DONE:
@@ -163,7 +157,7 @@ class MessageReader:
     def _on_header(self, raw: bytes) -> Event:
         obj = decode(raw)
         if "headerdata" in obj:
-            header = MessageHeader.parse(self.ctx, obj, self.service_token_contexts)
+            header = MessageHeader.parse(self.ctx, obj, self.service_token_contexts, self.limits)
             self.header = header
             try:
                 event = self._accept_header(header)
@@ -258,6 +252,10 @@ class MessageReader:
             return [MessageEnd()]
         assert self.header is not None and self.payload_crypto_context is not None
         try:
+            if self._next_sequence > self.limits.max_chunks:
+                raise MslMessageException(
+                    MslError.MESSAGE_FORMAT_ERROR, f"more than {self.limits.max_chunks} payload chunks"
+                )
             chunk = PayloadChunk.parse(
                 obj,
                 self.payload_crypto_context,

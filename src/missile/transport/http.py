@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from missile.engine.errors import ReadTimeout
 from missile.engine.server import MslServer
 from missile.errors import MslError, MslException
 
@@ -155,6 +156,11 @@ class _AsgiChannel:
         self._pending: list[bytes] = []
         self._pending_size = 0
 
+    @property
+    def started(self) -> bool:
+        """True once the response has begun."""
+        return self._started
+
     async def read(self, n: int = 65536) -> bytes:
         while not self._buffer and not self._eof:
             message = await self._receive()
@@ -258,4 +264,11 @@ class MslAsgiApp:
             await send({"type": "http.response.body", "body": b""})
             return
         _set_nodelay(send)
-        await self.server.serve_channel(_AsgiChannel(receive, send))
+        channel = _AsgiChannel(receive, send)
+        try:
+            await self.server.serve_channel(channel)
+        except ReadTimeout:
+            # No request body arrived within the server's read timeout.
+            if not channel.started:
+                await send({"type": "http.response.start", "status": 408, "headers": [(b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": b""})

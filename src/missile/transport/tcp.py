@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+from missile.engine.errors import ReadTimeout
 from missile.engine.server import MslServer
 from missile.errors import MslError, MslException
 
@@ -22,10 +23,17 @@ class _StreamChannel:
     # Many exchanges share the connection: nothing after a response belongs to it.
     one_exchange = False
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, release: asyncio.Lock | None):
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        release: asyncio.Lock | None,
+        read_timeout: float | None = None,
+    ):
         self._reader = reader
         self._writer = writer
         self._release = release
+        self._read_timeout = read_timeout
 
     async def write(self, data: bytes) -> None:
         if data:
@@ -37,7 +45,14 @@ class _StreamChannel:
         await self._writer.drain()
 
     async def read(self, n: int = 65536) -> bytes:
-        return await self._reader.read(n)
+        if self._read_timeout is None:
+            return await self._reader.read(n)
+        try:
+            return await asyncio.wait_for(self._reader.read(n), self._read_timeout)
+        except TimeoutError:
+            # The connection is out of step with the peer now: drop it.
+            self._writer.close()
+            raise ReadTimeout(self._read_timeout) from None
 
     async def close(self) -> None:
         if self._release is not None and self._release.locked():
@@ -46,11 +61,16 @@ class _StreamChannel:
 
 
 class TcpTransport:
-    """Client transport over one long-lived TCP connection (reopened if it drops)."""
+    """Client transport over one long-lived TCP connection (reopened if it drops).
 
-    def __init__(self, host: str, port: int) -> None:
+    A response that stalls for ``read_timeout`` seconds fails with MSL_COMMS_FAILURE
+    (:class:`~missile.engine.errors.ReadTimeout`) and the connection is closed.
+    """
+
+    def __init__(self, host: str, port: int, *, read_timeout: float | None = 30.0) -> None:
         self.host = host
         self.port = port
+        self.read_timeout = read_timeout
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._lock = asyncio.Lock()
         self.connections = 0
@@ -69,7 +89,7 @@ class TcpTransport:
             self._lock.release()
             raise
         reader, writer = self._streams
-        return _StreamChannel(reader, writer, self._lock)
+        return _StreamChannel(reader, writer, self._lock, self.read_timeout)
 
     async def aclose(self) -> None:
         """Close the connection."""
@@ -80,7 +100,11 @@ class TcpTransport:
 
 
 async def serve_tcp(server: MslServer, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    """Serve ``server`` on TCP: each connection answers messages one after another."""
+    """Serve ``server`` on TCP: each connection answers messages one after another.
+
+    A connection on which no message starts within the server's ``read_timeout`` is
+    closed; one that stalls within a message is answered with MSL_COMMS_FAILURE, then
+    closed."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         channel = _StreamChannel(reader, writer, None)
@@ -90,7 +114,7 @@ async def serve_tcp(server: MslServer, host: str = "127.0.0.1", port: int = 0) -
                 # Stop when the peer has closed and nothing is left to read.
                 if reader.at_eof():
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ReadTimeout):
             pass
         finally:
             writer.close()
