@@ -150,12 +150,11 @@ def _parse_flat(raw: bytes) -> dict[str, Any] | None:
     finds each token with ``bytes.find`` instead of scanning character by character,
     and keeps long string values as :class:`LongText` views into ``raw`` so that a
     base64 value is decoded once, straight from the received bytes, by whoever reads
-    it. It accepts only input whose meaning is unambiguous (ASCII, no escapes, no
-    whitespace, no nesting, canonical integers, no duplicate keys); anything else
-    returns None and goes to the full JSON parser.
+    it. It accepts only input whose meaning is unambiguous (no whitespace, no nesting,
+    canonical integers, no duplicate keys, keys and short strings in plain ASCII without
+    escapes; long strings are checked when read); anything else returns None and goes
+    to the full JSON parser.
     """
-    if not raw.isascii() or b"\\" in raw:
-        return None
     n = len(raw)
     if n < 2 or raw[0] != 0x7B or raw[-1] != 0x7D:
         return None
@@ -168,7 +167,11 @@ def _parse_flat(raw: bytes) -> dict[str, Any] | None:
         key_end = raw.find(b'"', pos + 1)
         if key_end < 0 or key_end + 2 >= n or raw[key_end + 1] != 0x3A:
             return None
-        key = raw[pos + 1 : key_end].decode("ascii")
+        key_bytes = raw[pos + 1 : key_end]
+        # Keys and short values are checked here; long values are left to LongText.
+        if not key_bytes.isascii() or b"\\" in key_bytes:
+            return None
+        key = key_bytes.decode("ascii")
         if not key.isprintable():
             return None
         start = key_end + 2
@@ -176,10 +179,13 @@ def _parse_flat(raw: bytes) -> dict[str, Any] | None:
         value: Any
         if c == 0x22:
             end = raw.find(b'"', start + 1)
-            if end < 0:
+            if end < 0 or raw[end - 1] == 0x5C:  # unterminated, or an escaped quote
                 return None
             if end - start - 1 <= _LONG_STRING:
-                value = raw[start + 1 : end].decode("ascii")
+                text = raw[start + 1 : end]
+                if not text.isascii() or b"\\" in text:
+                    return None
+                value = text.decode("ascii")
                 # JSON forbids raw control characters in strings.
                 if not value.isprintable():
                     return None
@@ -195,7 +201,9 @@ def _parse_flat(raw: bytes) -> dict[str, Any] | None:
             nxt = comma if comma >= 0 else n - 1
             number = raw[start:nxt]
             digits = number[1:] if number.startswith(b"-") else number
-            if not digits.isdigit() or (len(digits) > 1 and digits[0] == 0x30):
+            # Longer than any 64-bit integer: the full parser decides (and turns what
+            # int() refuses, beyond 4300 digits, into MSL_PARSE_ERROR).
+            if not digits.isdigit() or (len(digits) > 1 and digits[0] == 0x30) or len(digits) > 19:
                 return None
             value = int(number)
         if key in out or nxt >= n:

@@ -12,6 +12,7 @@ translate it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -29,8 +30,9 @@ class LongText:
 
     The fast path of :func:`~missile.encoding.codec.decode` keeps long values (the
     base64 bulk of payload chunks and envelopes) this way, so :meth:`MslObject.get_bytes`
-    decodes base64 straight from the wire bytes, once. Reading it as text validates it
-    the way the JSON parser would (printable ASCII).
+    decodes base64 straight from the wire bytes, once. The view is the raw JSON string
+    body: escapes and non-ASCII text, which base64 never contains, are resolved only
+    when such a value is actually read, exactly as the JSON parser would resolve them.
     """
 
     __slots__ = ("_text", "view")
@@ -40,11 +42,16 @@ class LongText:
         self._text: str | None = None
 
     def text(self, where: str = "value") -> str:
-        """The value as a string; control characters are MSL_PARSE_ERROR, as in JSON."""
+        """The value as a string; what JSON forbids in a string is MSL_PARSE_ERROR."""
         if self._text is None:
-            text = bytes(self.view).decode("ascii")
-            if not text.isprintable():
-                raise _fail(where, "is not a valid JSON string")
+            raw = bytes(self.view)
+            text = raw.decode("ascii") if raw.isascii() and b"\\" not in raw else ""
+            if not text or not text.isprintable():
+                # Escapes, non-ASCII or unusual characters: resolved by the JSON parser.
+                try:
+                    text = str(json.loads(b'"' + raw + b'"'))
+                except ValueError:  # bad escape, bad UTF-8 or a raw control character
+                    raise _fail(where, "is not a valid JSON string") from None
             self._text = text
         return self._text
 
@@ -53,7 +60,16 @@ class LongText:
         try:
             return b64decode(self.view)
         except MslEncodingException:
-            raise _fail(where, "is not binary data") from None
+            pass
+        # Base64 has neither escapes nor non-ASCII text: only a value holding them
+        # can still be valid, once its escapes are resolved (an escaped '/', say).
+        raw = bytes(self.view)
+        if b"\\" in raw or not raw.isascii():
+            try:
+                return b64decode(self.text(where))
+            except MslEncodingException:
+                pass
+        raise _fail(where, "is not binary data")
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, LongText):
