@@ -37,7 +37,24 @@ class MessageCapabilities:
 
     @classmethod
     def parse(cls, obj: MslObject) -> MessageCapabilities:
-        """Parse a ``capabilities`` object; unknown algorithm and format names are dropped."""
+        """Parse a ``capabilities`` object; unknown algorithm and format names are dropped.
+
+        Peers send the same few capability sets in every message, so parsed ones are
+        kept (by their exact wire values, a bounded number of them)."""
+        try:
+            key = tuple((k, tuple(v) if type(v) is list else v) for k, v in obj.to_dict().items())
+            hit = _PARSED.get(key)
+        except TypeError:  # an unhashable (nested) value: parse it without the cache
+            key, hit = None, None
+        if hit is not None:
+            return hit
+        parsed = cls._parse(obj)
+        if key is not None and len(_PARSED) < _PARSED_MAX:
+            _PARSED[key] = parsed
+        return parsed
+
+    @classmethod
+    def _parse(cls, obj: MslObject) -> MessageCapabilities:
         algos = [CompressionAlgorithm(n) for n in _strings(obj, KEY_COMPRESSION_ALGOS) if n in _ALGO_NAMES]
         formats = [EncoderFormat(n) for n in _strings(obj, KEY_ENCODER_FORMATS) if n in _FORMAT_NAMES]
         return cls(tuple(dict.fromkeys(algos)), tuple(_strings(obj, KEY_LANGUAGES)), tuple(dict.fromkeys(formats)))
@@ -74,6 +91,9 @@ class MessageCapabilities:
             tuple(EncoderFormat(f) for f in encoder_formats),
         )
 
+
+_PARSED: dict[tuple[tuple[str, Any], ...], MessageCapabilities] = {}
+_PARSED_MAX = 64
 
 _ALGO_NAMES = frozenset(a.value for a in CompressionAlgorithm)
 _FORMAT_NAMES = frozenset(f.value for f in EncoderFormat)

@@ -8,14 +8,14 @@ spares the JSON encoder a scan over megabytes of base64.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from missile.crypto.context import CryptoContext
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject, decode, in_range
 from missile.encoding.base64 import b64encode_bytes
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO, CompressionAlgorithm, compress, decompress
-from missile.errors import MslEncodingException, MslError, MslException, MslMessageException
+from missile.errors import MslEncodingException, MslError, MslException, MslInternalException, MslMessageException
 
 __all__ = ["PayloadChunk", "encode_chunk"]
 
@@ -28,7 +28,7 @@ KEY_COMPRESSION_ALGO = "compressionalgo"
 KEY_DATA = "data"
 
 
-_MIN_COMPRESSIBLE = 32
+_MIN_COMPRESSIBLE = 128
 
 
 def _b64(data: bytes | memoryview) -> bytes:
@@ -82,9 +82,11 @@ def encode_chunk(
 ) -> bytes:
     """Build one encoded payload chunk; compression is kept only when it makes the data
     smaller and stays within ``max_ratio`` (None lifts that cap, e.g. to craft tests)."""
+    if not (in_range(sequence_number) and in_range(message_id)):
+        raise MslInternalException(f"sequence number {sequence_number} or message ID {message_id} out of range")
     algo: CompressionAlgorithm | None = None
-    # Below a few dozen bytes no algorithm can win over its own framing (a gzip member
-    # alone is 18 bytes), so the attempt is skipped.
+    # Below this size compression saves a few bytes at best (a gzip member alone is 18
+    # bytes of framing) and costs more than the rest of the chunk: it is not attempted.
     if compression is not None and len(data) > _MIN_COMPRESSIBLE:
         compressed = compress(compression, bytes(data))
         # Use compression only when smaller, and never beyond the inflate ratio a
@@ -125,8 +127,8 @@ class PayloadChunk:
     """True on the last chunk."""
     compression_algo: CompressionAlgorithm | None
     """Compression the sender applied, if any."""
-    data: bytes
-    """The application data (decompressed)."""
+    data: bytes = field(repr=False)
+    """The application data (decompressed); plaintext, so never in the repr."""
 
     @classmethod
     def parse(
