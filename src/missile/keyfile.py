@@ -38,9 +38,9 @@ class TokenKeys:
     """The issuer's MSL keys protecting master and user ID tokens."""
 
     key_id: str
-    encryption_key: bytes
-    hmac_key: bytes
-    wrap_key: bytes | None = None
+    encryption_key: bytes = field(repr=False)
+    hmac_key: bytes = field(repr=False)
+    wrap_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ class PskKeySet:
     """A pre-shared key set of one entity identity."""
 
     identity: str
-    encryption_key: bytes
-    hmac_key: bytes
-    wrap_key: bytes | None = None
+    encryption_key: bytes = field(repr=False)
+    hmac_key: bytes = field(repr=False)
+    wrap_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class RsaKeyPair:
     """An RSA key pair by ID: X.509 SubjectPublicKeyInfo DER and optional PKCS#8 DER."""
 
     key_pair_id: str
-    public_der: bytes
-    private_der: bytes | None = None
+    public_der: bytes = field(repr=False)
+    private_der: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class UserEntry:
     """An EMAIL_PASSWORD user."""
 
     email: str
-    password: str
+    password: str = field(repr=False)
     user: str
 
 
@@ -86,10 +86,10 @@ class DhParameters:
 class HeldMasterToken:
     """A session the entity already holds: the token's JSON bytes and its session keys."""
 
-    mastertoken: bytes
+    mastertoken: bytes = field(repr=False)
     identity: str | None
-    encryption_key: bytes
-    hmac_key: bytes
+    encryption_key: bytes = field(repr=False)
+    hmac_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,13 @@ class ServiceTokenKeys:
 
     name: str
     key_id: str
-    encryption_key: bytes
-    hmac_key: bytes
+    encryption_key: bytes = field(repr=False)
+    hmac_key: bytes = field(repr=False)
 
 
 @dataclass
 class KeyFile:
-    """A parsed key file."""
+    """A parsed key file. Key material and passwords never appear in the repr."""
 
     role: str
     identity: str
@@ -116,13 +116,16 @@ class KeyFile:
     users: list[UserEntry] = field(default_factory=list)
     dh_parameters: list[DhParameters] = field(default_factory=list)
     service_token_keys: list[ServiceTokenKeys] = field(default_factory=list)
-    key_request_data: list[dict[str, Any]] = field(default_factory=list)
+    key_request_data: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """Outstanding key requests as in the file, private keys included (never in the repr)."""
     master_tokens: list[HeldMasterToken] = field(default_factory=list)
-    wrap_keys: list[dict[str, Any]] = field(default_factory=list)
-    bound_master_token: bytes | None = None
-    bound_user_id_token: bytes | None = None
+    wrap_keys: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """Ladder wrapping keys as in the file (never in the repr)."""
+    bound_master_token: bytes | None = field(default=None, repr=False)
+    bound_user_id_token: bytes | None = field(default=None, repr=False)
     token_factory: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The decoded JSON, every key included (never in the repr)."""
 
     @classmethod
     def load(cls, path: str | Path) -> KeyFile:

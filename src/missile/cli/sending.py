@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import click
 
@@ -29,7 +29,7 @@ class SendSettings:
     key_exchange: str | None = None
     mechanism: str | None = None
     user: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     encrypted: bool = True
     integrity_protected: bool = True
     non_replayable: bool = False

@@ -45,6 +45,9 @@ class SessionKeys(NamedTuple):
     encryption_key: bytes
     hmac_key: bytes
 
+    def __repr__(self) -> str:  # never show key material
+        return f"SessionKeys(encryption_key=<{len(self.encryption_key)} bytes>, hmac_key=<{len(self.hmac_key)} bytes>)"
+
 
 def dh_int_to_bytes(value: int) -> bytes:
     """``0x00 || minimal big-endian magnitude`` (zero is the single byte ``00``), keyx.md §4."""

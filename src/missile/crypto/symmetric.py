@@ -6,9 +6,9 @@ tags as V1 (raw) signature envelopes, and RFC 3394 AES Key Wrap.
 
 from __future__ import annotations
 
+import hmac as std_hmac
 from collections.abc import Sequence
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import cmac, hashes, hmac, keywrap, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -253,17 +253,17 @@ class SymmetricCryptoContext(CryptoContext):
         return mac.finalize()
 
     def verify(self, data: bytes, signature: bytes) -> bool:
-        """Recompute the tag and compare in constant time (length mismatch is False)."""
+        """Recompute the tag and compare in constant time (length mismatch is False).
+
+        The comparison is :func:`hmac.compare_digest`, the constant-time primitive every
+        secret comparison in missile uses.
+        """
         if self._mac_template is None:
             raise MslCryptoException(MslError.VERIFY_NOT_SUPPORTED, "no signature key")
         tag = SignatureEnvelope.parse(signature).signature
         mac = self._mac_template.copy()
         mac.update(data)
-        try:
-            mac.verify(tag)
-        except InvalidSignature:
-            return False
-        return True
+        return std_hmac.compare_digest(mac.finalize(), tag)
 
 
 class SessionCryptoContext(SymmetricCryptoContext):

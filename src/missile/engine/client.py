@@ -73,11 +73,11 @@ class Response(_ResponseTokens):
 
     header: MessageHeader
     """The response header."""
-    payload: bytes
-    """The response application data."""
+    payload: bytes = field(repr=False)
+    """The response application data (plaintext, so never in the repr)."""
     messages: int
     """How many MSL messages the exchange took (requests, responses, resends)."""
-    pushes: tuple[bytes, ...] = ()
+    pushes: tuple[bytes, ...] = field(default=(), repr=False)
     """Payloads of messages the server pushed after its response (control.md §4.5)."""
 
 
@@ -336,6 +336,8 @@ class MslClient:
             if wants:
                 await lock.acquire()
                 lock_held = True
+                # Waiting may have let another exchange renew or delete these tokens.
+                master_token, user_id_token = self._tokens(options, attempt)
         try:
             return self._finish_plan(options, attempt, master_token, user_id_token, lock_held, now)
         except BaseException:
@@ -565,6 +567,10 @@ class MslClient:
         master_token = header.master_token
         krd = data.key_response_data
         if krd is not None:
+            # A new serial number means the issuer authenticated the entity afresh, which
+            # invalidates its earlier master tokens (control.md §2.2): drop them, or one
+            # with a higher sequence number would stay the store's "newest".
+            self._remove_other_serials(krd.master_token)
             if result.keyx_context is not None:
                 store.set_crypto_context(krd.master_token, result.keyx_context)
             if plan.master_token is not None and plan.master_token != krd.master_token:
@@ -584,6 +590,17 @@ class MslClient:
                 )
             else:
                 store.add_service_tokens([token])
+
+    def _remove_other_serials(self, master_token: MasterToken) -> None:
+        """Remove the stored master tokens whose serial number is not ``master_token``'s."""
+        store = self.ctx.store
+        assert store is not None
+        seen: set[MasterToken] = set()
+        while (held := store.get_master_token()) is not None and held.serial_number != master_token.serial_number:
+            if held in seen:
+                break  # in use: deleted when its last exchange ends
+            seen.add(held)
+            self._remove_master_token(held)
 
     def _remove_master_token(self, master_token: MasterToken) -> None:
         """Delete a master token's session now, or when its last in-flight exchange ends."""

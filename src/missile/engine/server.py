@@ -40,7 +40,7 @@ class Request:
 
     header: MessageHeader
     """The request header."""
-    payload: bytes = b""
+    payload: bytes = field(default=b"", repr=False)
     """The application data (empty when the server streams: use :attr:`body`)."""
     body: MessageBody | None = None
     """With a streaming server: the payload, chunk by chunk as each one verifies."""
@@ -65,7 +65,7 @@ class Request:
 class Reply:
     """The application's answer."""
 
-    data: bytes | AsyncIterable[bytes] = b""
+    data: bytes | AsyncIterable[bytes] = field(default=b"", repr=False)
     """Response application data: bytes, or an async iterable streamed chunk by chunk."""
     service_tokens: Sequence[ServiceToken] = ()
     """Service tokens to set (a token with empty data deletes the client's copy)."""

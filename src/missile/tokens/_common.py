@@ -3,7 +3,7 @@ and the renewal/expiry rules (tokens.md §1.5)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from missile.clock import Clock
 from missile.crypto.context import CryptoContext
@@ -62,7 +62,11 @@ class TokenErrors:
 
 @dataclass(frozen=True)
 class SignedTokenData:
-    """The verified-or-not token data of a master or user ID token, range-checked."""
+    """The verified-or-not token data of a master or user ID token, range-checked.
+
+    When issuing, ``payload`` is the plaintext session or user data (session keys): it
+    never appears in the repr.
+    """
 
     tokendata: bytes
     signature: bytes
@@ -70,7 +74,7 @@ class SignedTokenData:
     renewal_window: int
     expiration: int
     serials: tuple[int, int]
-    payload: bytes
+    payload: bytes = field(repr=False)
 
 
 def read_signed_token(

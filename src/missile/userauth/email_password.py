@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import threading
 from collections.abc import Mapping
@@ -47,6 +48,12 @@ def java_trim(value: str) -> str:
     return value[start:end]
 
 
+def _utf8(text: str) -> bytes:
+    # surrogatepass: a lone surrogate (valid in JSON) must not raise, whose message
+    # would quote the offending character of the password.
+    return text.encode("utf-8", "surrogatepass")
+
+
 @USER_AUTH_SCHEMES.register
 class EmailPasswordAuthData(UserAuthData):
     """``{"email": string, "password": string}``, sent untrimmed; never printed."""
@@ -67,8 +74,8 @@ class EmailPasswordAuthData(UserAuthData):
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, EmailPasswordAuthData)
-            and hmac.compare_digest(other.email.encode("utf-8"), self.email.encode("utf-8"))
-            and hmac.compare_digest(other.password.encode("utf-8"), self.password.encode("utf-8"))
+            and hmac.compare_digest(_utf8(other.email), _utf8(self.email))
+            and hmac.compare_digest(_utf8(other.password), _utf8(self.password))
         )
 
     def __hash__(self) -> int:
@@ -83,8 +90,17 @@ class EmailPasswordStore(Protocol):
         ...
 
 
+def _password_digest(password: str) -> bytes:
+    return hashlib.sha256(_utf8(password)).digest()
+
+
 class InMemoryEmailPasswordStore:
-    """Users in a dictionary; passwords compared in constant time on UTF-8 bytes."""
+    """Users in a dictionary; passwords compared in constant time.
+
+    Only the SHA-256 of each password's UTF-8 bytes is kept, and the check compares
+    32-byte digests with :func:`hmac.compare_digest`, so neither the password nor its
+    length shows in the timing; an unknown email costs the same comparison.
+    """
 
     _DUMMY = b"\x00" * 32
 
@@ -99,7 +115,7 @@ class InMemoryEmailPasswordStore:
         if isinstance(user, str):
             user = MslUser(user)
         with self._lock:
-            self._users[email] = (password.encode("utf-8"), user)
+            self._users[email] = (_password_digest(password), user)
 
     def remove(self, email: str) -> None:
         """Forget a user."""
@@ -109,7 +125,7 @@ class InMemoryEmailPasswordStore:
     def is_user(self, email: str, password: str) -> MslUser | None:
         with self._lock:
             entry = self._users.get(email)
-        given = password.encode("utf-8")
+        given = _password_digest(password)
         if entry is None:
             hmac.compare_digest(given, self._DUMMY)  # keep the timing of a known email
             return None
