@@ -9,6 +9,8 @@ a peer token set (the reference raises an internal error when one is added)."""
 
 from __future__ import annotations
 
+import pytest
+
 from engine.harness import make_pair, run
 from messages.conftest import encode_message, receive
 from missile.context import MslContext
@@ -16,6 +18,7 @@ from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import decode, encode
 from missile.engine.options import MessageOptions
 from missile.engine.server import Reply, Request
+from missile.errors import MslInternalException
 from missile.messages.builder import build_request
 from missile.tokens import ServiceToken
 from missile.tokens.user import MslUser
@@ -84,15 +87,13 @@ def test_reply_tokens_bound_elsewhere_are_not_sent() -> None:
 
 
 def test_trusted_network_never_sends_peer_tokens(server: MslContext, client: MslContext) -> None:
-    """trustedNetAddPeerServiceToken / trustedNetAdd{Unbound,MasterBound,UserBound}PeerServiceToken."""
+    """trustedNetAddPeerServiceToken / trustedNetAdd{Unbound,MasterBound,UserBound}PeerServiceToken:
+    outside a peer-to-peer network peer tokens are a programming error, never silently dropped."""
     assert not client.peer_to_peer
     peer_token = ServiceToken.create("peer", b"p", ST_CRYPTO)
-    request = build_request(client, use_entity_auth=True, peer_service_tokens=[peer_token])
-    ead = client.get_entity_auth_data()
-    assert ead is not None
-    crypto = client.entity_auth_factories[ead.scheme].crypto_context(client, ead)
-    plaintext = decode(crypto.decrypt(request.header.headerdata))
-    assert not {"peermastertoken", "peeruseridtoken", "peerservicetokens"} & set(plaintext.keys())
+    with pytest.raises(MslInternalException):
+        build_request(client, use_entity_auth=True, peer_service_tokens=[peer_token])
+    request = build_request(client, use_entity_auth=True)
     received = receive(server, encode_message(request, b"x")).header_event.header
     assert received.data.peer_service_tokens == ()
     assert received.data.peer_master_token is None

@@ -209,6 +209,9 @@ class MessageHeader:
         if ctx.peer_to_peer:
             peer_verifier = _peer_verification_master_token(data.key_response_data, data.peer_master_token)
             _check_bindings(peer_verifier, data.peer_user_id_token, data.peer_service_tokens)
+        elif data.peer_master_token or data.peer_user_id_token or data.peer_service_tokens:
+            # Peer tokens exist only between peers; dropping them silently would hide a bug.
+            raise MslInternalException("peer tokens in a header outside a peer-to-peer network")
         crypto = select_header_crypto_context(ctx, master_token, entity_auth_data)
         timestamp = data.timestamp if data.timestamp is not None else ctx.clock() // 1000
         sender = data.sender
