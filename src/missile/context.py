@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from missile.authutils import AuthenticationUtils, PermissiveAuthenticationUtils
 from missile.clock import Clock, system_clock
 from missile.crypto.context import CryptoContext
+from missile.crypto.null import ClientMslCryptoContext
 from missile.crypto.random import DEFAULT_RANDOM, RandomSource
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO
 from missile.errors import MslError, MslMasterTokenException
@@ -133,9 +134,12 @@ class MslContext:
                 self._parsed_tokens.move_to_end(key)
                 return hit[2]
         token = MasterToken.parse(obj, self.msl_crypto, clock=self.clock)
-        if not token.verified or len(tokendata) > _CACHEABLE_TOKEN_SIZE:
-            # Only tokens our own MSL keys verified are cached: anyone can send
-            # unverifiable ones, and must not be able to fill the cache with them.
+        if len(tokendata) > _CACHEABLE_TOKEN_SIZE or not (
+            token.verified or isinstance(self.msl_crypto, ClientMslCryptoContext)
+        ):
+            # An issuer caches only tokens its own MSL keys verified: anyone can send
+            # unverifiable ones, and must not be able to fill the cache with them. A
+            # client verifies no token, and sees only those of the servers it calls.
             return token
         with self._sessions_lock:
             self._parsed_tokens[key] = (self.msl_crypto, self.clock, token)
