@@ -260,6 +260,11 @@ def test_only_verified_master_tokens_are_cached() -> None:
     obj = decode(encode(token))
     server = MslContext(msl_crypto=issuer)
     assert server.parse_master_token(obj) is server.parse_master_token(obj)
-    client = MslContext(msl_crypto=ClientMslCryptoContext())
-    first, second = client.parse_master_token(obj), client.parse_master_token(obj)
+    # Another issuer's token: the server cannot verify it and does not cache it.
+    other = MslContext(msl_crypto=SymmetricCryptoContext("o", _os.urandom(16), _os.urandom(32)))
+    first, second = other.parse_master_token(obj), other.parse_master_token(obj)
     assert not first.verified and first == second and first is not second
+    # A client verifies no token at all: it caches what its servers send.
+    client = MslContext(msl_crypto=ClientMslCryptoContext())
+    first = client.parse_master_token(obj)
+    assert not first.verified and client.parse_master_token(obj) is first
