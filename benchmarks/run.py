@@ -646,14 +646,12 @@ async def _load(
 
 
 def bench_http(levels: Sequence[int], seconds: float, max_count: int, workers: int) -> dict[str, Any]:
-    import httpx
-
     from missile.engine.client import MslClient
-    from missile.transport.http import HttpTransport
+    from missile.transport.pooled import PooledHttpTransport
 
     missile_bin = Path(sys.executable).with_name("missile")
     payload = os.urandom(100)
-    out: dict[str, Any] = {"workers": workers, "payload_bytes": 100, "client": "one shared MslClient"}
+    out: dict[str, Any] = {"workers": workers, "payload_bytes": 100, "client": "MslClient, PooledHttpTransport"}
     with tempfile.TemporaryDirectory() as tmp:
         server_keys, client_keys = generate("server1", "client1")
         write_private(Path(tmp) / "server.json", server_keys)
@@ -682,23 +680,33 @@ def bench_http(levels: Sequence[int], seconds: float, max_count: int, workers: i
                 ctx = context_from_keyfile(keys, role="client").ctx
                 factory = key_request_factory(ctx, keys)
                 for level in levels:
-                    limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
-                    async with httpx.AsyncClient(limits=limits, timeout=30.0) as http:
-                        transport = HttpTransport(f"http://127.0.0.1:{msl_port}/", client=http)
-                        client = MslClient(ctx, transport, key_requests=factory)
-                        response = await client.request(payload)  # session (established on first use)
-                        assert response.payload == payload
+                    transport = PooledHttpTransport(f"http://127.0.0.1:{msl_port}/", max_idle=level)
+                    echo_transport = PooledHttpTransport(f"http://127.0.0.1:{echo_port}/", max_idle=level)
+                    client = MslClient(ctx, transport, key_requests=factory)
+                    response = await client.request(payload)  # session (established on first use)
+                    assert response.payload == payload
 
-                        async def msl_call(client: MslClient = client) -> None:
-                            response = await client.request(payload)
-                            assert len(response.payload) == 100
+                    async def msl_call(client: MslClient = client) -> None:
+                        response = await client.request(payload)
+                        assert len(response.payload) == 100
 
-                        async def echo_call(http: httpx.AsyncClient = http) -> None:
-                            response = await http.post(f"http://127.0.0.1:{echo_port}/", content=payload)
-                            assert response.status_code == 200 and len(response.content) == 100
+                    async def echo_call(echo_transport: PooledHttpTransport = echo_transport) -> None:
+                        # The same HTTP client stack, no MSL: the ceiling.
+                        channel = await echo_transport.connect()
+                        await channel.write(payload)
+                        await channel.finish()
+                        body = b""
+                        while chunk := await channel.read():
+                            body += chunk
+                        await channel.close()
+                        assert len(body) == 100
 
+                    try:
                         figure = await _load(msl_call, level, seconds, max_count, warmup=min(0.5, seconds / 4))
                         ceiling = await _load(echo_call, level, seconds, max_count, warmup=min(0.5, seconds / 4))
+                    finally:
+                        await transport.aclose()
+                        await echo_transport.aclose()
                     figure["ceiling_req_per_s"] = ceiling["req_per_s"]
                     figure["ceiling_p50_ms"] = ceiling["p50_ms"]
                     figure["ceiling_p99_ms"] = ceiling["p99_ms"]
