@@ -70,7 +70,7 @@ def test_large_payload_streams_both_ways(http_server: RunningServer) -> None:
 
 def test_unreachable_server_is_comms_failure() -> None:
     async def run() -> None:
-        client, transport = _client("http://127.0.0.1:9/")
+        client, _ = _client("http://127.0.0.1:9/")
         with pytest.raises(MslException) as info:
             await client.request(b"x")
         assert info.value.error is MslError.MSL_COMMS_FAILURE
