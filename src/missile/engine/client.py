@@ -182,6 +182,8 @@ class MslClient:
         # Shared by every client of the context, like the renewal lock.
         self._in_use = ctx.master_tokens_in_use
         self._doomed = ctx.master_tokens_doomed
+        self._latest: MasterToken | None = None
+        """The master token of the last key response this client received."""
 
     def remote_time_ms(self) -> int | None:
         """The estimated remote time, once a response has been seen."""
@@ -260,7 +262,7 @@ class MslClient:
     def _tokens(self, options: MessageOptions, attempt: _Attempt) -> tuple[MasterToken | None, UserIdToken | None]:
         store = self.ctx.store
         assert store is not None
-        master_token = None if attempt.force_entity_auth else store.get_master_token()
+        master_token = None if attempt.force_entity_auth else self._newest_master_token()
         user_id_token = None
         # A resend after a user reauth code carries fresh user auth data and no user ID
         # token, even when the store keeps it (SSOTOKEN_REJECTED, errors.md §2).
@@ -269,6 +271,23 @@ class MslClient:
             if user_id_token is not None and not user_id_token.is_bound_to(master_token):
                 user_id_token = None
         return master_token, user_id_token
+
+    def _newest_master_token(self) -> MasterToken | None:
+        """The store's newest master token, passing over one that is being deleted (it
+        stays stored only until its in-flight exchanges end, control.md §11) for the
+        last one a key response gave, when that one is still stored."""
+        store = self.ctx.store
+        assert store is not None
+        newest = store.get_master_token()
+        latest = self._latest
+        if (
+            newest in self._doomed
+            and latest is not None
+            and latest not in self._doomed
+            and store.get_crypto_context(latest) is not None
+        ):
+            return latest
+        return newest
 
     def _protection(self, master_token: MasterToken | None, attempt: _Attempt) -> tuple[bool, bool]:
         if master_token is not None:
@@ -307,12 +326,10 @@ class MslClient:
         if self._mandatory_renewable(options, attempt, master_token, user_id_token):
             # control.md §3.2: one renewable message at a time; waiters re-evaluate
             # with whatever the holder obtained.
-            store = self.ctx.store
-            assert store is not None
-            before = store.get_master_token()
+            before = self._newest_master_token()
             await lock.acquire()
             lock_held = True
-            newest = store.get_master_token()
+            newest = self._newest_master_token()
             if newest is not None and newest != before:
                 # The holder obtained a new master token while we waited: use it (also
                 # for a resend that was going to re-authenticate or ask for keys), and
@@ -573,6 +590,7 @@ class MslClient:
             self._remove_other_serials(krd.master_token)
             if result.keyx_context is not None:
                 store.set_crypto_context(krd.master_token, result.keyx_context)
+                self._latest = krd.master_token
             if plan.master_token is not None and plan.master_token != krd.master_token:
                 self._remove_master_token(plan.master_token)
             master_token = krd.master_token
@@ -595,6 +613,11 @@ class MslClient:
         """Remove the stored master tokens whose serial number is not ``master_token``'s."""
         store = self.ctx.store
         assert store is not None
+        latest = self._latest
+        if latest is not None and latest.serial_number != master_token.serial_number:
+            # The newest stored token may be an in-use one hiding it.
+            if store.get_crypto_context(latest) is not None:
+                self._remove_master_token(latest)
         seen: set[MasterToken] = set()
         while (held := store.get_master_token()) is not None and held.serial_number != master_token.serial_number:
             if held in seen:
@@ -652,7 +675,7 @@ class MslClient:
             nxt.force_renewable = True
             return nxt
         if code == ResponseCode.EXPIRED:
-            newest = store.get_master_token()
+            newest = self._newest_master_token()
             nxt.force_renewable = plan.master_token is None or newest == plan.master_token
             return nxt
         if code == ResponseCode.REPLAYED:
