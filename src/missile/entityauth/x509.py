@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from missile.crypto.asymmetric import RsaCryptoContext, RsaMode
@@ -53,8 +55,17 @@ class X509EntityAuthData(EntityAuthData):
             raise MslCryptoException(MslError.X509CERT_INVALID, "certificate is not base64", cause=e) from e
         try:
             certificate = x509.load_der_x509_certificate(der)
+            # cryptography decodes some fields only when first read; read what the trust
+            # check and the factory use now, so that a malformed one is a parse error
+            # (as with Java's eager certificate parsing), not a stray ValueError later.
+            # A well-formed key of an unsupported type is the factory's to refuse.
+            _ = (certificate.issuer, certificate.not_valid_before_utc, certificate.not_valid_after_utc)
+            with contextlib.suppress(UnsupportedAlgorithm):
+                certificate.public_key()
             return cls(certificate)
-        except ValueError as e:
+        except (ValueError, TypeError, x509.InvalidVersion) as e:
+            # cryptography's parse failures: malformed DER or values (ValueError), an
+            # attribute value of a type its OID may not have (TypeError), a bad version.
             raise MslCryptoException(MslError.X509CERT_PARSE_ERROR, "certificate DER", cause=e) from e
 
     def __eq__(self, other: object) -> bool:
@@ -87,10 +98,14 @@ class X509EntityAuthFactory(EntityAuthFactory):
         try:
             if not self.store.is_trusted(x509_data.certificate, ctx.clock()):
                 raise MslEntityAuthException(MslError.X509CERT_VERIFICATION_FAILED, identity)
+            try:
+                public_key = x509_data.certificate.public_key()
+            except (ValueError, UnsupportedAlgorithm) as e:
+                raise MslCryptoException(MslError.INVALID_PUBLIC_KEY, "unsupported certificate key", cause=e) from e
             return RsaCryptoContext(
                 identity,
                 self.store.get_private_key(identity),
-                x509_data.certificate.public_key(),  # type: ignore[arg-type]
+                public_key,  # type: ignore[arg-type]
                 RsaMode.SIGN_VERIFY,
             )
         except MslException as e:
