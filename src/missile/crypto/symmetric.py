@@ -220,13 +220,19 @@ class SymmetricCryptoContext(CryptoContext):
         if len(ciphertext) % AES_BLOCK_SIZE:
             raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{len(ciphertext)}-byte ciphertext")
         decryptor = Cipher(self._aes, modes.CBC(iv)).decryptor()
+        # Decrypt into one buffer; the unpadder sees only the last block, which holds
+        # the padding (it checks it and says how much is data), so the bulk is not
+        # copied again.
+        plain = bytearray(len(ciphertext) + AES_BLOCK_SIZE - 1)  # update_into's slack
+        size = decryptor.update_into(ciphertext, plain)
+        decryptor.finalize()
         unpadder = padding.PKCS7(128).unpadder()
         try:
-            head = unpadder.update(decryptor.update(ciphertext))
-            tail = unpadder.update(decryptor.finalize()) + unpadder.finalize()
+            last = unpadder.update(bytes(plain[size - AES_BLOCK_SIZE : size])) + unpadder.finalize()
         except ValueError as e:
             raise MslCryptoException(MslError.CIPHERTEXT_BAD_PADDING, "invalid padding", cause=e) from e
-        return head + tail if tail else head
+        del plain[size - AES_BLOCK_SIZE + len(last) :]
+        return bytes(plain)
 
     # -- key wrapping ------------------------------------------------------------------
 
