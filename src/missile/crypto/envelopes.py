@@ -8,12 +8,13 @@ tag. Version 2 is understood on input.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 
 from missile.crypto.algorithms import CipherSpec, SignatureAlgo
 from missile.encoding import MslObject, decode, encode
-from missile.encoding.base64 import b64encode_bytes
+from missile.encoding.base64 import b64decode, b64encode_bytes
 from missile.errors import MslCryptoException, MslEncodingException, MslError
 
 __all__ = [
@@ -95,6 +96,9 @@ class CiphertextEnvelope:
         if isinstance(data, MslObject):
             obj = data
         else:
+            fast = _parse_v1_as_written(data) if version is not EnvelopeVersion.V2 else None
+            if fast is not None:
+                return fast
             try:
                 obj = decode(data)
             except MslEncodingException as e:
@@ -118,6 +122,31 @@ class CiphertextEnvelope:
                 MslError.CIPHERTEXT_ENVELOPE_PARSE_ERROR, "malformed ciphertext envelope", cause=e
             ) from e
         return cls(EnvelopeVersion.V2, ciphertext, iv, cipher_spec=CipherSpec.from_wire(spec_name))
+
+
+#: A V1 envelope exactly as missile (and the reference) writes it, up to the ciphertext.
+_V1_HEAD = re.compile(rb'\{"keyid":"([ !#-\[\]-~]*)","iv":"([A-Za-z0-9+/]*={0,2})","ciphertext":"')
+_V1_TAIL = b'","sha256":"AA=="}'
+
+
+def _parse_v1_as_written(data: bytes) -> CiphertextEnvelope | None:
+    """The envelope of a payload chunk, without the general object parser, when it is
+    byte for byte in the canonical form (printable ASCII key ID, no escapes, keys in the
+    written order); None for anything else, which the general parser then reads with
+    exactly the same result or error."""
+    head = _V1_HEAD.match(data)
+    if head is None or not data.endswith(_V1_TAIL):
+        return None
+    start = head.end()
+    end = len(data) - len(_V1_TAIL)
+    if data.find(b'"', start, end) >= 0:
+        return None
+    try:
+        iv = b64decode(head.group(2))
+        ciphertext = b64decode(memoryview(data)[start:end])
+    except MslEncodingException:
+        return None
+    return CiphertextEnvelope(EnvelopeVersion.V1, ciphertext, iv, key_id=head.group(1).decode("ascii"))
 
 
 def _detect_ciphertext_version(obj: MslObject) -> EnvelopeVersion:
