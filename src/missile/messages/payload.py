@@ -8,12 +8,13 @@ spares the JSON encoder a scan over megabytes of base64.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from missile.crypto.context import CryptoContext
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject, decode, in_range
-from missile.encoding.base64 import b64encode_bytes
+from missile.encoding.base64 import b64decode, b64encode_bytes
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO, CompressionAlgorithm, compress, decompress
 from missile.errors import MslEncodingException, MslError, MslException, MslInternalException, MslMessageException
 
@@ -115,6 +116,32 @@ def encode_chunk(
     return b"".join((b'{"payload":"', _b64(payload), b'","signature":"', _b64(signature), b'"}'))
 
 
+#: Chunk plaintext exactly as :func:`encode_chunk` (and the reference) writes it, up to the data.
+_CANONICAL_HEAD = re.compile(
+    rb'\{"sequencenumber":(0|[1-9][0-9]{0,15}),"messageid":(0|[1-9][0-9]{0,15})'
+    rb'(?:,"endofmsg":(true|false))?(?:,"compressionalgo":"([A-Z]{1,16})")?,"data":"'
+)
+
+
+def _canonical_fields(plaintext: bytes) -> tuple[int, int, bool, str | None, bytes] | None:
+    """The fields of a chunk plaintext in canonical form, without the general object
+    parser; None for anything else, which the general parser then reads with exactly
+    the same result or error."""
+    head = _CANONICAL_HEAD.match(plaintext)
+    if head is None or not plaintext.endswith(b'"}'):
+        return None
+    start, end = head.end(), len(plaintext) - 2
+    if end < start or plaintext.find(b'"', start, end) >= 0:
+        return None
+    try:
+        data = b64decode(memoryview(plaintext)[start:end])
+    except MslEncodingException:
+        return None
+    algo: bytes | None = head.group(4)
+    end_of_message = head.group(3) == b"true"
+    return int(head.group(1)), int(head.group(2)), end_of_message, algo.decode("ascii") if algo else None, data
+
+
 @dataclass(frozen=True)
 class PayloadChunk:
     """A verified and decrypted payload chunk."""
@@ -145,15 +172,19 @@ class PayloadChunk:
         if not crypto.verify(payload, signature):
             raise MslMessageException(MslError.PAYLOAD_VERIFICATION_FAILED)
         plaintext = crypto.decrypt(payload)
-        try:
-            fields = decode(plaintext)
-            sequence_number = fields.get_int(KEY_SEQUENCE_NUMBER)
-            message_id = fields.get_int(KEY_MESSAGE_ID)
-            end = fields.opt_bool(KEY_END_OF_MESSAGE, False)
-            algo_name = fields.opt_string(KEY_COMPRESSION_ALGO)
-            raw = fields.get_bytes(KEY_DATA)
-        except MslEncodingException as exc:
-            raise MslEncodingException(MslError.MSL_PARSE_ERROR, exc.detail) from exc
+        fast = _canonical_fields(plaintext)
+        if fast is not None:
+            sequence_number, message_id, end, algo_name, raw = fast
+        else:
+            try:
+                fields = decode(plaintext)
+                sequence_number = fields.get_int(KEY_SEQUENCE_NUMBER)
+                message_id = fields.get_int(KEY_MESSAGE_ID)
+                end = fields.opt_bool(KEY_END_OF_MESSAGE, False)
+                algo_name = fields.opt_string(KEY_COMPRESSION_ALGO)
+                raw = fields.get_bytes(KEY_DATA)
+            except MslEncodingException as exc:
+                raise MslEncodingException(MslError.MSL_PARSE_ERROR, exc.detail) from exc
         if not in_range(sequence_number):
             raise MslMessageException(MslError.PAYLOAD_SEQUENCE_NUMBER_OUT_OF_RANGE, str(sequence_number))
         if not in_range(message_id):
