@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -120,3 +121,47 @@ def test_server_closing_idle_connections_is_survived(http_server: RunningServer)
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError):
         PooledHttpTransport("ftp://example.com/")
+
+
+def _fake_server(
+    answer: bytes, *, then_wait: float = 0.0
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A server that answers any request with ``answer`` and closes (after ``then_wait``)."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        if then_wait:
+            await asyncio.sleep(then_wait)
+        writer.close()
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("answer", "then_wait"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n{\"partial", 0.0),  # cut mid-body
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n{\"partial", 5.0),  # stalls mid-body
+        (b"NOT HTTP AT ALL\r\n\r\n", 0.0),  # garbage
+    ],
+    ids=["truncated", "stalled", "garbage"],
+)
+def test_broken_responses_are_comms_failures(answer: bytes, then_wait: float) -> None:
+    async def run() -> None:
+        server = await asyncio.start_server(_fake_server(answer, then_wait=then_wait), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        keys = client_keys()
+        ctx = context_from_keyfile(keys).ctx
+        transport = PooledHttpTransport(f"http://127.0.0.1:{port}/msl", timeout=0.5)
+        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
+        try:
+            with pytest.raises(MslException) as info:
+                await asyncio.wait_for(client.request(b"x"), 10)
+            assert info.value.error is MslError.MSL_COMMS_FAILURE
+            assert transport._idle == []  # a broken connection is never reused
+        finally:
+            server.close()
+            await transport.aclose()
+
+    asyncio.run(run())
