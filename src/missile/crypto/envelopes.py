@@ -15,6 +15,7 @@ from enum import IntEnum
 from missile.crypto.algorithms import CipherSpec, SignatureAlgo
 from missile.encoding import MslObject, decode, encode
 from missile.encoding.base64 import b64decode, b64encode_bytes
+from missile.encoding.codec import match_canonical
 from missile.errors import MslCryptoException, MslEncodingException, MslError
 
 __all__ = [
@@ -134,16 +135,12 @@ def _parse_v1_as_written(data: bytes) -> CiphertextEnvelope | None:
     byte for byte in the canonical form (printable ASCII key ID, no escapes, keys in the
     written order); None for anything else, which the general parser then reads with
     exactly the same result or error."""
-    head = _V1_HEAD.match(data)
-    if head is None or not data.endswith(_V1_TAIL):
+    matched = match_canonical(data, _V1_HEAD, _V1_TAIL)
+    if matched is None:
         return None
-    start = head.end()
-    end = len(data) - len(_V1_TAIL)
-    if data.find(b'"', start, end) >= 0:
-        return None
+    head, ciphertext = matched
     try:
         iv = b64decode(head.group(2))
-        ciphertext = b64decode(memoryview(data)[start:end])
     except MslEncodingException:
         return None
     return CiphertextEnvelope(EnvelopeVersion.V1, ciphertext, iv, key_id=head.group(1).decode("ascii"))

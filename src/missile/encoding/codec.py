@@ -11,11 +11,12 @@ NaN or Infinity, nothing after the object but whitespace.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Protocol
 
-from missile.encoding.base64 import b64encode
+from missile.encoding.base64 import b64decode, b64encode
 from missile.encoding.mslobject import LongText, MslArray, MslObject
 from missile.errors import MslEncodingException, MslError
 
@@ -215,6 +216,24 @@ def _parse_flat(raw: bytes) -> dict[str, Any] | None:
                 return None
             continue
         return out if nxt == n - 1 else None
+
+
+def match_canonical(data: bytes, head: re.Pattern[bytes], tail: bytes) -> tuple[re.Match[bytes], bytes] | None:
+    """Match an object written in exactly one canonical form: ``head`` (a pattern ending
+    at the opening quote of a base64 value), the value, then ``tail``. Returns the head
+    match and the decoded value, or None for anything else (escapes, other key orders,
+    invalid base64), which callers hand to the general parser for the same result or
+    error. It spares the data path's fixed-shape objects the general parser's work."""
+    match = head.match(data)
+    if match is None or not data.endswith(tail):
+        return None
+    start, end = match.end(), len(data) - len(tail)
+    if end < start or data.find(b'"', start, end) >= 0:
+        return None
+    try:
+        return match, b64decode(memoryview(data)[start:end])
+    except MslEncodingException:
+        return None
 
 
 def decode_json_value(text: str) -> Any:

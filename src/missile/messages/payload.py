@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from missile.crypto.context import CryptoContext
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject, decode, in_range
-from missile.encoding.base64 import b64decode, b64encode_bytes
+from missile.encoding.base64 import b64encode_bytes
+from missile.encoding.codec import match_canonical
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO, CompressionAlgorithm, compress, decompress
 from missile.errors import MslEncodingException, MslError, MslException, MslInternalException, MslMessageException
 
@@ -127,16 +128,10 @@ def _canonical_fields(plaintext: bytes) -> tuple[int, int, bool, str | None, byt
     """The fields of a chunk plaintext in canonical form, without the general object
     parser; None for anything else, which the general parser then reads with exactly
     the same result or error."""
-    head = _CANONICAL_HEAD.match(plaintext)
-    if head is None or not plaintext.endswith(b'"}'):
+    matched = match_canonical(plaintext, _CANONICAL_HEAD, b'"}')
+    if matched is None:
         return None
-    start, end = head.end(), len(plaintext) - 2
-    if end < start or plaintext.find(b'"', start, end) >= 0:
-        return None
-    try:
-        data = b64decode(memoryview(plaintext)[start:end])
-    except MslEncodingException:
-        return None
+    head, data = matched
     algo: bytes | None = head.group(4)
     end_of_message = head.group(3) == b"true"
     return int(head.group(1)), int(head.group(2)), end_of_message, algo.decode("ascii") if algo else None, data
