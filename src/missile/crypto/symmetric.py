@@ -7,7 +7,7 @@ tags as V1 (raw) signature envelopes, and RFC 3394 AES Key Wrap.
 from __future__ import annotations
 
 import hmac as std_hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 
 from cryptography.hazmat.primitives import cmac, hashes, hmac, keywrap, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -16,7 +16,8 @@ from missile.crypto.algorithms import SignatureAlgo
 from missile.crypto.context import CryptoContext
 from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion, SignatureEnvelope, encode_v1, encode_v1_parts
 from missile.crypto.random import DEFAULT_RANDOM, RandomSource
-from missile.errors import MslCryptoException, MslError
+from missile.encoding.base64 import b64encode_stream
+from missile.errors import MslCryptoException, MslError, MslInternalException
 
 __all__ = [
     "SymmetricCryptoContext",
@@ -166,41 +167,46 @@ class SymmetricCryptoContext(CryptoContext):
         )
         return encode_v1(self._key_id, iv, ciphertext)
 
-    def encrypt_parts(self, parts: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
-        """:meth:`encrypt` of the concatenation of ``parts``, as pieces of the envelope.
+    def encrypt_stream(self, pieces: Iterable[bytes | memoryview], size: int) -> Iterator[bytes]:
+        """:meth:`encrypt` of the concatenation of ``pieces`` (``size`` bytes in all),
+        produced piece by piece: the outputs concatenate to exactly the envelope
+        :meth:`encrypt` returns.
 
-        The plaintext is fed to the cipher piece by piece into one preallocated buffer,
-        and the envelope is returned as pieces whose concatenation is exactly what
-        :meth:`encrypt` returns, so megabyte payload chunks are never joined or copied.
+        Only pieces the size of the inputs are ever held, so a megabyte payload chunk
+        needs no megabyte-sized temporaries (each would be fresh memory from the OS,
+        page-faulted in, costing more than the encryption itself).
         """
         if self._aes is None:
             raise MslCryptoException(MslError.ENCRYPT_NOT_SUPPORTED, "no encryption key")
         iv = self._random.random_bytes(AES_BLOCK_SIZE)
-        total = sum(len(p) for p in parts)
-        if not total:
-            return [encode_v1(self._key_id, iv, b"")]
-        pad = AES_BLOCK_SIZE - total % AES_BLOCK_SIZE
-        size = total + pad
-        buffer = bytearray(size + AES_BLOCK_SIZE)
-        view = memoryview(buffer)
+        if not size:
+            yield encode_v1(self._key_id, iv, b"")
+            return
+        pad = AES_BLOCK_SIZE - size % AES_BLOCK_SIZE
+        head, _, tail = encode_v1_parts(self._key_id, iv, b"")
         encryptor = Cipher(self._aes, modes.CBC(iv)).encryptor()
-        offset = 0
-        for part in (*parts, bytes((pad,)) * pad):
-            if len(part):
-                offset += encryptor.update_into(part, view[offset:])
-        offset += len(encryptor.finalize())
-        assert offset == size
-        head, ciphertext, tail = encode_v1_parts(self._key_id, iv, view[:size])
-        return [head, ciphertext, tail]
+        fed = 0
 
-    def sign_parts(self, parts: Sequence[bytes | memoryview]) -> bytes:
-        """:meth:`sign` of the concatenation of ``parts``."""
+        def ciphertext() -> Iterator[bytes]:
+            nonlocal fed
+            for piece in pieces:
+                fed += len(piece)
+                yield encryptor.update(piece)
+            if fed != size:
+                raise MslInternalException(f"encrypt_stream: {fed} bytes fed, {size} announced")
+            yield encryptor.update(bytes((pad,)) * pad)
+            yield encryptor.finalize()
+
+        yield head
+        yield from b64encode_stream(ciphertext())
+        yield tail
+
+    def signer(self) -> hmac.HMAC | cmac.CMAC:
+        """A fresh MAC under the signature key: ``update`` it with the data piece by
+        piece; ``finalize`` gives what :meth:`sign` of the whole would."""
         if self._mac_template is None:
             raise MslCryptoException(MslError.SIGN_NOT_SUPPORTED, "no signature key")
-        mac = self._mac_template.copy()
-        for part in parts:
-            mac.update(part)  # type: ignore[arg-type]  # any buffer works
-        return mac.finalize()
+        return self._mac_template.copy()
 
     def decrypt(self, data: bytes) -> bytes:
         """Open a V1 envelope (forced V1, like the reference; the key ID is not checked)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64 as _b64
 import binascii
+from collections.abc import Iterable, Iterator
 
 import pybase64
 
@@ -27,6 +28,36 @@ def b64encode(data: bytes) -> str:
 def b64encode_bytes(data: bytes | bytearray | memoryview) -> bytes:
     """Standard padded base64 of ``data``, as ASCII bytes (SIMD-accelerated)."""
     return pybase64.b64encode(data)
+
+
+def b64encode_stream(pieces: Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes]:
+    """Base64 of the concatenation of ``pieces``, piece by piece.
+
+    Every output but the last encodes a multiple of 3 input bytes (a few bytes carry
+    over to the next piece), so the outputs concatenate to exactly
+    ``b64encode_bytes(b"".join(pieces))`` without the input or output ever being whole.
+    """
+    carry = b""
+    for item in pieces:
+        piece = memoryview(item)
+        if carry:
+            need = -len(carry) % 3
+            carry += piece[:need].tobytes()
+            piece = piece[need:]
+            if len(carry) % 3:
+                continue
+            yield pybase64.b64encode(carry)
+        cut = len(piece) - len(piece) % 3
+        if cut:
+            yield pybase64.b64encode(piece[:cut])
+        carry = piece[cut:].tobytes()
+    if carry:
+        yield pybase64.b64encode(carry)
+
+
+def b64encoded_size(size: int) -> int:
+    """Length of the padded base64 of ``size`` bytes."""
+    return 4 * -(-size // 3)
 
 
 def b64decode(text: str | bytes | memoryview) -> bytes:

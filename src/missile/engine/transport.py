@@ -54,7 +54,9 @@ class TimedChannel:
 
     async def read(self, n: int = 65536) -> bytes:
         try:
-            return await asyncio.wait_for(self._channel.read(n), self.timeout)
+            # asyncio.timeout, unlike wait_for on 3.11, runs the read in this task.
+            async with asyncio.timeout(self.timeout):
+                return await self._channel.read(n)
         except TimeoutError:
             raise ReadTimeout(self.timeout) from None
 

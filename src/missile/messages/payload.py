@@ -8,13 +8,15 @@ spares the JSON encoder a scan over megabytes of base64.
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from missile.crypto.context import CryptoContext
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject, decode, in_range
-from missile.encoding.base64 import b64encode_bytes
+from missile.encoding.base64 import b64encode_bytes, b64encode_stream, b64encoded_size
 from missile.encoding.codec import match_canonical
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO, CompressionAlgorithm, compress, decompress
 from missile.errors import MslEncodingException, MslError, MslException, MslInternalException, MslMessageException
@@ -32,33 +34,16 @@ KEY_DATA = "data"
 
 _MIN_COMPRESSIBLE = 128
 
+#: Data above this size is encoded as a stream of slices (:func:`_encode_large`).
+_STREAM_THRESHOLD = 3072
+#: Slice of the data base64-encoded at a time: a multiple of 3, so slices encode
+#: independently, and small enough that every temporary stays well below the size at
+#: which the allocator maps (and page-faults in) fresh memory for each one.
+_SLICE = 3 * 8192
+
 
 def _b64(data: bytes | memoryview) -> bytes:
     return b64encode_bytes(data)
-
-
-def _b64_concat(pieces: list[bytes | memoryview]) -> list[bytes]:
-    """Base64 of the concatenation of ``pieces``, as pieces: every piece but the last is
-    encoded at a multiple of 3 bytes, so the outputs concatenate without copying the
-    large middle piece."""
-    out: list[bytes] = []
-    carry = b""
-    for item in pieces:
-        piece = memoryview(item)
-        if carry:
-            need = -len(carry) % 3
-            carry += piece[:need].tobytes()
-            piece = piece[need:]
-            if len(carry) % 3:
-                continue
-            out.append(_b64(carry))
-        cut = len(piece) - len(piece) % 3
-        if cut:
-            out.append(_b64(piece[:cut]))
-        carry = piece[cut:].tobytes()
-    if carry:
-        out.append(_b64(carry))
-    return out
 
 
 def _fast_symmetric(crypto: CryptoContext) -> bool:
@@ -102,19 +87,37 @@ def encode_chunk(
     if algo is not None:
         parts.append(b',"compressionalgo":"%s"' % algo.value.encode("ascii"))
     parts.append(b',"data":"')
-    parts.append(_b64(data))
-    parts.append(b'"}')
-    if len(parts[-2]) > 4096 and _fast_symmetric(crypto):
-        # Large chunks: encrypt, sign and base64 the pieces without joining them.
+    head = b"".join(parts)
+    if len(data) > _STREAM_THRESHOLD and _fast_symmetric(crypto):
         assert isinstance(crypto, SymmetricCryptoContext)
-        envelope = crypto.encrypt_parts(parts)
-        signature = crypto.sign_parts(envelope)
-        return b"".join(
-            (b'{"payload":"', *_b64_concat(envelope), b'","signature":"', _b64(signature), b'"}')
-        )
-    payload = crypto.encrypt(b"".join(parts))
+        return _encode_large(crypto, head, data)
+    payload = crypto.encrypt(b"".join((head, _b64(data), b'"}')))
     signature = crypto.sign(payload)
     return b"".join((b'{"payload":"', _b64(payload), b'","signature":"', _b64(signature), b'"}'))
+
+
+def _encode_large(crypto: SymmetricCryptoContext, head: bytes, data: bytes | memoryview) -> bytes:
+    """The chunk for ``data`` after the plaintext ``head``, with every layer (base64 of
+    the data, encryption, base64 of the ciphertext, the MAC, base64 of the envelope)
+    streamed in slices: no temporary is ever as large as the chunk. The bytes are
+    exactly those of the general path."""
+    view = memoryview(data)
+    tail = b'"}'
+    plaintext = itertools.chain(
+        (head,),
+        b64encode_stream(view[i : i + _SLICE] for i in range(0, len(view), _SLICE)),
+        (tail,),
+    )
+    size = len(head) + b64encoded_size(len(view)) + len(tail)
+    mac = crypto.signer()
+
+    def envelope() -> Iterator[bytes]:
+        for piece in crypto.encrypt_stream(plaintext, size):
+            mac.update(piece)
+            yield piece
+
+    payload = list(b64encode_stream(envelope()))
+    return b"".join((b'{"payload":"', *payload, b'","signature":"', _b64(mac.finalize()), b'"}'))
 
 
 #: Chunk plaintext exactly as :func:`encode_chunk` (and the reference) writes it, up to the data.

@@ -114,7 +114,8 @@ class _PooledChannel:
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
             try:
-                data = await asyncio.wait_for(conn.reader.read(_READ_SIZE), self._transport.timeout)
+                async with asyncio.timeout(self._transport.timeout):
+                    data = await conn.reader.read(_READ_SIZE)
             except TimeoutError:
                 raise MslException(MslError.MSL_COMMS_FAILURE, "HTTP response timed out") from None
             except OSError as exc:

@@ -48,7 +48,8 @@ class _StreamChannel:
         if self._read_timeout is None:
             return await self._reader.read(n)
         try:
-            return await asyncio.wait_for(self._reader.read(n), self._read_timeout)
+            async with asyncio.timeout(self._read_timeout):
+                return await self._reader.read(n)
         except TimeoutError:
             # The connection is out of step with the peer now: drop it.
             self._writer.close()
