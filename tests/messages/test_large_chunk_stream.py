@@ -123,3 +123,49 @@ def test_signer_matches_sign() -> None:
     mac.update(b"abc")
     mac.update(b"def")
     assert ctx.verify(b"abcdef", mac.finalize())
+
+
+@pytest.mark.parametrize("size", [1, 15, 16, 17, 32, 5000])
+def test_decrypt_padded_is_decrypt_in_place(size: int) -> None:
+    ctx = SymmetricCryptoContext("k", KE, KH)
+    data = os.urandom(size)
+    padded, n = ctx.decrypt_padded(ctx.encrypt(data))
+    assert n == size and padded[:n] == data
+    assert ctx.decrypt(ctx.encrypt(data)) == data
+
+
+def test_decrypt_padded_checks_the_padding() -> None:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from missile.crypto.envelopes import encode_v1
+
+    iv = bytes(16)
+    encryptor = Cipher(algorithms.AES(KE), modes.CBC(iv)).encryptor()
+    bad = encryptor.update(b"x" * 15 + b"\x05") + encryptor.finalize()  # 0x05 but one byte of it
+    ctx = SymmetricCryptoContext("k", KE, KH)
+    with pytest.raises(MslException) as err:
+        ctx.decrypt_padded(encode_v1("k", iv, bad))
+    assert err.value.error is MslError.CIPHERTEXT_BAD_PADDING
+
+
+@pytest.mark.parametrize("size", [payload._STREAM_THRESHOLD + 1, 3 * 16 * 1000, 100_003])
+def test_large_chunk_parses_in_place(size: int) -> None:
+    ctx = SymmetricCryptoContext("k", KE, KH)
+    data = os.urandom(size)
+    for end in (False, True):
+        chunk = _parse(encode_chunk(ctx, 3, 9, data, end_of_message=end), ctx)
+        assert (chunk.sequence_number, chunk.message_id, chunk.end_of_message, chunk.data) == (3, 9, end, data)
+
+
+def test_a_context_overriding_decrypt_is_honoured_on_receive() -> None:
+    calls: list[int] = []
+
+    class Counting(SymmetricCryptoContext):
+        def decrypt(self, data: bytes) -> bytes:
+            calls.append(len(data))
+            return super().decrypt(data)
+
+    ctx = Counting("k", KE, KH)
+    data = os.urandom(10_000)
+    assert _parse(encode_chunk(ctx, 1, 1, data), ctx).data == data
+    assert len(calls) == 1

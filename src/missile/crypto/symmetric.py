@@ -210,15 +210,28 @@ class SymmetricCryptoContext(CryptoContext):
 
     def decrypt(self, data: bytes) -> bytes:
         """Open a V1 envelope (forced V1, like the reference; the key ID is not checked)."""
+        plain, size = self.decrypt_padded(data)
+        return bytes(memoryview(plain)[:size])
+
+    def decrypt_padded(self, data: bytes) -> tuple[bytearray, int]:
+        """:meth:`decrypt`, but the plaintext is returned in the buffer it was decrypted
+        into, its (checked) padding still attached, with the plaintext's length: a
+        caller reading a large plaintext in place (``plain[:size]``) is spared a copy."""
         if self._aes is None:
             raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
-        envelope = CiphertextEnvelope.parse(data, EnvelopeVersion.V1)
+        return self.decrypt_envelope(CiphertextEnvelope.parse(data, EnvelopeVersion.V1))
+
+    def decrypt_envelope(self, envelope: CiphertextEnvelope) -> tuple[bytearray, int]:
+        """:meth:`decrypt_padded` of an envelope already parsed (so a caller can let go of
+        the envelope's encoding before the plaintext buffer is allocated)."""
+        if self._aes is None:
+            raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
         return self._decrypt_raw(envelope.iv, envelope.ciphertext)
 
-    def _decrypt_raw(self, iv: bytes | None, ciphertext: bytes) -> bytes:
+    def _decrypt_raw(self, iv: bytes | None, ciphertext: bytes) -> tuple[bytearray, int]:
         assert self._aes is not None
         if not ciphertext:
-            return b""
+            return bytearray(), 0
         if iv is None:
             raise MslCryptoException(MslError.CIPHERTEXT_ENVELOPE_PARSE_ERROR, "missing IV")
         if len(iv) != AES_BLOCK_SIZE:
@@ -226,9 +239,10 @@ class SymmetricCryptoContext(CryptoContext):
         if len(ciphertext) % AES_BLOCK_SIZE:
             raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{len(ciphertext)}-byte ciphertext")
         decryptor = Cipher(self._aes, modes.CBC(iv)).decryptor()
-        # Decrypt into one buffer; the unpadder sees only the last block, which holds
-        # the padding (it checks it and says how much is data), so the bulk is not
-        # copied again.
+        # Decrypt into one buffer (update() of a large input costs several times more:
+        # its output is fresh memory, page-faulted in). The unpadder sees only the last
+        # block, which holds the padding (it checks it and says how much of the block
+        # is data), so the bulk is never copied.
         plain = bytearray(len(ciphertext) + AES_BLOCK_SIZE - 1)  # update_into's slack
         size = decryptor.update_into(ciphertext, plain)
         decryptor.finalize()
@@ -237,8 +251,7 @@ class SymmetricCryptoContext(CryptoContext):
             last = unpadder.update(bytes(plain[size - AES_BLOCK_SIZE : size])) + unpadder.finalize()
         except ValueError as e:
             raise MslCryptoException(MslError.CIPHERTEXT_BAD_PADDING, "invalid padding", cause=e) from e
-        del plain[size - AES_BLOCK_SIZE + len(last) :]
-        return bytes(plain)
+        return plain, size - AES_BLOCK_SIZE + len(last)
 
     # -- key wrapping ------------------------------------------------------------------
 

@@ -218,16 +218,20 @@ def _parse_flat(raw: bytes) -> dict[str, Any] | None:
         return out if nxt == n - 1 else None
 
 
-def match_canonical(data: bytes, head: re.Pattern[bytes], tail: bytes) -> tuple[re.Match[bytes], bytes] | None:
+def match_canonical(
+    data: bytes | bytearray, head: re.Pattern[bytes], tail: bytes, size: int | None = None
+) -> tuple[re.Match[bytes], bytes] | None:
     """Match an object written in exactly one canonical form: ``head`` (a pattern ending
     at the opening quote of a base64 value), the value, then ``tail``. Returns the head
     match and the decoded value, or None for anything else (escapes, other key orders,
     invalid base64), which callers hand to the general parser for the same result or
-    error. It spares the data path's fixed-shape objects the general parser's work."""
-    match = head.match(data)
-    if match is None or not data.endswith(tail):
+    error. It spares the data path's fixed-shape objects the general parser's work.
+    With ``size``, only ``data[:size]`` is the object (the rest is ignored, not copied)."""
+    n = len(data) if size is None else size
+    match = head.match(data, 0, n)
+    if match is None or not data.endswith(tail, 0, n):
         return None
-    start, end = match.end(), len(data) - len(tail)
+    start, end = match.end(), n - len(tail)
     if end < start or data.find(b'"', start, end) >= 0:
         return None
     try:

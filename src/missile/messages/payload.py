@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from missile.crypto.context import CryptoContext
+from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject, decode, in_range
 from missile.encoding.base64 import b64encode_bytes, b64encode_stream, b64encoded_size
@@ -47,13 +48,14 @@ def _b64(data: bytes | memoryview) -> bytes:
 
 
 def _fast_symmetric(crypto: CryptoContext) -> bool:
-    """True when ``crypto`` is a symmetric context whose encrypt and sign are the stock
-    ones, so the piecewise versions produce exactly the same bytes."""
+    """True when ``crypto`` is a symmetric context whose encrypt, sign and decrypt are
+    the stock ones, so the streamed and in-place versions give exactly the same bytes."""
     cls = type(crypto)
     return (
         isinstance(crypto, SymmetricCryptoContext)
         and cls.encrypt is SymmetricCryptoContext.encrypt
         and cls.sign is SymmetricCryptoContext.sign
+        and cls.decrypt is SymmetricCryptoContext.decrypt
     )
 
 
@@ -127,17 +129,32 @@ _CANONICAL_HEAD = re.compile(
 )
 
 
-def _canonical_fields(plaintext: bytes) -> tuple[int, int, bool, str | None, bytes] | None:
-    """The fields of a chunk plaintext in canonical form, without the general object
-    parser; None for anything else, which the general parser then reads with exactly
-    the same result or error."""
-    matched = match_canonical(plaintext, _CANONICAL_HEAD, b'"}')
+def _canonical_fields(
+    plaintext: bytes | bytearray, size: int | None = None
+) -> tuple[int, int, bool, str | None, bytes] | None:
+    """The fields of a chunk plaintext (``plaintext[:size]``) in canonical form, without
+    the general object parser; None for anything else, which the general parser then
+    reads with exactly the same result or error."""
+    matched = match_canonical(plaintext, _CANONICAL_HEAD, b'"}', size)
     if matched is None:
         return None
     head, data = matched
     algo: bytes | None = head.group(4)
     end_of_message = head.group(3) == b"true"
     return int(head.group(1)), int(head.group(2)), end_of_message, algo.decode("ascii") if algo else None, data
+
+
+def _open_symmetric(obj: MslObject, crypto: SymmetricCryptoContext) -> tuple[bytearray, int]:
+    """Verify and decrypt a chunk's payload, letting go of each layer as soon as the next
+    is decoded: a large chunk then never holds more than two of its layers at once, and
+    freed layers are reused for the next ones instead of returned to the operating
+    system and page-faulted back in (which costs more than the cryptography)."""
+    payload = obj.get_bytes(KEY_PAYLOAD)
+    if not crypto.verify(payload, obj.get_bytes(KEY_SIGNATURE)):
+        raise MslMessageException(MslError.PAYLOAD_VERIFICATION_FAILED)
+    envelope = CiphertextEnvelope.parse(payload, EnvelopeVersion.V1)
+    del payload
+    return crypto.decrypt_envelope(envelope)
 
 
 @dataclass(frozen=True)
@@ -165,12 +182,19 @@ class PayloadChunk:
         max_data_size: int | None = None,
     ) -> PayloadChunk:
         """Verify, decrypt and parse a chunk (messages.md §6 receiving order)."""
-        payload = obj.get_bytes(KEY_PAYLOAD)
-        signature = obj.get_bytes(KEY_SIGNATURE)
-        if not crypto.verify(payload, signature):
-            raise MslMessageException(MslError.PAYLOAD_VERIFICATION_FAILED)
-        plaintext = crypto.decrypt(payload)
-        fast = _canonical_fields(plaintext)
+        if _fast_symmetric(crypto):
+            # Read the plaintext where it was decrypted: no copy of a large chunk.
+            assert isinstance(crypto, SymmetricCryptoContext)
+            padded, size = _open_symmetric(obj, crypto)
+            fast = _canonical_fields(padded, size)
+            plaintext = bytes(memoryview(padded)[:size]) if fast is None else b""
+            del padded
+        else:
+            payload = obj.get_bytes(KEY_PAYLOAD)
+            if not crypto.verify(payload, obj.get_bytes(KEY_SIGNATURE)):
+                raise MslMessageException(MslError.PAYLOAD_VERIFICATION_FAILED)
+            plaintext = crypto.decrypt(payload)
+            fast = _canonical_fields(plaintext)
         if fast is not None:
             sequence_number, message_id, end, algo_name, raw = fast
         else:
