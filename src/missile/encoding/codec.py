@@ -35,7 +35,11 @@ class EncoderFormat(str, Enum):
 
 
 class MslEncodable(Protocol):
-    """Anything that knows its own MSL object form (tokens, auth data, ...)."""
+    """Anything that knows its own MSL object form (tokens, auth data, ...).
+
+    An immutable encodable may also offer a ``json_value`` attribute: its object form
+    already converted by :func:`to_json_value` (computed once, then reused by every
+    message that carries it)."""
 
     def to_msl(self) -> Mapping[str, Any]: ...
 
@@ -64,6 +68,10 @@ def to_json_value(value: Any) -> Any:
         return value.to_dict()
     if t is MslArray:
         return value.to_list()
+    # Immutable encodables (tokens, capabilities) keep their converted form.
+    json_value = getattr(value, "json_value", None)
+    if json_value is not None:
+        return json_value
     # Encodables (tokens, auth data, ...) before the slower ABC and Enum checks.
     to_msl = getattr(value, "to_msl", None)
     if to_msl is not None:
@@ -135,6 +143,19 @@ def decode(data: bytes | bytearray | memoryview) -> MslObject:
     if type(value) is not dict:  # pragma: no cover - guaranteed by the '{' check
         raise MslEncodingException(MslError.MSL_PARSE_ERROR, "not a JSON object")
     return MslObject(value)
+
+
+def decode_at(text: str, start: int) -> tuple[MslObject, int]:
+    """Decode the object that starts at ``text[start]`` and return it with the index
+    just past it; what follows is not looked at. Same strictness as :func:`decode`;
+    anything malformed or incomplete is MSL_PARSE_ERROR."""
+    if not text.startswith("{", start):
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "not a JSON object")
+    try:
+        value, end = _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid JSON") from None
+    return MslObject(value), end
 
 
 #: Objects longer than this try the flat fast path first (payload chunks, envelopes).

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from missile.encoding.codec import decode
+from missile.encoding.codec import decode, decode_at
 from missile.encoding.mslobject import MslObject
 from missile.errors import MslEncodingException, MslError
 
@@ -27,6 +27,11 @@ __all__ = ["DEFAULT_MAX_OBJECT_SIZE", "ObjectStreamDecoder"]
 #: envelope); 16 MiB leaves room for chunks up to ~6 MiB while bounding what a peer
 #: can make us buffer before anything is authenticated.
 DEFAULT_MAX_OBJECT_SIZE = 16 * 1024 * 1024
+
+#: Buffered data up to this size is first parsed directly (one pass finds the object's
+#: end and decodes it); larger data is scanned for the end first, so long base64
+#: values stay undecoded views into the received bytes.
+_DIRECT_LIMIT = 8192
 
 _STRUCTURAL = re.compile(rb'[{}"]')
 _NON_WS = re.compile(rb"[^ \t\r\n]")
@@ -124,10 +129,32 @@ class ObjectStreamDecoder:
 
     def next_object(self) -> tuple[bytes, MslObject] | None:
         """The next complete object as ``(raw bytes, decoded object)``, or None."""
+        buf = self._buf
+        if self._start < 0 and type(buf) is bytes and len(buf) - self._base <= _DIRECT_LIMIT:
+            direct = self._decode_directly(buf)
+            if direct is not None:
+                return direct
         raw = self.next_raw()
         if raw is None:
             return None
         return raw, decode(raw)
+
+    def _decode_directly(self, buf: bytes) -> tuple[bytes, MslObject] | None:
+        """A small complete object parsed in one pass, or None when that does not work
+        out (incomplete, malformed, non-ASCII): the scan then decides, as always."""
+        m = _NON_WS.search(buf, self._base)
+        if m is None or not buf.isascii():
+            return None  # ASCII only: string and byte offsets must agree
+        start = m.start()
+        try:
+            obj, end = decode_at(buf.decode("ascii"), start)
+        except MslEncodingException:
+            return None
+        if end - start > self.max_object_size:
+            return None
+        self._base = self._pos = end
+        self._compact()
+        return buf[start:end], obj
 
     def _scan(self) -> int:
         buf = self._buf

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,11 @@ class MessageCapabilities:
             KEY_LANGUAGES: list(self.languages),
             KEY_ENCODER_FORMATS: [f.value for f in self.encoder_formats],
         }
+
+    @functools.cached_property
+    def json_value(self) -> dict[str, Any]:
+        """:meth:`to_msl` as a JSON value, computed once (capabilities never change)."""
+        return self.to_msl()
 
     def intersection(self, other: MessageCapabilities | None) -> MessageCapabilities | None:
         """Capabilities both sides share, in this side's order (a response to ``self``'s request)."""

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
-from missile.encoding import ObjectStreamDecoder, decode
+from missile.encoding import MslObject, ObjectStreamDecoder
 from missile.errors import MslError, MslException, MslKeyExchangeException, MslMessageException
 from missile.keyx.base import KeyRequestData, KeyResponseData
 from missile.messages.error_header import ErrorHeader
@@ -100,13 +100,13 @@ class MessageReader:
         self._decoder.feed(data)
         events: list[Event] = []
         while self._state != _DONE:
-            raw = self._decoder.next_raw()
-            if raw is None:
+            item = self._decoder.next_object()
+            if item is None:
                 break
             if self._state == _HEADER:
-                events.append(self._on_header(raw))
+                events.append(self._on_header(item[1]))
             else:
-                events.extend(self._on_chunk(raw))
+                events.extend(self._on_chunk(*item))
         if self._state == _DONE:
             self._check_trailing()
         return events
@@ -154,8 +154,7 @@ class MessageReader:
             exc.set_message_id(header.message_id)
         return exc
 
-    def _on_header(self, raw: bytes) -> Event:
-        obj = decode(raw)
+    def _on_header(self, obj: MslObject) -> Event:
         if "headerdata" in obj:
             header = MessageHeader.parse(self.ctx, obj, self.service_token_contexts, self.limits)
             self.header = header
@@ -243,8 +242,7 @@ class MessageReader:
                 if error is not None:
                     raise MslMessageException(error)
 
-    def _on_chunk(self, raw: bytes) -> list[Event]:
-        obj = decode(raw)
+    def _on_chunk(self, raw: bytes, obj: MslObject) -> list[Event]:
         if "payload" not in obj and ("headerdata" in obj or "errordata" in obj):
             # A header-only message followed by the next message on the same stream.
             self._pushed_back = raw

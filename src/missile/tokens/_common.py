@@ -3,11 +3,14 @@ and the renewal/expiry rules (tokens.md §1.5)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 from missile.clock import Clock
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, decode, encode, in_range
+from missile.encoding.codec import to_json_value
 from missile.errors import MslEncodingException, MslError, MslException
 
 KEY_TOKENDATA = "tokendata"
@@ -159,3 +162,8 @@ class TimedToken:
     def to_msl(self) -> dict[str, bytes]:
         """The wire object: the original token data and signature bytes."""
         return {KEY_TOKENDATA: self.tokendata, KEY_SIGNATURE: self.signature}
+
+    @functools.cached_property
+    def json_value(self) -> dict[str, Any]:
+        """:meth:`to_msl` as a JSON value, computed once (the token never changes)."""
+        return to_json_value(self.to_msl())  # type: ignore[no-any-return]

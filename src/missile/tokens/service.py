@@ -7,12 +7,14 @@ default). Empty service data means "delete this token".
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, decode, encode, in_range
+from missile.encoding.codec import to_json_value
 from missile.encoding.compression import (
     DEFAULT_MAX_DEFLATE_RATIO,
     CompressionAlgorithm,
@@ -228,5 +230,10 @@ class ServiceToken:
     def to_msl(self) -> dict[str, bytes]:
         """The wire object: the original token data and signature bytes."""
         return {"tokendata": self.tokendata, "signature": self.signature}
+
+    @functools.cached_property
+    def json_value(self) -> dict[str, Any]:
+        """:meth:`to_msl` as a JSON value, computed once (the token never changes)."""
+        return to_json_value(self.to_msl())  # type: ignore[no-any-return]
 
 
