@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 AES_BLOCK_SIZE = 16
+#: PKCS#5/7 padding by length: n bytes of value n (1 to 16).
+_PADDING = tuple(bytes((n,)) * n for n in range(AES_BLOCK_SIZE + 1))
 _AES_KEY_SIZES = (16, 24, 32)
 
 
@@ -160,11 +162,10 @@ class SymmetricCryptoContext(CryptoContext):
         iv = self._random.random_bytes(AES_BLOCK_SIZE)
         if not data:
             return encode_v1(self._key_id, iv, b"")
-        padder = padding.PKCS7(128).padder()
         encryptor = Cipher(self._aes, modes.CBC(iv)).encryptor()
-        ciphertext = b"".join(
-            (encryptor.update(padder.update(data)), encryptor.update(padder.finalize()), encryptor.finalize())
-        )
+        # PKCS#5/7: the cipher holds back the last partial block until the padding completes it.
+        ciphertext = encryptor.update(data) + encryptor.update(_PADDING[AES_BLOCK_SIZE - len(data) % AES_BLOCK_SIZE])
+        encryptor.finalize()
         return encode_v1(self._key_id, iv, ciphertext)
 
     def encrypt_stream(self, pieces: Iterable[bytes | memoryview], size: int) -> Iterator[bytes]:
@@ -194,7 +195,7 @@ class SymmetricCryptoContext(CryptoContext):
                 yield encryptor.update(piece)
             if fed != size:
                 raise MslInternalException(f"encrypt_stream: {fed} bytes fed, {size} announced")
-            yield encryptor.update(bytes((pad,)) * pad)
+            yield encryptor.update(_PADDING[pad])
             yield encryptor.finalize()
 
         yield head

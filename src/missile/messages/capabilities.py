@@ -77,11 +77,7 @@ class MessageCapabilities:
         """Capabilities both sides share, in this side's order (a response to ``self``'s request)."""
         if other is None:
             return None
-        return MessageCapabilities(
-            tuple(a for a in self.compression_algos if a in other.compression_algos),
-            tuple(lang for lang in self.languages if lang in other.languages),
-            tuple(f for f in self.encoder_formats if f in other.encoder_formats),
-        )
+        return _intersection(self, other)
 
     @classmethod
     def of(
@@ -96,6 +92,17 @@ class MessageCapabilities:
             tuple(languages),
             tuple(EncoderFormat(f) for f in encoder_formats),
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _intersection(mine: MessageCapabilities, other: MessageCapabilities) -> MessageCapabilities:
+    # Cached: a server meets the same few capability sets over and over, and the same
+    # result object keeps its encoded form.
+    return MessageCapabilities(
+        tuple(a for a in mine.compression_algos if a in other.compression_algos),
+        tuple(lang for lang in mine.languages if lang in other.languages),
+        tuple(f for f in mine.encoder_formats if f in other.encoder_formats),
+    )
 
 
 _PARSED: dict[tuple[tuple[str, Any], ...], MessageCapabilities] = {}

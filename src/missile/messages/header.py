@@ -16,6 +16,7 @@ from typing import Any
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, decode, encode, in_range
+from missile.encoding.base64 import b64encode_bytes
 from missile.entityauth.base import EntityAuthData, parse_entity_auth_data
 from missile.errors import MslError, MslException, MslInternalException, MslMessageException
 from missile.keyx.base import KeyRequestData, KeyResponseData, parse_key_request_data, parse_key_response_data
@@ -181,6 +182,20 @@ class MessageHeader:
 
     def encode(self) -> bytes:
         """The encoded header object."""
+        if self.master_token is not None:
+            # What encode(self.to_msl()) writes, from the token's cached encoding:
+            # base64 values never need escaping.
+            return b"".join(
+                (
+                    b'{"mastertoken":',
+                    self.master_token.encoded,
+                    b',"headerdata":"',
+                    b64encode_bytes(self.headerdata),
+                    b'","signature":"',
+                    b64encode_bytes(self.signature),
+                    b'"}',
+                )
+            )
         return encode(self.to_msl())
 
     # -- building ---------------------------------------------------------------------

@@ -167,3 +167,8 @@ class TimedToken:
     def json_value(self) -> dict[str, Any]:
         """:meth:`to_msl` as a JSON value, computed once (the token never changes)."""
         return to_json_value(self.to_msl())  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def encoded(self) -> bytes:
+        """:meth:`to_msl` encoded, computed once (the token never changes)."""
+        return encode(self.json_value)
