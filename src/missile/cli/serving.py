@@ -74,9 +74,22 @@ async def echo(request: Request) -> Reply:
     body = request.body
     if body is None:
         return Reply(data=request.payload)
+    pieces: list[bytes] = []
+    size = 0
+    iterator = aiter(body)
+    async for chunk in iterator:
+        pieces.append(chunk)
+        size += len(chunk)
+        if size > SPOOL_MEMORY:
+            break
+    else:
+        # The common case: a payload small enough to answer from memory.
+        return Reply(data=b"".join(pieces))
     # Closed by replay() once the reply has been sent.
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
-    async for chunk in body:
+    spool = tempfile.TemporaryFile()  # noqa: SIM115
+    spool.writelines(pieces)
+    del pieces
+    async for chunk in iterator:
         spool.write(chunk)
     spool.seek(0)
 

@@ -63,6 +63,10 @@ def _coerce(algo: CompressionAlgorithm | str) -> CompressionAlgorithm:
     return algo if isinstance(algo, CompressionAlgorithm) else CompressionAlgorithm.from_wire(algo)
 
 
+#: Preference order (iterating the enum itself is slow on a per-message path).
+_PREFERENCE: tuple[CompressionAlgorithm, ...] = tuple(CompressionAlgorithm)
+
+
 def choose_algorithm(offered: Iterable[CompressionAlgorithm | str]) -> CompressionAlgorithm | None:
     """Return the most preferred algorithm in ``offered`` (GZIP before LZW), or ``None``.
 
@@ -77,10 +81,12 @@ def choose_algorithm(offered: Iterable[CompressionAlgorithm | str]) -> Compressi
                 present.add(CompressionAlgorithm(item))
             except ValueError:
                 continue
-    for algo in CompressionAlgorithm:
+    if not present:
+        return None
+    for algo in _PREFERENCE:
         if algo in present:
             return algo
-    return None
+    return None  # pragma: no cover - every member is in _PREFERENCE
 
 
 def compress(algo: CompressionAlgorithm | str, data: bytes) -> bytes | None:
