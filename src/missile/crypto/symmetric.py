@@ -28,6 +28,9 @@ __all__ = [
 ]
 
 AES_BLOCK_SIZE = 16
+#: Ciphertexts up to this size are decrypted with update() (cheapest for small ones),
+#: larger ones into a preallocated buffer.
+_IN_PLACE_THRESHOLD = 64 * 1024
 #: PKCS#5/7 padding by length: n bytes of value n (1 to 16).
 _PADDING = tuple(bytes((n,)) * n for n in range(AES_BLOCK_SIZE + 1))
 _AES_KEY_SIZES = (16, 24, 32)
@@ -212,9 +215,9 @@ class SymmetricCryptoContext(CryptoContext):
     def decrypt(self, data: bytes) -> bytes:
         """Open a V1 envelope (forced V1, like the reference; the key ID is not checked)."""
         plain, size = self.decrypt_padded(data)
-        return bytes(memoryview(plain)[:size])
+        return plain[:size] if type(plain) is bytes else bytes(memoryview(plain)[:size])
 
-    def decrypt_padded(self, data: bytes) -> tuple[bytearray, int]:
+    def decrypt_padded(self, data: bytes) -> tuple[bytes | bytearray, int]:
         """:meth:`decrypt`, but the plaintext is returned in the buffer it was decrypted
         into, its (checked) padding still attached, with the plaintext's length: a
         caller reading a large plaintext in place (``plain[:size]``) is spared a copy."""
@@ -222,17 +225,17 @@ class SymmetricCryptoContext(CryptoContext):
             raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
         return self.decrypt_envelope(CiphertextEnvelope.parse(data, EnvelopeVersion.V1))
 
-    def decrypt_envelope(self, envelope: CiphertextEnvelope) -> tuple[bytearray, int]:
+    def decrypt_envelope(self, envelope: CiphertextEnvelope) -> tuple[bytes | bytearray, int]:
         """:meth:`decrypt_padded` of an envelope already parsed (so a caller can let go of
         the envelope's encoding before the plaintext buffer is allocated)."""
         if self._aes is None:
             raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
         return self._decrypt_raw(envelope.iv, envelope.ciphertext)
 
-    def _decrypt_raw(self, iv: bytes | None, ciphertext: bytes) -> tuple[bytearray, int]:
+    def _decrypt_raw(self, iv: bytes | None, ciphertext: bytes) -> tuple[bytes | bytearray, int]:
         assert self._aes is not None
         if not ciphertext:
-            return bytearray(), 0
+            return b"", 0
         if iv is None:
             raise MslCryptoException(MslError.CIPHERTEXT_ENVELOPE_PARSE_ERROR, "missing IV")
         if len(iv) != AES_BLOCK_SIZE:
@@ -240,13 +243,18 @@ class SymmetricCryptoContext(CryptoContext):
         if len(ciphertext) % AES_BLOCK_SIZE:
             raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{len(ciphertext)}-byte ciphertext")
         decryptor = Cipher(self._aes, modes.CBC(iv)).decryptor()
-        # Decrypt into one buffer (update() of a large input costs several times more:
-        # its output is fresh memory, page-faulted in). The unpadder sees only the last
-        # block, which holds the padding (it checks it and says how much of the block
-        # is data), so the bulk is never copied.
-        plain = bytearray(len(ciphertext) + AES_BLOCK_SIZE - 1)  # update_into's slack
-        size = decryptor.update_into(ciphertext, plain)
+        plain: bytes | bytearray
+        if len(ciphertext) <= _IN_PLACE_THRESHOLD:
+            plain = decryptor.update(ciphertext)
+            size = len(plain)
+        else:
+            # Decrypt into one buffer: update() of a large input costs several times
+            # more, its output being fresh memory, page-faulted in.
+            plain = bytearray(len(ciphertext) + AES_BLOCK_SIZE - 1)  # update_into's slack
+            size = decryptor.update_into(ciphertext, plain)
         decryptor.finalize()
+        # The unpadder sees only the last block, which holds the padding (it checks it
+        # and says how much of the block is data), so the bulk is never copied.
         unpadder = padding.PKCS7(128).unpadder()
         try:
             last = unpadder.update(bytes(plain[size - AES_BLOCK_SIZE : size])) + unpadder.finalize()
@@ -286,7 +294,8 @@ class SymmetricCryptoContext(CryptoContext):
         """
         if self._mac_template is None:
             raise MslCryptoException(MslError.VERIFY_NOT_SUPPORTED, "no signature key")
-        tag = SignatureEnvelope.parse(signature).signature
+        # A raw (V1) tag unless it could be a V2 envelope object.
+        tag = SignatureEnvelope.parse(signature).signature if signature.startswith(b"{") else signature
         mac = self._mac_template.copy()
         mac.update(data)
         return std_hmac.compare_digest(mac.finalize(), tag)

@@ -144,7 +144,7 @@ def _canonical_fields(
     return int(head.group(1)), int(head.group(2)), end_of_message, algo.decode("ascii") if algo else None, data
 
 
-def _open_symmetric(obj: MslObject, crypto: SymmetricCryptoContext) -> tuple[bytearray, int]:
+def _open_symmetric(obj: MslObject, crypto: SymmetricCryptoContext) -> tuple[bytes | bytearray, int]:
     """Verify and decrypt a chunk's payload, letting go of each layer as soon as the next
     is decoded: a large chunk then never holds more than two of its layers at once, and
     freed layers are reused for the next ones instead of returned to the operating
