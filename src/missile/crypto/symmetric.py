@@ -31,6 +31,7 @@ AES_BLOCK_SIZE = 16
 #: Ciphertexts up to this size are decrypted with update() (cheapest for small ones),
 #: larger ones into a preallocated buffer.
 _IN_PLACE_THRESHOLD = 64 * 1024
+_PKCS7 = padding.PKCS7(128)
 #: PKCS#5/7 padding by length: n bytes of value n (1 to 16).
 _PADDING = tuple(bytes((n,)) * n for n in range(AES_BLOCK_SIZE + 1))
 _AES_KEY_SIZES = (16, 24, 32)
@@ -255,7 +256,7 @@ class SymmetricCryptoContext(CryptoContext):
         decryptor.finalize()
         # The unpadder sees only the last block, which holds the padding (it checks it
         # and says how much of the block is data), so the bulk is never copied.
-        unpadder = padding.PKCS7(128).unpadder()
+        unpadder = _PKCS7.unpadder()
         try:
             last = unpadder.update(bytes(plain[size - AES_BLOCK_SIZE : size])) + unpadder.finalize()
         except ValueError as e:

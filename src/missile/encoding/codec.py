@@ -109,9 +109,11 @@ def _object_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         raise _DecodeRejected("duplicate key")
-    for v in obj.values():
-        if v is None or (type(v) is list and _contains_null(v)):
-            raise _DecodeRejected("null value")
+    values = obj.values()
+    # Both scans run in C (no JSON value but null equals None); arrays, rare in MSL
+    # objects, are then searched for nested nulls.
+    if None in values or (list in map(type, values) and _contains_null(list(values))):
+        raise _DecodeRejected("null value")
     return obj
 
 
