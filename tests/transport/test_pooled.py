@@ -578,3 +578,22 @@ def test_large_streamed_body_round_trips_through_uvicorn(echo_url: str) -> None:
             await transport.aclose()
 
     asyncio.run(run())
+
+
+def test_a_server_that_stops_taking_the_body_times_out() -> None:
+    """Waiting for a server to accept request data is bounded by the timeout too."""
+
+    async def run() -> None:
+        async with _serving(lambda body: [_ok(body)], read_delay=30) as (url, _heads):
+            transport = PooledHttpTransport(url, timeout=0.5)
+            try:
+                data = os.urandom(32 * 1024 * 1024)  # far more than both socket buffers hold
+                started = asyncio.get_running_loop().time()
+                with pytest.raises(MslException) as err:
+                    await asyncio.wait_for(_exchange(transport, data[:70_000], data[70_000:]), 20)
+                assert err.value.error is MslError.MSL_COMMS_FAILURE
+                assert asyncio.get_running_loop().time() - started < 10
+            finally:
+                await transport.aclose()
+
+    asyncio.run(run())
