@@ -9,9 +9,9 @@ Modular exponentiation with a secret exponent uses ``cryptography``'s DH key agr
 one, so ``g^x`` is computed as the key agreement of ``x`` with the peer value ``g``.
 Only where ``cryptography`` refuses the group (p below its 512-bit minimum, or FFDH
 unavailable in a future release) Python's built-in ``pow`` is used instead, which is not
-constant time. Private values come from the context's random source. ``cryptography`` >= 46 emits a
-``CryptographyDeprecationWarning`` for FFDH; it is not suppressed here (suppressing
-warnings is process-global and not thread-safe).
+constant time. Private values come from the context's random source. ``cryptography`` >= 46
+deprecates FFDH and warns whenever its DH classes are looked up; missile looks them up
+once, at import, with that warning silenced, and changes no process-wide warning filter.
 """
 
 from __future__ import annotations
@@ -37,11 +37,18 @@ from missile.keyx.base import (
 )
 from missile.tokens.master import MasterToken
 
-# Finite-field DH is what MSL's DIFFIE_HELLMAN scheme is; cryptography warns on every
-# use. The warning says nothing actionable to missile's users, so it is silenced here
-# (once, at import, process-wide) instead of around each call.
-warnings.filterwarnings("ignore", message="Diffie-Hellman over finite fields", category=DeprecationWarning)
-warnings.filterwarnings("ignore", message="Diffie-Hellman over finite fields")
+# Finite-field DH is what MSL's DIFFIE_HELLMAN scheme is. cryptography warns each time a
+# DH class is looked up in its module; the classes are bound here once instead (a lookup
+# per exchange would warn, and cost a warnings.warn call, every time).
+_FFDH: Any
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from cryptography.hazmat.primitives.asymmetric.dh import DHParameterNumbers, DHPrivateNumbers, DHPublicNumbers
+
+    _FFDH = (DHParameterNumbers, DHPrivateNumbers, DHPublicNumbers)
+except ImportError:  # pragma: no cover - FFDH removed from cryptography: pow() takes over
+    _FFDH = None
 
 if TYPE_CHECKING:
     from missile.context import MslContext
@@ -137,15 +144,14 @@ class InMemoryDiffieHellmanParameters:
 def _openssl_private_key(spec: DhParameterSpec, exponent: int) -> Any:
     """A ``cryptography`` DH private key holding ``exponent``, or None when the group is
     below ``cryptography``'s minimum or FFDH is unavailable."""
-    if spec.p.bit_length() < _CRYPTOGRAPHY_MIN_P_BITS:
+    if spec.p.bit_length() < _CRYPTOGRAPHY_MIN_P_BITS or _FFDH is None:
         return None
+    parameter_numbers, private_numbers, public_numbers = _FFDH
     try:
-        from cryptography.hazmat.primitives.asymmetric import dh
-
-        numbers = dh.DHParameterNumbers(spec.p, spec.g)
+        numbers = parameter_numbers(spec.p, spec.g)
         # cryptography cannot derive y from x and the agreement never reads it: pass g.
-        return dh.DHPrivateNumbers(exponent, dh.DHPublicNumbers(spec.g, numbers)).private_key()
-    except (ImportError, UnsupportedAlgorithm, ValueError):
+        return private_numbers(exponent, public_numbers(spec.g, numbers)).private_key()
+    except (UnsupportedAlgorithm, ValueError):
         return None
 
 
@@ -154,10 +160,8 @@ def _modexp(base: int, exponent: int, spec: DhParameterSpec) -> int:
     private = _openssl_private_key(spec, exponent)
     if private is None:
         return pow(base, exponent, spec.p)
-    from cryptography.hazmat.primitives.asymmetric import dh
-
     try:
-        peer = dh.DHPublicNumbers(base, private.parameters().parameter_numbers()).public_key()
+        peer = _FFDH[2](base, private.parameters().parameter_numbers()).public_key()
         secret: bytes = private.exchange(peer)
     except ValueError as exc:
         raise MslKeyExchangeException(MslError.KEYX_INVALID_PUBLIC_KEY, "public value rejected", cause=exc) from exc
