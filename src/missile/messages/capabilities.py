@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from missile.encoding import EncoderFormat, MslObject
-from missile.encoding.compression import CompressionAlgorithm
+from missile.encoding.compression import CompressionAlgorithm, choose_algorithm
 
 __all__ = ["MessageCapabilities", "DEFAULT_CAPABILITIES"]
 
@@ -67,6 +67,12 @@ class MessageCapabilities:
             KEY_LANGUAGES: list(self.languages),
             KEY_ENCODER_FORMATS: [f.value for f in self.encoder_formats],
         }
+
+    @functools.cached_property
+    def compression(self) -> tuple[frozenset[CompressionAlgorithm], CompressionAlgorithm | None]:
+        """The compression algorithms offered, and the one a sender uses by default (computed once)."""
+        offered = frozenset(self.compression_algos)
+        return offered, choose_algorithm(offered)
 
     @functools.cached_property
     def json_value(self) -> dict[str, Any]:

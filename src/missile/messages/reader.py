@@ -24,7 +24,7 @@ from missile.keyx.base import KeyRequestData, KeyResponseData
 from missile.messages.error_header import ErrorHeader
 from missile.messages.events import ErrorReceived, Event, HeaderReceived, MessageEnd, PayloadReceived
 from missile.messages.header import MessageHeader
-from missile.messages.limits import ReaderLimits
+from missile.messages.limits import DEFAULT_LIMITS, ReaderLimits
 from missile.messages.payload import PayloadChunk
 from missile.tokens.master import MasterToken
 
@@ -52,7 +52,7 @@ class MessageReader:
         self.ctx = ctx
         self.service_token_contexts = dict(service_token_contexts or {})
         self.key_requests = list(key_requests)
-        self.limits = limits or ReaderLimits()
+        self.limits = limits or DEFAULT_LIMITS
         self.single_message = single_message
         self._decoder = ObjectStreamDecoder(max_object_size=self.limits.max_header_size)
         self._state = _HEADER

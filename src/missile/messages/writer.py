@@ -11,7 +11,7 @@ only when it makes a chunk smaller.
 from __future__ import annotations
 
 from missile.crypto.context import CryptoContext
-from missile.encoding.compression import CompressionAlgorithm, choose_algorithm
+from missile.encoding.compression import CompressionAlgorithm
 from missile.errors import MslError, MslInternalException, MslMessageException
 from missile.messages.error_header import ErrorHeader
 from missile.messages.header import MessageHeader
@@ -50,13 +50,13 @@ class MessageWriter:
             self._crypto: CryptoContext | None = payload_crypto_context
             self._message_id = header.message_id
             caps = header.data.capabilities
-            self._allowed = set(caps.compression_algos) if caps is not None else set()
+            self._allowed, preferred = caps.compression if caps is not None else (frozenset(), None)
         else:
             self._crypto = None
             self._message_id = header.message_id
-            self._allowed = set()
+            self._allowed, preferred = frozenset(), None
         if compression is _AUTO:
-            self._compression = choose_algorithm(self._allowed)
+            self._compression = preferred
         else:
             self.set_compression(compression)  # type: ignore[arg-type]
         self._buffer = bytearray()
