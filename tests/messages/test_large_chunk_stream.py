@@ -48,19 +48,8 @@ def _parse(wire: bytes, crypto: SymmetricCryptoContext) -> PayloadChunk:
 
 
 SLICE = payload._SLICE
-SIZES = sorted(
-    {
-        payload._STREAM_THRESHOLD + 1,
-        payload._STREAM_THRESHOLD + 2,
-        SLICE - 1,
-        SLICE,
-        SLICE + 1,
-        2 * SLICE + 2,
-        3 * SLICE + 15,
-        5 * SLICE + 16,
-        200_000,
-    }
-)
+T = payload._STREAM_THRESHOLD
+SIZES = sorted({T + 1, T + 2, T + SLICE - 1, T + SLICE, T + SLICE + 1, T + 2 * SLICE + 2, T + 5 * SLICE + 16, 600_001})
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -76,18 +65,20 @@ def test_streamed_chunk_is_byte_identical(size: int, end: bool) -> None:
 
 
 def test_streamed_chunk_from_memoryview_and_compressed() -> None:
-    data = b"missile " * 20_000  # compresses well: the compressed bytes are streamed
+    # Half the entropy of random bytes: compresses to about half, still over the threshold.
+    data = bytes(b & 0x0F for b in os.urandom(3 * payload._STREAM_THRESHOLD))
     fast, general = _pair(1)
 
     streamed = encode_chunk(fast, 1, 2, memoryview(data), compression=CompressionAlgorithm.GZIP)
     joined = encode_chunk(general, 1, 2, data, compression=CompressionAlgorithm.GZIP)
     assert streamed == joined
-    assert _parse(streamed, fast).data == data
+    chunk = _parse(streamed, fast)
+    assert chunk.data == data and chunk.compression_algo is CompressionAlgorithm.GZIP
 
 
 def test_streamed_chunk_is_tamper_evident() -> None:
     fast, _ = _pair(3)
-    wire = bytearray(encode_chunk(fast, 1, 1, os.urandom(50_000)))
+    wire = bytearray(encode_chunk(fast, 1, 1, os.urandom(payload._STREAM_THRESHOLD + 50_000)))
     wire[len(wire) // 2] ^= 0x01  # inside the base64 of the envelope
     with pytest.raises(MslException) as err:
         _parse(bytes(wire), fast)
@@ -148,7 +139,7 @@ def test_decrypt_padded_checks_the_padding() -> None:
     assert err.value.error is MslError.CIPHERTEXT_BAD_PADDING
 
 
-@pytest.mark.parametrize("size", [payload._STREAM_THRESHOLD + 1, 3 * 16 * 1000, 100_003])
+@pytest.mark.parametrize("size", [3 * 16 * 1000, payload._STREAM_THRESHOLD + 1, payload._STREAM_THRESHOLD + 100_003])
 def test_large_chunk_parses_in_place(size: int) -> None:
     ctx = SymmetricCryptoContext("k", KE, KH)
     data = os.urandom(size)

@@ -35,8 +35,11 @@ KEY_DATA = "data"
 
 _MIN_COMPRESSIBLE = 128
 
-#: Data above this size is encoded as a stream of slices (:func:`_encode_large`).
-_STREAM_THRESHOLD = 3072
+#: Data above this size is encoded as a stream of slices (:func:`_encode_large`). Below
+#: it, joining each layer whole costs less than slicing; above it, the whole layers are
+#: large enough for the allocator to map fresh memory for each (page faults cost more
+#: than the cryptography), which slicing avoids.
+_STREAM_THRESHOLD = 192 * 1024
 #: Slice of the data base64-encoded at a time: a multiple of 3, so slices encode
 #: independently, and small enough that every temporary stays well below the size at
 #: which the allocator maps (and page-faults in) fresh memory for each one.
