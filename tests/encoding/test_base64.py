@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64 as std_b64
 
+import pybase64
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from missile.encoding.base64 import b64decode, b64encode, b64url_decode, b64url_encode
@@ -308,3 +309,35 @@ def test_b64url_round_trip(data: bytes) -> None:
     assert "=" not in text and "+" not in text and "/" not in text
     assert text == std_b64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
     assert b64url_decode(text) == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.lists(st.integers(0, 300), max_size=6))
+def test_b64decode_stream_any_split_equals_whole(data: bytes, cuts: list[int]) -> None:
+    from missile.encoding.base64 import b64decode_stream
+
+    text = pybase64.b64encode(data)
+    points = sorted({min(c, len(text)) for c in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+    assert b"".join(b64decode_stream(pieces)) == data
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"QQ==", b"QUJD"],  # padding, then more
+        [b"QQ=", b"=QUJD"],
+        [b"QUJ"],  # not whole quadruplets
+        [b"QU", b"J"],
+        [b"QU JD"],  # whitespace is not forgiven here
+        [b"QU\\nJD"],
+        [b"QUJD", b"Q==="],
+        [b"-_AA"],  # base64url alphabet
+    ],
+)
+def test_b64decode_stream_is_strict(pieces: list[bytes]) -> None:
+    from missile.encoding.base64 import b64decode_stream
+
+    with pytest.raises(MslEncodingException) as err:
+        b"".join(b64decode_stream(pieces))
+    assert err.value.error is MslError.MSL_PARSE_ERROR

@@ -126,8 +126,8 @@ class CiphertextEnvelope:
 
 
 #: A V1 envelope exactly as missile (and the reference) writes it, up to the ciphertext.
-_V1_HEAD = re.compile(rb'\{"keyid":"([ !#-\[\]-~]*)","iv":"([A-Za-z0-9+/]*={0,2})","ciphertext":"')
-_V1_TAIL = b'","sha256":"AA=="}'
+V1_HEAD = re.compile(rb'\{"keyid":"([ !#-\[\]-~]*)","iv":"([A-Za-z0-9+/]*={0,2})","ciphertext":"')
+V1_TAIL = b'","sha256":"AA=="}'
 
 
 def _parse_v1_as_written(data: bytes) -> CiphertextEnvelope | None:
@@ -135,7 +135,7 @@ def _parse_v1_as_written(data: bytes) -> CiphertextEnvelope | None:
     byte for byte in the canonical form (printable ASCII key ID, no escapes, keys in the
     written order); None for anything else, which the general parser then reads with
     exactly the same result or error."""
-    matched = match_canonical(data, _V1_HEAD, _V1_TAIL)
+    matched = match_canonical(data, V1_HEAD, V1_TAIL)
     if matched is None:
         return None
     head, ciphertext = matched

@@ -213,6 +213,44 @@ class SymmetricCryptoContext(CryptoContext):
             raise MslCryptoException(MslError.SIGN_NOT_SUPPORTED, "no signature key")
         return self._mac_template.copy()
 
+    def verify_signer(self, mac: hmac.HMAC | cmac.CMAC, signature: bytes) -> bool:
+        """:meth:`verify` for data fed to ``mac`` (from :meth:`signer`) piece by piece."""
+        tag = SignatureEnvelope.parse(signature).signature if signature.startswith(b"{") else signature
+        return std_hmac.compare_digest(mac.finalize(), tag)
+
+    def decrypt_stream(self, iv: bytes, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        """The plaintext of AES-CBC ``pieces`` (any split) under ``iv``, piece by piece,
+        unpadded: the last piece is produced only once the padding has been checked.
+
+        A ciphertext that is not a whole number of blocks raises
+        CIPHERTEXT_ILLEGAL_BLOCK_SIZE, a wrong IV INVALID_ALGORITHM_PARAMS, bad padding
+        CIPHERTEXT_BAD_PADDING, as :meth:`decrypt` would; an empty one (which
+        :meth:`decrypt` takes as empty plaintext) is CIPHERTEXT_ILLEGAL_BLOCK_SIZE too.
+        """
+        if self._aes is None:
+            raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
+        if len(iv) != AES_BLOCK_SIZE:
+            raise MslCryptoException(MslError.INVALID_ALGORITHM_PARAMS, f"{len(iv)}-byte IV")
+        decryptor = Cipher(self._aes, modes.CBC(iv)).decryptor()
+        held = b""
+        size = 0
+        for piece in pieces:
+            size += len(piece)
+            out = decryptor.update(piece)
+            if out:
+                if held:
+                    yield held
+                held = out
+        if not size or size % AES_BLOCK_SIZE:
+            raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{size}-byte ciphertext")
+        decryptor.finalize()
+        unpadder = _PKCS7.unpadder()
+        try:
+            last = unpadder.update(held[-AES_BLOCK_SIZE:]) + unpadder.finalize()
+        except ValueError as e:
+            raise MslCryptoException(MslError.CIPHERTEXT_BAD_PADDING, "invalid padding", cause=e) from e
+        yield held[:-AES_BLOCK_SIZE] + last
+
     def decrypt(self, data: bytes) -> bytes:
         """Open a V1 envelope (forced V1, like the reference; the key ID is not checked)."""
         plain, size = self.decrypt_padded(data)

@@ -55,6 +55,45 @@ def b64encode_stream(pieces: Iterable[bytes | bytearray | memoryview]) -> Iterat
         yield pybase64.b64encode(carry)
 
 
+def b64decode_stream(pieces: Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes]:
+    """Strictly decode a base64 text given in pieces (any split), piece by piece.
+
+    The decoded pieces concatenate to what strict decoding of the whole text gives
+    (standard alphabet, whole quadruplets, padding only at the very end, no whitespace);
+    anything else raises MSL_PARSE_ERROR, possibly after some pieces were produced.
+    """
+    carry = b""
+    padded = False  # a padded quadruplet was decoded: nothing may follow it
+
+    def run(text: bytes | memoryview) -> bytes:
+        nonlocal padded
+        if padded:
+            raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64 data")
+        try:
+            out = pybase64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64 data") from None
+        padded = len(out) * 4 != len(text) * 3
+        return out
+
+    for item in pieces:
+        piece = memoryview(item)
+        if carry:
+            need = -len(carry) % 4
+            carry += piece[:need].tobytes()
+            piece = piece[need:]
+            if len(carry) % 4:
+                continue
+            yield run(carry)
+            carry = b""
+        cut = len(piece) - len(piece) % 4
+        if cut:
+            yield run(piece[:cut])
+        carry = piece[cut:].tobytes()
+    if carry:
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64 data")
+
+
 def b64encoded_size(size: int) -> int:
     """Length of the padded base64 of ``size`` bytes."""
     return 4 * -(-size // 3)

@@ -181,6 +181,12 @@ class MslObject:
                 size += len(value)
         return size
 
+    def raw_text(self, key: str) -> memoryview | None:
+        """The undecoded body of a long string value, as received (a view into the
+        received bytes), or None when ``key`` holds anything else."""
+        value = self._data.get(key)
+        return value.view if type(value) is LongText else None
+
     def _get(self, key: str) -> Any:
         try:
             return self._data[key]

@@ -8,19 +8,18 @@ spares the JSON encoder a scan over megabytes of base64.
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from missile.crypto.context import CryptoContext
 from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject, decode, in_range
-from missile.encoding.base64 import b64encode_bytes, b64encode_stream, b64encoded_size
+from missile.encoding.base64 import b64encode_bytes
 from missile.encoding.codec import match_canonical
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO, CompressionAlgorithm, compress, decompress
 from missile.errors import MslEncodingException, MslError, MslException, MslInternalException, MslMessageException
+from missile.messages.large_chunks import STREAM_THRESHOLD, encode_large, open_large
 
 __all__ = ["PayloadChunk", "encode_chunk"]
 
@@ -34,17 +33,6 @@ KEY_DATA = "data"
 
 
 _MIN_COMPRESSIBLE = 128
-
-#: Data above this size is encoded as a stream of slices (:func:`_encode_large`). Below
-#: it, joining each layer whole costs less than slicing; above it, the whole layers are
-#: large enough for the allocator to map fresh memory for each (page faults cost more
-#: than the cryptography), which slicing avoids.
-_STREAM_THRESHOLD = 192 * 1024
-#: Slice of the data base64-encoded at a time: a multiple of 3, so slices encode
-#: independently, and small enough that every temporary stays well below the size at
-#: which the allocator maps (and page-faults in) fresh memory for each one.
-_SLICE = 3 * 8192
-
 
 def _b64(data: bytes | memoryview) -> bytes:
     return b64encode_bytes(data)
@@ -93,36 +81,12 @@ def encode_chunk(
         parts.append(b',"compressionalgo":"%s"' % algo.value.encode("ascii"))
     parts.append(b',"data":"')
     head = b"".join(parts)
-    if len(data) > _STREAM_THRESHOLD and _fast_symmetric(crypto):
+    if len(data) > STREAM_THRESHOLD and _fast_symmetric(crypto):
         assert isinstance(crypto, SymmetricCryptoContext)
-        return _encode_large(crypto, head, data)
+        return encode_large(crypto, head, data)
     payload = crypto.encrypt(b"".join((head, _b64(data), b'"}')))
     signature = crypto.sign(payload)
     return b"".join((b'{"payload":"', _b64(payload), b'","signature":"', _b64(signature), b'"}'))
-
-
-def _encode_large(crypto: SymmetricCryptoContext, head: bytes, data: bytes | memoryview) -> bytes:
-    """The chunk for ``data`` after the plaintext ``head``, with every layer (base64 of
-    the data, encryption, base64 of the ciphertext, the MAC, base64 of the envelope)
-    streamed in slices: no temporary is ever as large as the chunk. The bytes are
-    exactly those of the general path."""
-    view = memoryview(data)
-    tail = b'"}'
-    plaintext = itertools.chain(
-        (head,),
-        b64encode_stream(view[i : i + _SLICE] for i in range(0, len(view), _SLICE)),
-        (tail,),
-    )
-    size = len(head) + b64encoded_size(len(view)) + len(tail)
-    mac = crypto.signer()
-
-    def envelope() -> Iterator[bytes]:
-        for piece in crypto.encrypt_stream(plaintext, size):
-            mac.update(piece)
-            yield piece
-
-    payload = list(b64encode_stream(envelope()))
-    return b"".join((b'{"payload":"', *payload, b'","signature":"', _b64(mac.finalize()), b'"}'))
 
 
 #: Chunk plaintext exactly as :func:`encode_chunk` (and the reference) writes it, up to the data.
@@ -139,9 +103,10 @@ def _canonical_fields(
     the general object parser; None for anything else, which the general parser then
     reads with exactly the same result or error."""
     matched = match_canonical(plaintext, _CANONICAL_HEAD, b'"}', size)
-    if matched is None:
-        return None
-    head, data = matched
+    return None if matched is None else _fields(*matched)
+
+
+def _fields(head: re.Match[bytes], data: bytes) -> tuple[int, int, bool, str | None, bytes]:
     algo: bytes | None = head.group(4)
     end_of_message = head.group(3) == b"true"
     return int(head.group(1)), int(head.group(2)), end_of_message, algo.decode("ascii") if algo else None, data
@@ -185,13 +150,19 @@ class PayloadChunk:
         max_data_size: int | None = None,
     ) -> PayloadChunk:
         """Verify, decrypt and parse a chunk (messages.md §6 receiving order)."""
+        fast: tuple[int, int, bool, str | None, bytes] | None
         if _fast_symmetric(crypto):
-            # Read the plaintext where it was decrypted: no copy of a large chunk.
             assert isinstance(crypto, SymmetricCryptoContext)
-            padded, size = _open_symmetric(obj, crypto)
-            fast = _canonical_fields(padded, size)
-            plaintext = bytes(memoryview(padded)[:size]) if fast is None else b""
-            del padded
+            streamed = open_large(obj, crypto, _CANONICAL_HEAD)
+            if streamed is not None:
+                fast = _fields(*streamed)
+                plaintext = b""
+            else:
+                # Read the plaintext where it was decrypted: no copy of a large chunk.
+                padded, size = _open_symmetric(obj, crypto)
+                fast = _canonical_fields(padded, size)
+                plaintext = bytes(memoryview(padded)[:size]) if fast is None else b""
+                del padded
         else:
             payload = obj.get_bytes(KEY_PAYLOAD)
             if not crypto.verify(payload, obj.get_bytes(KEY_SIGNATURE)):
