@@ -101,8 +101,8 @@ def encode(value: Mapping[str, Any] | MslEncodable | MslObject) -> bytes:
         raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "value cannot be encoded as JSON") from exc
 
 
-def _contains_null(values: list[Any]) -> bool:
-    return any(v is None or (type(v) is list and _contains_null(v)) for v in values)
+def _list_has_null(items: list[Any]) -> bool:
+    return None in items or (list in map(type, items) and any(_list_has_null(x) for x in items if type(x) is list))
 
 
 def _object_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -110,9 +110,9 @@ def _object_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(obj) != len(pairs):
         raise _DecodeRejected("duplicate key")
     values = obj.values()
-    # Both scans run in C (no JSON value but null equals None); arrays, rare in MSL
-    # objects, are then searched for nested nulls.
-    if None in values or (list in map(type, values) and _contains_null(list(values))):
+    # The scans run in C (no JSON value but null equals None); only arrays, few in MSL
+    # objects, are looked into one by one.
+    if None in values or (list in map(type, values) and any(_list_has_null(v) for v in values if type(v) is list)):
         raise _DecodeRejected("null value")
     return obj
 
