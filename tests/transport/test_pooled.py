@@ -246,6 +246,24 @@ def _ok(body: bytes, *headers: str) -> bytes:
     return f"HTTP/1.1 200 OK\r\n{head}\r\n".encode() + body
 
 
+def _assert_echoes_on_one_connection(answer: Callable[[bytes], Sequence[bytes]], *bodies: bytes) -> None:
+    """Exchanges with a server answering ``answer(body)`` echo each body and share one
+    connection, which is back in the pool at the end."""
+
+    async def run() -> None:
+        async with _serving(answer) as (url, _):
+            transport = PooledHttpTransport(url)
+            try:
+                for body in bodies:
+                    assert await _exchange(transport, body) == body
+                assert transport.sockets == 1
+                assert len(transport._idle) == 1
+            finally:
+                await transport.aclose()
+
+    asyncio.run(run())
+
+
 def test_request_framing() -> None:
     """Small bodies go out whole with a Content-Length; the head names host and target."""
 
@@ -284,18 +302,7 @@ def test_chunked_responses() -> None:
         )
         return [wire[i : i + 7] for i in range(0, len(wire), 7)]
 
-    async def run() -> None:
-        async with _serving(answer) as (url, _):
-            transport = PooledHttpTransport(url)
-            try:
-                for body in (b"hello, chunked world", bytes(range(256)) * 40):
-                    assert await _exchange(transport, body) == body
-                assert transport.sockets == 1
-                assert len(transport._idle) == 1
-            finally:
-                await transport.aclose()
-
-    asyncio.run(run())
+    _assert_echoes_on_one_connection(answer, b"hello, chunked world", bytes(range(256)) * 40)
 
 
 @pytest.mark.parametrize(
@@ -353,17 +360,7 @@ def test_informational_responses_are_skipped() -> None:
             _ok(body),
         ]
 
-    async def run() -> None:
-        async with _serving(answer) as (url, _):
-            transport = PooledHttpTransport(url)
-            try:
-                assert await _exchange(transport, b"one") == b"one"
-                assert await _exchange(transport, b"two") == b"two"
-                assert transport.sockets == 1
-            finally:
-                await transport.aclose()
-
-    asyncio.run(run())
+    _assert_echoes_on_one_connection(answer, b"one", b"two")
 
 
 @pytest.mark.parametrize(
@@ -393,17 +390,7 @@ def test_oversized_response_heads_are_comms_failures(answer: list[bytes]) -> Non
 
 
 def test_response_head_just_under_the_limit_is_accepted() -> None:
-    async def run() -> None:
-        async with _serving(lambda body: [_ok(body, "X-Big: " + "a" * 60_000)]) as (url, _):
-            transport = PooledHttpTransport(url)
-            try:
-                assert await _exchange(transport, b"x") == b"x"
-                assert await _exchange(transport, b"y") == b"y"
-                assert transport.sockets == 1
-            finally:
-                await transport.aclose()
-
-    asyncio.run(run())
+    _assert_echoes_on_one_connection(lambda body: [_ok(body, "X-Big: " + "a" * 60_000)], b"x", b"y")
 
 
 @pytest.mark.parametrize(

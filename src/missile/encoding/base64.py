@@ -30,29 +30,36 @@ def b64encode_bytes(data: bytes | bytearray | memoryview) -> bytes:
     return pybase64.b64encode(data)
 
 
-def b64encode_stream(pieces: Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes]:
-    """Base64 of the concatenation of ``pieces``, piece by piece.
-
-    Every output but the last encodes a multiple of 3 input bytes (a few bytes carry
-    over to the next piece), so the outputs concatenate to exactly
-    ``b64encode_bytes(b"".join(pieces))`` without the input or output ever being whole.
-    """
+def _aligned(pieces: Iterable[bytes | bytearray | memoryview], k: int) -> Iterator[bytes | memoryview]:
+    """The concatenation of ``pieces`` as runs whose lengths are multiples of ``k``, but
+    for the last, which holds what is left (a few bytes carry over between pieces)."""
     carry = b""
     for item in pieces:
         piece = memoryview(item)
         if carry:
-            need = -len(carry) % 3
+            need = -len(carry) % k
             carry += piece[:need].tobytes()
             piece = piece[need:]
-            if len(carry) % 3:
+            if len(carry) % k:
                 continue
-            yield pybase64.b64encode(carry)
-        cut = len(piece) - len(piece) % 3
+            yield carry
+        cut = len(piece) - len(piece) % k
         if cut:
-            yield pybase64.b64encode(piece[:cut])
+            yield piece[:cut]
         carry = piece[cut:].tobytes()
     if carry:
-        yield pybase64.b64encode(carry)
+        yield carry
+
+
+def b64encode_stream(pieces: Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes]:
+    """Base64 of the concatenation of ``pieces``, piece by piece.
+
+    Every output but the last encodes a multiple of 3 input bytes, so the outputs
+    concatenate to exactly ``b64encode_bytes(b"".join(pieces))`` without the input or
+    output ever being whole.
+    """
+    for run in _aligned(pieces, 3):
+        yield pybase64.b64encode(run)
 
 
 def b64decode_stream(pieces: Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes]:
@@ -62,36 +69,16 @@ def b64decode_stream(pieces: Iterable[bytes | bytearray | memoryview]) -> Iterat
     (standard alphabet, whole quadruplets, padding only at the very end, no whitespace);
     anything else raises MSL_PARSE_ERROR, possibly after some pieces were produced.
     """
-    carry = b""
     padded = False  # a padded quadruplet was decoded: nothing may follow it
-
-    def run(text: bytes | memoryview) -> bytes:
-        nonlocal padded
-        if padded:
+    for run in _aligned(pieces, 4):
+        if padded or len(run) % 4:
             raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64 data")
         try:
-            out = pybase64.b64decode(text, validate=True)
+            out = pybase64.b64decode(run, validate=True)
         except (binascii.Error, ValueError):
             raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64 data") from None
-        padded = len(out) * 4 != len(text) * 3
-        return out
-
-    for item in pieces:
-        piece = memoryview(item)
-        if carry:
-            need = -len(carry) % 4
-            carry += piece[:need].tobytes()
-            piece = piece[need:]
-            if len(carry) % 4:
-                continue
-            yield run(carry)
-            carry = b""
-        cut = len(piece) - len(piece) % 4
-        if cut:
-            yield run(piece[:cut])
-        carry = piece[cut:].tobytes()
-    if carry:
-        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid base64 data")
+        padded = len(out) * 4 != len(run) * 3
+        yield out
 
 
 def b64encoded_size(size: int) -> int:
