@@ -25,6 +25,7 @@ authentication data, error headers, payloads for the compressors and so on.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import datetime
 import json
@@ -34,9 +35,12 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
+import pybase64
+
 import missile.context as msl_context
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, ObjectStreamDecoder, b64decode, b64encode, b64url_decode, decode, encode
+from missile.encoding.base64 import b64decode_stream, b64encode_stream
 from missile.encoding.compression import CompressionAlgorithm, compress, decompress, lzw_compress
 from missile.entityauth import ENTITY_AUTH_SCHEMES, EntityAuthData, MtProtectedEntityAuthData, X509EntityAuthData
 from missile.entityauth.base import KEY_AUTHDATA
@@ -1353,9 +1357,29 @@ def _compression_seeds(algo: CompressionAlgorithm) -> Callable[[], Iterator[byte
     return gen
 
 
+def _check_streams(data: bytes) -> None:
+    """The piecewise base64 codecs agree with the whole-text ones for any split."""
+    step = 1 + (data[0] % 7 if data else 0)
+    pieces = [data[i : i + step] for i in range(0, len(data), step)]
+    try:
+        whole: bytes | None = pybase64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        whole = None
+    try:
+        streamed: bytes | None = b"".join(b64decode_stream(pieces))
+    except MslEncodingException:
+        streamed = None
+    if streamed != whole:
+        raise AssertionError("b64decode_stream disagrees with strict whole decoding")
+    if b"".join(b64encode_stream(pieces)) != pybase64.b64encode(data):
+        raise AssertionError("b64encode_stream disagrees with whole encoding")
+
+
 @_contract
 def base64_decode(data: bytes) -> None:
-    """Strict base64 (bytes and str input) and base64url decoding."""
+    """Strict base64 (bytes and str input) and base64url decoding; the piecewise codecs
+    agree with the whole-text ones."""
+    _check_streams(data)
     decoded = b64decode(data)
     if b64decode(b64encode(decoded)) != decoded:
         raise AssertionError("base64 round trip changed the data")
