@@ -7,6 +7,7 @@ tag. Version 2 is understood on input.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -165,18 +166,26 @@ def encode_v1(key_id: str, iv: bytes | None, ciphertext: bytes) -> bytes:
     Equivalent to encoding ``{"keyid","iv","ciphertext","sha256":[0x00]}`` (crypto.md §3)
     without building intermediate strings for the (possibly megabyte-sized) ciphertext.
     """
+    if iv is not None:
+        return b"".join((_key_id_head(key_id), _b64(iv), b'","ciphertext":"', _b64(ciphertext), V1_TAIL))
     head, body, tail = encode_v1_parts(key_id, iv, ciphertext)
     return b"".join((head, body, tail))
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_id_head(key_id: str) -> bytes:
+    """``{"keyid":<key_id>,"iv":"`` (a context encrypts many times under one key ID)."""
+    return b'{"keyid":' + json.dumps(key_id, ensure_ascii=False).encode("utf-8") + b',"iv":"'
 
 
 def encode_v1_parts(key_id: str, iv: bytes | None, ciphertext: bytes | memoryview) -> tuple[bytes, bytes, bytes]:
     """:func:`encode_v1` as three pieces: the text before the base64 ciphertext, the
     base64 ciphertext, and the text after it."""
-    head = [b'{"keyid":', json.dumps(key_id, ensure_ascii=False).encode("utf-8")]
     if iv is not None:
-        head += [b',"iv":"', _b64(iv), b'"']
-    head.append(b',"ciphertext":"')
-    return b"".join(head), _b64(ciphertext), b'","sha256":"AA=="}'
+        head = b"".join((_key_id_head(key_id), _b64(iv), b'","ciphertext":"'))
+    else:
+        head = b'{"keyid":' + json.dumps(key_id, ensure_ascii=False).encode("utf-8") + b',"ciphertext":"'
+    return head, _b64(ciphertext), V1_TAIL
 
 
 @dataclass(frozen=True, slots=True)
