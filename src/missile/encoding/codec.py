@@ -20,7 +20,7 @@ from missile.encoding.base64 import b64decode, b64encode
 from missile.encoding.mslobject import LongText, MslArray, MslObject
 from missile.errors import MslEncodingException, MslError
 
-__all__ = ["EncoderFormat", "MslEncodable", "decode", "detect_format", "encode", "to_json_value"]
+__all__ = ["EncoderFormat", "MslEncodable", "decode", "detect_format", "encode", "encode_json", "to_json_value"]
 
 
 class EncoderFormat(str, Enum):
@@ -95,6 +95,12 @@ def encode(value: Mapping[str, Any] | MslEncodable | MslObject) -> bytes:
     prepared = to_json_value(value)
     if type(prepared) is not dict:
         raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "top-level value is not an object")
+    return encode_json(prepared)
+
+
+def encode_json(prepared: dict[str, Any]) -> bytes:
+    """:func:`encode` of a mapping whose values are already JSON values (as
+    :func:`to_json_value` makes them: no bytes, encodables or None)."""
     try:
         return _ENCODER.encode(prepared).encode("utf-8")
     except (ValueError, UnicodeEncodeError) as exc:

@@ -17,6 +17,7 @@ from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.encoding import MslObject, decode, encode, in_range
 from missile.encoding.base64 import b64encode_bytes
+from missile.encoding.codec import encode_json, to_json_value
 from missile.entityauth.base import EntityAuthData, parse_entity_auth_data
 from missile.errors import MslError, MslException, MslInternalException, MslMessageException
 from missile.keyx.base import KeyRequestData, KeyResponseData, parse_key_request_data, parse_key_response_data
@@ -232,26 +233,38 @@ class MessageHeader:
         sender = data.sender
         if master_token is not None and sender is None:
             sender = ctx.identity
-        fields: dict[str, Any] = {
-            KEY_SENDER: sender if master_token is not None else None,
-            KEY_TIMESTAMP: timestamp,
-            KEY_MESSAGE_ID: data.message_id,
-            KEY_NON_REPLAYABLE: data.non_replayable_id is not None,
-            KEY_NON_REPLAYABLE_ID: data.non_replayable_id,
-            KEY_RENEWABLE: data.renewable,
-            KEY_HANDSHAKE: data.handshake,
-            KEY_CAPABILITIES: data.capabilities,
-            KEY_KEY_REQUEST_DATA: list(data.key_request_data) or None,
-            KEY_KEY_RESPONSE_DATA: data.key_response_data,
-            KEY_USER_AUTH_DATA: data.user_auth_data,
-            KEY_USER_ID_TOKEN: data.user_id_token,
-            KEY_SERVICE_TOKENS: list(data.service_tokens) or None,
-        }
+        # The header data as JSON values, absent fields left out (what encode() would
+        # make of the same mapping with None values, without converting every field).
+        fields: dict[str, Any] = {}
+        if master_token is not None and sender is not None:
+            fields[KEY_SENDER] = sender
+        fields[KEY_TIMESTAMP] = timestamp
+        fields[KEY_MESSAGE_ID] = data.message_id
+        fields[KEY_NON_REPLAYABLE] = data.non_replayable_id is not None
+        if data.non_replayable_id is not None:
+            fields[KEY_NON_REPLAYABLE_ID] = data.non_replayable_id
+        fields[KEY_RENEWABLE] = data.renewable
+        fields[KEY_HANDSHAKE] = data.handshake
+        if data.capabilities is not None:
+            fields[KEY_CAPABILITIES] = data.capabilities.json_value
+        if data.key_request_data:
+            fields[KEY_KEY_REQUEST_DATA] = to_json_value(list(data.key_request_data))
+        if data.key_response_data is not None:
+            fields[KEY_KEY_RESPONSE_DATA] = to_json_value(data.key_response_data)
+        if data.user_auth_data is not None:
+            fields[KEY_USER_AUTH_DATA] = to_json_value(data.user_auth_data)
+        if data.user_id_token is not None:
+            fields[KEY_USER_ID_TOKEN] = data.user_id_token.json_value
+        if data.service_tokens:
+            fields[KEY_SERVICE_TOKENS] = [token.json_value for token in data.service_tokens]
         if ctx.peer_to_peer:
-            fields[KEY_PEER_MASTER_TOKEN] = data.peer_master_token
-            fields[KEY_PEER_USER_ID_TOKEN] = data.peer_user_id_token
-            fields[KEY_PEER_SERVICE_TOKENS] = list(data.peer_service_tokens) or None
-        plaintext = encode(fields)
+            if data.peer_master_token is not None:
+                fields[KEY_PEER_MASTER_TOKEN] = data.peer_master_token.json_value
+            if data.peer_user_id_token is not None:
+                fields[KEY_PEER_USER_ID_TOKEN] = data.peer_user_id_token.json_value
+            if data.peer_service_tokens:
+                fields[KEY_PEER_SERVICE_TOKENS] = [token.json_value for token in data.peer_service_tokens]
+        plaintext = encode_json(fields)
         headerdata = crypto.encrypt(plaintext)
         signature = crypto.sign(headerdata)
         stamped = data if data.timestamp is not None else _replace(data, timestamp=timestamp)
