@@ -34,6 +34,7 @@ KEY_DATA = "data"
 
 _MIN_COMPRESSIBLE = 128
 
+
 def _b64(data: bytes | memoryview) -> bytes:
     return b64encode_bytes(data)
 
