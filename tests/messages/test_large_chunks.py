@@ -317,3 +317,47 @@ def test_decrypt_stream_errors(iv: bytes, ciphertext: bytes, error: MslError) ->
     with pytest.raises(MslException) as err:
         b"".join(ctx.decrypt_stream(iv, [ciphertext[:5], ciphertext[5:]]))
     assert err.value.error is error
+
+
+_MUTATION = st.tuples(
+    st.sampled_from(["replace", "insert", "delete"]), st.integers(0, 10**9), st.binary(min_size=1, max_size=3)
+)
+
+
+def _mutate(data: bytes, mutations: list[tuple[str, int, bytes]], near: list[int]) -> bytes:
+    """Apply edits at positions near the given offsets (heads and tails of each layer)."""
+    out = bytearray(data)
+    for kind, where, blob in mutations:
+        anchor = near[where % len(near)]
+        pos = max(0, min(len(out) - 1, anchor + (where // len(near)) % 64 - 32))
+        if kind == "replace":
+            out[pos : pos + len(blob)] = blob
+        elif kind == "insert":
+            out[pos:pos] = blob
+        else:
+            del out[pos : pos + len(blob)]
+    return bytes(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_MUTATION, min_size=1, max_size=3), st.booleans())
+def test_streamed_receipt_agrees_on_mutated_plaintexts(mutations: list[tuple[str, int, bytes]], end: bool) -> None:
+    """Edits near the start and end of the plaintext (re-encrypted and re-signed, so the
+    MAC passes) give the same result or error on both paths."""
+    head = b'"sequencenumber":1,"messageid":2' + (b',"endofmsg":true' if end else b"")
+    plaintext = _plaintext(DATA_TEXT, head)
+    mutated = _mutate(plaintext, mutations, [0, 20, 45, len(plaintext) - 3, len(plaintext) - 1])
+    wire = _chunk(mutated)
+    crypto = SymmetricCryptoContext("k", KE, KH)
+    assert _outcome(wire, crypto, streamed=True) == _outcome(wire, crypto, streamed=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_MUTATION, min_size=1, max_size=3))
+def test_streamed_receipt_agrees_on_mutated_envelopes(mutations: list[tuple[str, int, bytes]]) -> None:
+    """Edits to the envelope's head and tail (re-signed, so the MAC passes)."""
+    envelope = _envelope(_encrypt(_padded(_plaintext(DATA_TEXT))))
+    mutated = _mutate(envelope, mutations, [0, 10, 30, 45, len(envelope) - 20, len(envelope) - 5])
+    wire = _sealed(mutated)
+    crypto = SymmetricCryptoContext("k", KE, KH)
+    assert _outcome(wire, crypto, streamed=True) == _outcome(wire, crypto, streamed=False)
