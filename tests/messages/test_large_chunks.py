@@ -319,13 +319,19 @@ def test_decrypt_stream_errors(iv: bytes, ciphertext: bytes, error: MslError) ->
     assert err.value.error is error
 
 
+_B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _MUTATION = st.tuples(
-    st.sampled_from(["replace", "insert", "delete"]), st.integers(0, 10**9), st.binary(min_size=1, max_size=3)
+    st.sampled_from(["replace", "insert", "delete"]),
+    st.integers(0, 10**9),
+    # Mostly base64 characters, so that many edits keep the canonical form.
+    st.binary(min_size=1, max_size=3)
+    | st.text(_B64_CHARS, min_size=1, max_size=4).map(str.encode)
+    | st.text(_B64_CHARS, min_size=1, max_size=4).map(str.encode),
 )
 
 
 def _mutate(data: bytes, mutations: list[tuple[str, int, bytes]], near: list[int]) -> bytes:
-    """Apply edits at positions near the given offsets (heads and tails of each layer)."""
+    """Apply edits at positions near the given offsets (heads, middles and tails)."""
     out = bytearray(data)
     for kind, where, blob in mutations:
         anchor = near[where % len(near)]
@@ -346,7 +352,8 @@ def test_streamed_receipt_agrees_on_mutated_plaintexts(mutations: list[tuple[str
     MAC passes) give the same result or error on both paths."""
     head = b'"sequencenumber":1,"messageid":2' + (b',"endofmsg":true' if end else b"")
     plaintext = _plaintext(DATA_TEXT, head)
-    mutated = _mutate(plaintext, mutations, [0, 20, 45, len(plaintext) - 3, len(plaintext) - 1])
+    n = len(plaintext)
+    mutated = _mutate(plaintext, mutations, [0, 20, 45, n // 3, n // 2, n - 3, n - 1])
     wire = _chunk(mutated)
     crypto = SymmetricCryptoContext("k", KE, KH)
     assert _outcome(wire, crypto, streamed=True) == _outcome(wire, crypto, streamed=False)
@@ -357,7 +364,24 @@ def test_streamed_receipt_agrees_on_mutated_plaintexts(mutations: list[tuple[str
 def test_streamed_receipt_agrees_on_mutated_envelopes(mutations: list[tuple[str, int, bytes]]) -> None:
     """Edits to the envelope's head and tail (re-signed, so the MAC passes)."""
     envelope = _envelope(_encrypt(_padded(_plaintext(DATA_TEXT))))
-    mutated = _mutate(envelope, mutations, [0, 10, 30, 45, len(envelope) - 20, len(envelope) - 5])
+    n = len(envelope)
+    mutated = _mutate(envelope, mutations, [0, 10, 30, 45, n // 2, n - 20, n - 5])
     wire = _sealed(mutated)
     crypto = SymmetricCryptoContext("k", KE, KH)
+    assert _outcome(wire, crypto, streamed=True) == _outcome(wire, crypto, streamed=False)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(DATA_TEXT)), st.text(_B64_CHARS[:-1], min_size=4, max_size=4))))
+def test_streamed_receipt_reads_any_canonical_data(edits: list[tuple[int, str]]) -> None:
+    """Any data text that stays valid base64 is read by the streamed path itself, with
+    the general path's result."""
+    text = bytearray(DATA_TEXT)
+    for where, chars in edits:
+        where -= where % 4  # whole quadruplets, the padded last one untouched
+        if where + 4 <= len(text) - 4:
+            text[where : where + 4] = chars.encode()
+    wire = _chunk(_plaintext(bytes(text)))
+    crypto = SymmetricCryptoContext("k", KE, KH)
+    assert large_chunks.open_large(decode(wire), crypto, payload._CANONICAL_HEAD) is not None
     assert _outcome(wire, crypto, streamed=True) == _outcome(wire, crypto, streamed=False)
