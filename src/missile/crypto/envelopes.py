@@ -166,10 +166,7 @@ def encode_v1(key_id: str, iv: bytes | None, ciphertext: bytes) -> bytes:
     Equivalent to encoding ``{"keyid","iv","ciphertext","sha256":[0x00]}`` (crypto.md §3)
     without building intermediate strings for the (possibly megabyte-sized) ciphertext.
     """
-    if iv is not None:
-        return b"".join((_key_id_head(key_id), _b64(iv), b'","ciphertext":"', _b64(ciphertext), V1_TAIL))
-    head, body, tail = encode_v1_parts(key_id, iv, ciphertext)
-    return b"".join((head, body, tail))
+    return b"".join(encode_v1_parts(key_id, iv, ciphertext))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -66,6 +66,20 @@ def aes_key_unwrap(key: bytes, data: bytes) -> bytes:
         raise MslCryptoException(MslError.INVALID_WRAPPING_KEY, "key unwrap failed", cause=e) from e
 
 
+def _unpad(block: bytes) -> bytes:
+    """The data in the last plaintext block, its PKCS#5 padding checked and removed."""
+    unpadder = _PKCS7.unpadder()
+    try:
+        return unpadder.update(block) + unpadder.finalize()
+    except ValueError as e:
+        raise MslCryptoException(MslError.CIPHERTEXT_BAD_PADDING, "invalid padding", cause=e) from e
+
+
+def _tag(signature: bytes) -> bytes:
+    """The tag in a signature envelope: the raw (V1) bytes unless they could be a V2 object."""
+    return SignatureEnvelope.parse(signature).signature if signature.startswith(b"{") else signature
+
+
 class SymmetricCryptoContext(CryptoContext):
     """AES-CBC / HMAC-SHA256 or AES-CMAC / AES-KW context (crypto.md §5).
 
@@ -215,8 +229,7 @@ class SymmetricCryptoContext(CryptoContext):
 
     def verify_signer(self, mac: hmac.HMAC | cmac.CMAC, signature: bytes) -> bool:
         """:meth:`verify` for data fed to ``mac`` (from :meth:`signer`) piece by piece."""
-        tag = SignatureEnvelope.parse(signature).signature if signature.startswith(b"{") else signature
-        return std_hmac.compare_digest(mac.finalize(), tag)
+        return std_hmac.compare_digest(mac.finalize(), _tag(signature))
 
     def decrypt_stream(self, iv: bytes, pieces: Iterable[bytes]) -> Iterator[bytes]:
         """The plaintext of AES-CBC ``pieces`` (any split) under ``iv``, piece by piece,
@@ -244,12 +257,7 @@ class SymmetricCryptoContext(CryptoContext):
         if not size or size % AES_BLOCK_SIZE:
             raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{size}-byte ciphertext")
         decryptor.finalize()
-        unpadder = _PKCS7.unpadder()
-        try:
-            last = unpadder.update(held[-AES_BLOCK_SIZE:]) + unpadder.finalize()
-        except ValueError as e:
-            raise MslCryptoException(MslError.CIPHERTEXT_BAD_PADDING, "invalid padding", cause=e) from e
-        yield held[:-AES_BLOCK_SIZE] + last
+        yield held[:-AES_BLOCK_SIZE] + _unpad(held[-AES_BLOCK_SIZE:])
 
     def decrypt(self, data: bytes) -> bytes:
         """Open a V1 envelope (forced V1, like the reference; the key ID is not checked)."""
@@ -294,12 +302,7 @@ class SymmetricCryptoContext(CryptoContext):
         decryptor.finalize()
         # The unpadder sees only the last block, which holds the padding (it checks it
         # and says how much of the block is data), so the bulk is never copied.
-        unpadder = _PKCS7.unpadder()
-        try:
-            last = unpadder.update(bytes(plain[size - AES_BLOCK_SIZE : size])) + unpadder.finalize()
-        except ValueError as e:
-            raise MslCryptoException(MslError.CIPHERTEXT_BAD_PADDING, "invalid padding", cause=e) from e
-        return plain, size - AES_BLOCK_SIZE + len(last)
+        return plain, size - AES_BLOCK_SIZE + len(_unpad(bytes(plain[size - AES_BLOCK_SIZE : size])))
 
     # -- key wrapping ------------------------------------------------------------------
 
@@ -333,11 +336,9 @@ class SymmetricCryptoContext(CryptoContext):
         """
         if self._mac_template is None:
             raise MslCryptoException(MslError.VERIFY_NOT_SUPPORTED, "no signature key")
-        # A raw (V1) tag unless it could be a V2 envelope object.
-        tag = SignatureEnvelope.parse(signature).signature if signature.startswith(b"{") else signature
         mac = self._mac_template.copy()
         mac.update(data)
-        return std_hmac.compare_digest(mac.finalize(), tag)
+        return std_hmac.compare_digest(mac.finalize(), _tag(signature))
 
 
 class SessionCryptoContext(SymmetricCryptoContext):
