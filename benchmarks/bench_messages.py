@@ -40,7 +40,7 @@ from missile.keyfile import KeyFile  # noqa: E402
 from missile.messages import MessageReader, MessageWriter, PayloadReceived  # noqa: E402
 from missile.messages.builder import build_request  # noqa: E402
 from missile.profiles import context_from_keyfile  # noqa: E402
-from missile.tokens.factory import InMemoryTokenFactory  # noqa: E402
+from missile.tokens.factory import TokenFactory  # noqa: E402
 
 MIB = 1024 * 1024
 #: Both runs are timed in CPU time of this (single-threaded) process, so other load on a
@@ -71,7 +71,7 @@ def setup() -> tuple[Any, Any]:
         KeyFile.load(VECTORS / "01_a_psk_request_encrypted.json"),
         role="server",
         clock=clock,
-        token_factory=InMemoryTokenFactory(),
+        token_factory=TokenFactory(),
     ).ctx
     client = context_from_keyfile(
         KeyFile.load(VECTORS / "03_c_response_asymmetric_wrapped_rsa.json"), role="client", clock=clock

@@ -39,6 +39,14 @@ takes from the core, for the figure and its ceiling alike. HTTP and memory are w
     session is established before measuring. Requests of 100 bytes at 1, 8 and 64
     concurrent clients, each level bounded in time and count. Ceiling: a trivial
     non-MSL echo ASGI app under uvicorn with 2 workers, driven by the same client stack.
+``state``
+    requests/s of ``missile serve --workers 1`` with each server token-state backend
+    (``--state :memory:``, ``--state FILE``, ``--redis``, ``--redis-cluster`` on private
+    redis-servers), every request non-replayable so that each one reads and writes the
+    state, at 8 and 64 concurrent clients (one PSK entity and session each). Ceiling:
+    in-memory state (target ratio >= 0.8). Also Redis behind a proxy adding 1 ms to every
+    command, as a ratio to Redis without it (target >= 0.5 at 64 clients). Details and
+    the reasons for these choices: ``benchmarks/bench_state.py``.
 ``memory``
     Streams 256 MiB through one message (writer -> reader, chunk by chunk, 64 KiB
     chunks) in a fresh subprocess: RSS peak growth (VmHWM) and tracemalloc peak.
@@ -97,6 +105,8 @@ TARGETS = {
     "keyx_per_s_min": {"SYMMETRIC_WRAPPED": 880, "ASYMMETRIC_WRAPPED/JWK_RSA": 360, "DIFFIE_HELLMAN": 760},
     "memory_growth_mib_max": 32,
     "http_8_clients_req_per_s_min": 3000,
+    "state_ratio_to_memory_min": 0.8,
+    "state_redis_1ms_ratio_to_redis_min": 0.5,
 }
 
 
@@ -949,6 +959,10 @@ def print_table(results: dict[str, Any]) -> None:
             rows.append(("  latency p50/p99 (echo p50/p99)",
                          f"{h['p50_ms']:.2f}/{h['p99_ms']:.2f}", f"{h['ceiling_p50_ms']:.2f}/{h['ceiling_p99_ms']:.2f}",
                          "", "ms"))  # fmt: skip
+    if results.get("state"):
+        from bench_state import state_rows
+
+        rows.extend(state_rows(results["state"], _fmt))
     mem = results.get("memory")
     if mem:
         rows.append((f"memory, {mem['streamed_bytes'] // MIB} MiB streamed: RSS peak growth (<32)",
@@ -982,10 +996,14 @@ def evaluate_targets(results: dict[str, Any]) -> dict[str, Any]:
     if "http" in results and "clients_8" in results["http"]:
         value = results["http"]["clients_8"]["req_per_s"]
         out["http_8_clients"] = {"value": value, "target": 3000, "met": value >= 3000}
+    if "state" in results:
+        from bench_state import state_targets
+
+        out.update(state_targets(results["state"]))
     return out
 
 
-SECTIONS = ("payload", "roundtrip", "keyx", "http", "memory")
+SECTIONS = ("payload", "roundtrip", "keyx", "http", "state", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1014,6 +1032,10 @@ def main(argv: list[str] | None = None) -> int:
         results["keyx"] = bench_keyx(0.6 if quick else 2.0, 1 if quick else 2)
     if "http" in sections:
         results["http"] = bench_http([1, 8, 64], 1.0 if quick else 2.0, 20000 if quick else 100000, 2, repeats)
+    if "state" in sections:
+        from bench_state import bench_state  # imports this module's helpers
+
+        results["state"] = bench_state([8, 64], 1.0 if quick else 2.0, 20000 if quick else 100000, repeats)
     if "memory" in sections:
         results["memory"] = bench_memory(64 * MIB if quick else 256 * MIB, 64 * KIB)
     results["targets_met"] = evaluate_targets(results)

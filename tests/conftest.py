@@ -1,4 +1,4 @@
-"""Shared fixtures: the vectors helper on sys.path and a real, throw-away redis-server."""
+"""Shared fixtures: the vectors helper on sys.path, a real throw-away redis-server and Redis Cluster."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from redis_helpers import REDIS_SERVER, start_redis, stop_redis
+from redis_helpers import (
+    REDIS_CLI,
+    REDIS_SERVER,
+    start_redis,
+    start_redis_cluster,
+    stop_redis,
+    stop_redis_cluster,
+)
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +33,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_redis(proc)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of one node of a private 3-master Redis Cluster started for this test session.
+
+    Skipped when redis-server or redis-cli is missing, except under CI (env CI set),
+    where a missing Redis must fail rather than silently skip the cluster tests.
+    """
+    missing = [path for path in (REDIS_SERVER, REDIS_CLI) if not os.path.exists(path)]
+    if missing:
+        message = f"Redis Cluster needs {' and '.join(missing)}; CI installs redis-server"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    procs, url = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield url
+    finally:
+        stop_redis_cluster(procs)

@@ -1,16 +1,38 @@
-"""A real, throw-away redis-server for the tests that need one."""
+"""Real, throw-away Redis servers for the tests (and benchmarks) that need one.
+
+:func:`start_redis` starts a single redis-server; :func:`start_redis_cluster` a Redis
+Cluster of three masters (no replicas) from the same Debian package, created with
+``redis-cli --cluster create``. Both pick ports themselves and retry when another
+process took a port first: redis-server cannot be told to choose a free port.
+"""
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+
+#: Masters of the test cluster: three is the smallest cluster redis-cli will create.
+CLUSTER_MASTERS = 3
+#: Whole-cluster start attempts (each with fresh ports) before giving up: a retry is
+#: only needed when a port was taken between choosing it and binding it.
+CLUSTER_ATTEMPTS = 5
+#: Seconds for the nodes to answer PING, and then for every node to report
+#: cluster_state:ok: both take well under a second on an idle machine.
+CLUSTER_START_TIMEOUT_S = 30.0
+#: A cluster node also listens on its port + 10000 (the cluster bus, the only choice
+#: before Redis 7), so node ports are drawn below 65535 - 10000, above the usual
+#: privileged and registered ranges.
+_NODE_PORTS = (20000, 55535)
 
 
 def free_port() -> int:
@@ -44,15 +66,10 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
         )
         url = f"redis://127.0.0.1:{port}/0"
         client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    client.close()
-                    return proc, url
-            except redis.RedisError:
-                time.sleep(0.05)
+        ready = _wait_until(lambda: _is_process(client, proc), [proc], time.monotonic() + 10)  # noqa: B023
         client.close()
+        if ready:
+            return proc, url
         stop_redis(proc)
     raise RuntimeError("could not start redis-server")
 
@@ -65,3 +82,136 @@ def stop_redis(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def cluster_node_ports(count: int = CLUSTER_MASTERS) -> list[int]:
+    """``count`` ports that are free right now, each with its cluster-bus port (+10000)."""
+    ports: list[int] = []
+    for _ in range(1000):
+        port = random.randrange(*_NODE_PORTS)
+        if port in ports or port + 10000 in ports or port - 10000 in ports:
+            continue
+        if _bindable(port) and _bindable(port + 10000):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError("no free ports for a Redis Cluster")
+
+
+def _start_cluster_node(port: int, directory: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            f"nodes-{port}.conf",
+            "--cluster-node-timeout",
+            "2000",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--logfile",
+            f"redis-{port}.log",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_until(condition: Callable[[], bool], procs: list[subprocess.Popen[bytes]], deadline: float) -> bool:
+    """Poll ``condition()`` until true; False once a process exited or the deadline passed."""
+    while time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in procs):
+            return False
+        try:
+            if condition():
+                return True
+        except redis.RedisError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def _is_process(client: redis.Redis, proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the server answering ``client`` is ``proc`` (not another test's server that
+    took the port first: then ``proc`` exits and the caller retries)."""
+    return int(client.info("server")["process_id"]) == proc.pid
+
+
+def _cluster_ok(clients: list[redis.Redis]) -> bool:
+    for client in clients:
+        info = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]  # parsed into a dict
+        if isinstance(info, bytes):
+            info = dict(line.split(":", 1) for line in info.decode().split() if ":" in line)
+        fields = {str(k): str(v) for k, v in info.items()}
+        if fields.get("cluster_state") != "ok" or fields.get("cluster_known_nodes") != str(len(clients)):
+            return False
+    return True
+
+
+def _try_start_cluster(directory: Path) -> tuple[list[subprocess.Popen[bytes]], str] | None:
+    ports = cluster_node_ports()
+    directory.mkdir(parents=True, exist_ok=True)
+    procs = [_start_cluster_node(port, directory) for port in ports]
+    clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=2, socket_connect_timeout=1) for p in ports]
+    try:
+        deadline = time.monotonic() + CLUSTER_START_TIMEOUT_S
+        if not _wait_until(lambda: all(map(_is_process, clients, procs)), procs, deadline):
+            stop_redis_cluster(procs)
+            return None  # a node could not bind its port: retry with new ones
+        created = subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, timeout=CLUSTER_START_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        if created.returncode != 0:
+            tail = created.stdout.decode(errors="replace")[-500:] + created.stderr.decode(errors="replace")[-500:]
+            raise RuntimeError(f"redis-cli --cluster create failed: {tail}")
+        if not _wait_until(lambda: _cluster_ok(clients), procs, time.monotonic() + CLUSTER_START_TIMEOUT_S):
+            raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+    except BaseException:
+        stop_redis_cluster(procs)
+        raise
+    finally:
+        for client in clients:
+            client.close()
+    return procs, f"redis://127.0.0.1:{ports[0]}"
+
+
+def start_redis_cluster(directory: Path) -> tuple[list[subprocess.Popen[bytes]], str]:
+    """A running 3-master Redis Cluster on loopback: its processes and a node's URL.
+
+    ``directory`` receives each attempt's node files (nodes-PORT.conf, redis-PORT.log).
+    Every node reports ``cluster_state:ok`` and knows the others when this returns.
+    """
+    for attempt in range(CLUSTER_ATTEMPTS):
+        started = _try_start_cluster(directory / f"cluster-{attempt}")
+        if started is not None:
+            return started
+    raise RuntimeError(f"could not start a Redis Cluster in {CLUSTER_ATTEMPTS} attempts")
+
+
+def stop_redis_cluster(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop every node (all are signalled first, so they stop in parallel)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        stop_redis(proc)

@@ -107,7 +107,7 @@ from missile.profiles import context_from_keyfile
 from missile.stores.memory import InMemoryStore
 from missile.stores.sqlite import SqliteStore
 from missile.tokens._common import sign_token_data
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
 from missile.tokens.service import ServiceToken
 from missile.tokens.user import MslUser
@@ -573,7 +573,7 @@ def _context_and_stores(tmp_path: Path) -> list[object]:
         entity_auth_data=PskEntityAuthData("client1"),
         entity_auth_factories={"PSK": PskEntityAuthFactory(psk_store)},
         user_auth_factories={"EMAIL_PASSWORD": EmailPasswordAuthFactory(users)},
-        token_factory=InMemoryTokenFactory(),
+        token_factory=TokenFactory(),
         store=memory,
     )
     return [

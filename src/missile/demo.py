@@ -30,7 +30,7 @@ from missile.engine.server import MslServer, Reply, Request
 from missile.keyfile import KeyFile
 from missile.keyx.requests import key_request_factory
 from missile.profiles import context_from_keyfile
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.transport.http import HttpTransport, MslAsgiApp
 from missile.userauth.email_password import EmailPasswordAuthData
 
@@ -72,7 +72,7 @@ def main() -> None:
     print(f"keys written to {workdir} (owner-only files)")
 
     server_keys = KeyFile.load(workdir / "server.json")
-    factory = InMemoryTokenFactory(master_token_renewal_ms=RENEWAL_MS, master_token_expiration_ms=60_000)
+    factory = TokenFactory(master_token_renewal_ms=RENEWAL_MS, master_token_expiration_ms=60_000)
     server_ctx = context_from_keyfile(server_keys, token_factory=factory).ctx
     server = MslServer(server_ctx, _handler)
     port = _free_port()

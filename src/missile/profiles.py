@@ -24,7 +24,7 @@ from missile.keyx.base import KeyRequestData
 from missile.keyx.config import key_exchange_from_keyfile, key_request_data_from_keyfile, wrap_repository_from_keyfile
 from missile.stores.base import MslStore
 from missile.stores.memory import InMemoryStore
-from missile.tokens.factory import InMemoryTokenFactory, TokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
 from missile.userauth.config import user_auth_from_keyfile
 
@@ -67,7 +67,7 @@ def context_from_keyfile(
     if store is None and not is_server:
         store = InMemoryStore()
     if token_factory is None and (is_server or peer_to_peer):
-        token_factory = InMemoryTokenFactory()
+        token_factory = TokenFactory()
     ctx = MslContext(
         msl_crypto=msl_crypto,
         entity_auth_data=entity_auth_data,

@@ -53,7 +53,7 @@ from missile.messages.header import MessageHeader
 from missile.messages.reader import MessageReader
 from missile.profiles import context_from_keyfile
 from missile.stores.memory import InMemoryStore
-from missile.tokens.factory import DAY_MS, InMemoryTokenFactory
+from missile.tokens.factory import DAY_MS, TokenFactory
 from missile.userauth.config import user_auth_from_keyfile
 
 T = TypeVar("T")
@@ -184,11 +184,11 @@ def key_requests_for(
 def server_context(
     clock: FixedClock,
     *,
-    token_factory: InMemoryTokenFactory | None = None,
+    token_factory: TokenFactory | None = None,
     extra_factories: dict[str, EntityAuthFactory] | None = None,
 ) -> MslContext:
     """The RSA-authenticated server of the vectors, knowing every client scheme."""
-    factory = token_factory if token_factory is not None else InMemoryTokenFactory()
+    factory = token_factory if token_factory is not None else TokenFactory()
     # The test server knows every client scheme, the insecure ones included (a default
     # context refuses them: tests/engine/test_insecure_defaults.py).
     ctx = context_from_keyfile(
@@ -369,7 +369,7 @@ class Pair:
     transport: LoopbackTransport
     client: MslClient
     recorder: RecordingServer
-    factory: InMemoryTokenFactory
+    factory: TokenFactory
     handled: list[Request] = field(default_factory=list)
 
     @property
@@ -390,14 +390,14 @@ def make_pair(
     clock: FixedClock | None = None,
     client_clock: FixedClock | None = None,
     handler: Callable[[Request], Awaitable[Reply | bytes | None]] = echo,
-    token_factory: InMemoryTokenFactory | None = None,
+    token_factory: TokenFactory | None = None,
     server_options: MessageOptions | None = None,
     server_kwargs: dict[str, Any] | None = None,
     client_kwargs: dict[str, Any] | None = None,
     client_ctx: MslContext | None = None,
 ) -> Pair:
     clock = clock if clock is not None else FixedClock(T0)
-    factory = token_factory if token_factory is not None else InMemoryTokenFactory()
+    factory = token_factory if token_factory is not None else TokenFactory()
     server_ctx = server_context(clock, token_factory=factory)
     handled: list[Request] = []
 

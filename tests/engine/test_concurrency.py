@@ -8,7 +8,7 @@ import asyncio
 from missile.context import MslContext
 from missile.engine.options import MessageOptions
 from missile.errors import MslError
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
 
 from .harness import DAY_MS, HOUR_MS, Pair, make_pair, run
@@ -44,7 +44,7 @@ def test_concurrent_requests_share_one_master_token() -> None:
     run(go())
 
 
-class ReferenceTokenFactory(InMemoryTokenFactory):
+class ReferenceTokenFactory(TokenFactory):
     """The reference MockTokenFactory's policy: a master token whose serial number was
     renewed meanwhile is still accepted for ordinary messages (only renewing it again is
     refused, MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC)."""
@@ -57,7 +57,7 @@ class ReferenceTokenFactory(InMemoryTokenFactory):
         return super().is_master_token_revoked(ctx, master_token)
 
 
-async def _renew_concurrently(factory: InMemoryTokenFactory) -> None:
+async def _renew_concurrently(factory: TokenFactory) -> None:
     p = make_pair("PSK", "SYMMETRIC_WRAPPED", token_factory=factory)
     await p.client.request(b"setup")
     old = p.store.get_master_token()
@@ -80,7 +80,7 @@ def test_concurrent_requests_in_renewal_window_renew_once() -> None:
 
 
 def test_concurrent_requests_in_renewal_window_default_factory() -> None:
-    run(_renew_concurrently(InMemoryTokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=DAY_MS)))
+    run(_renew_concurrently(TokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=DAY_MS)))
 
 
 def test_concurrent_first_requests_establish_keys_once() -> None:

@@ -13,7 +13,7 @@ from missile.clock import FixedClock
 from missile.engine.options import MessageOptions
 from missile.engine.server import Reply, Request
 from missile.keyx.repository import InMemoryWrapCryptoContextRepository
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.service import ServiceToken
 from missile.userauth.email_password import EmailPasswordAuthData
 
@@ -129,7 +129,7 @@ def test_ladder_uses_psk_then_wrap_on_renewal(keyx: str) -> None:
 
 def test_master_token_renewal_inside_window() -> None:
     async def go() -> None:
-        factory = InMemoryTokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=DAY_MS)
+        factory = TokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=DAY_MS)
         p = make_pair("PSK", "ASYMMETRIC_WRAPPED/JWK_RSA", token_factory=factory)
         await p.client.request(b"a")
         mt = p.store.get_master_token()
@@ -166,7 +166,7 @@ def test_master_token_renewal_inside_window() -> None:
 
 def test_expired_master_token_known_to_the_client_is_renewed() -> None:
     async def go() -> None:
-        factory = InMemoryTokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=2 * HOUR_MS)
+        factory = TokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=2 * HOUR_MS)
         p = make_pair("PSK", "DIFFIE_HELLMAN", token_factory=factory)
         await p.client.request(b"a")
         mt = p.store.get_master_token()
@@ -191,7 +191,7 @@ def test_expired_master_token_unknown_to_the_client_gets_expired_then_renews() -
     async def go() -> None:
         server_clock = FixedClock(T0)
         client_clock = FixedClock(T0)
-        factory = InMemoryTokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=2 * HOUR_MS)
+        factory = TokenFactory(master_token_renewal_ms=HOUR_MS, master_token_expiration_ms=2 * HOUR_MS)
         p = make_pair("PSK", "SYMMETRIC_WRAPPED", clock=server_clock, client_clock=client_clock, token_factory=factory)
         await p.client.request(b"a")
         mt = p.store.get_master_token()
@@ -220,7 +220,7 @@ def test_expired_master_token_unknown_to_the_client_gets_expired_then_renews() -
 
 def test_user_id_token_issue_and_renewal() -> None:
     async def go() -> None:
-        factory = InMemoryTokenFactory(user_id_token_renewal_ms=HOUR_MS, user_id_token_expiration_ms=DAY_MS)
+        factory = TokenFactory(user_id_token_renewal_ms=HOUR_MS, user_id_token_expiration_ms=DAY_MS)
         p = make_pair("PSK", "SYMMETRIC_WRAPPED", token_factory=factory)
         options = MessageOptions(user_id="alice", user_auth=EmailPasswordAuthData(*USER1))
         first = await p.client.request(b"hi", options)

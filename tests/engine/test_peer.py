@@ -16,7 +16,7 @@ from missile.entityauth.stores import InMemoryKeySetStore, KeySet
 from missile.keyx.psk_lookup import StaticPskWrapKeyLookup
 from missile.keyx.symmetric_wrapped import SymmetricWrappedExchange, SymmetricWrappedRequest
 from missile.stores.memory import InMemoryStore
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 
 HOUR = 3_600_000
 
@@ -31,7 +31,7 @@ def _peer(identity: str, keysets: dict[str, KeySet], clock: FixedClock, tag: str
         entity_auth_data=PskEntityAuthData(identity),
         entity_auth_factories={"PSK": PskEntityAuthFactory(store)},
         key_exchange_factories=[SymmetricWrappedExchange(lookup)],
-        token_factory=InMemoryTokenFactory(master_token_renewal_ms=HOUR, master_token_expiration_ms=24 * HOUR),
+        token_factory=TokenFactory(master_token_renewal_ms=HOUR, master_token_expiration_ms=24 * HOUR),
         store=InMemoryStore(),
         clock=clock,
         peer_to_peer=True,

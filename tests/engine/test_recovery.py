@@ -42,7 +42,7 @@ def test_entity_reauth_after_master_token_revocation() -> None:
         await p.client.request(b"a", options)
         old = p.store.get_master_token()
         assert old is not None and p.store.get_user_id_token("alice") is not None
-        p.factory.revoke_master_token(old.serial_number)
+        await p.factory.revoke_master_token(old.serial_number)
 
         response = await p.client.request(b"b", options)
         assert response.payload == b"echo b (client1/user1@foo.com)"
@@ -161,7 +161,7 @@ def test_user_reauth_after_user_revocation() -> None:
         old_uit = p.store.get_user_id_token("alice")
         mt = p.store.get_master_token()
         assert old_uit is not None and mt is not None
-        p.factory.revoked_user_id_tokens.add(old_uit.serial_number)
+        await p.factory.revoke_user_id_token(old_uit.serial_number)
         response = await p.client.request(b"b", options)
         assert response.payload == b"echo b (client1/user1@foo.com)"
         failed, resent = p.seen[-2], p.seen[-1]
@@ -181,7 +181,7 @@ def test_user_reauth_after_revoke_user_gives_up_without_credentials() -> None:
         creds = EmailPasswordAuthData(*USER1)
         await p.client.request(b"a", MessageOptions(user_id="alice", user_auth=creds))
         assert p.store.get_user_id_token("alice") is not None
-        p.factory.revoke_user("user1@foo.com")
+        await p.factory.revoke_user("user1@foo.com")
         # Without credentials the client cannot re-authenticate the user.
         with pytest.raises(MslErrorResponse) as info:
             await p.client.request(b"b", MessageOptions(user_id="alice"))

@@ -73,8 +73,8 @@ from missile.messages.events import HeaderReceived, PayloadReceived
 from missile.messages.header import MessageHeader
 from missile.messages.reader import MessageReader
 from missile.stores.memory import InMemoryStore
-from missile.stores.sqlite_state import SqliteTokenFactory
-from missile.tokens.factory import BaseTokenFactory, InMemoryTokenFactory
+from missile.stores.sqlite_state import SqliteTokenState
+from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
 from missile.userauth.email_password import EmailPasswordAuthData
 
@@ -401,7 +401,7 @@ class ClientServerMachine(RuleBasedStateMachine):
         self.requests = 0
         self.server_log = _ServerErrors()
         logging.getLogger("missile.server").addHandler(self.server_log)
-        self.factory: BaseTokenFactory | None = None
+        self.factory: TokenFactory | None = None
         self.demand: str | None = None
         self.issued: list[MasterToken] = []
         """Master tokens the server issued (in key responses), in order."""
@@ -428,10 +428,10 @@ class ClientServerMachine(RuleBasedStateMachine):
         key_requests = key_requests_for(CLIENTS[scheme], self.client_ctx.wrap_repository)
         self.client = MslClient(self.client_ctx, self.transport, key_requests=key_requests)
 
-    def _open_factory(self) -> BaseTokenFactory:
+    def _open_factory(self) -> TokenFactory:
         if self.persistence == "sqlite":
-            return SqliteTokenFactory(self.tmpdir / "state.db", **LIFETIMES)
-        return InMemoryTokenFactory(**LIFETIMES)
+            return TokenFactory(SqliteTokenState(self.tmpdir / "state.db"), **LIFETIMES)
+        return TokenFactory(**LIFETIMES)
 
     def _new_server(self) -> MslServer:
         # Same keys and schemes, a new context (fresh caches) over the persistent state.
@@ -451,8 +451,8 @@ class ClientServerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         logging.getLogger("missile.server").removeHandler(self.server_log)
-        if isinstance(self.factory, SqliteTokenFactory):
-            self.factory.close()
+        if self.factory is not None and isinstance(self.factory.state, SqliteTokenState):
+            self.factory.state.close()
         self.loop.close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
@@ -690,7 +690,7 @@ class ClientServerMachine(RuleBasedStateMachine):
         token = self.store.get_master_token()
         if token is not None:
             assert self.factory is not None
-            self.factory.revoke_master_token(token.serial_number)
+            self.loop.run_until_complete(self.factory.revoke_master_token(token.serial_number))
             self.revoked_serials.add(token.serial_number)
 
     @rule(user=st.sampled_from(sorted(USERS)))
@@ -698,7 +698,7 @@ class ClientServerMachine(RuleBasedStateMachine):
         token = self.store.get_user_id_token(user)
         if token is not None:
             assert self.factory is not None
-            self.factory.revoke_user_id_token(token.serial_number)
+            self.loop.run_until_complete(self.factory.revoke_user_id_token(token.serial_number))
             self.revoked_uit_serials.add(token.serial_number)
 
     @rule(pick=st.integers(0, 1000))
@@ -730,8 +730,8 @@ class ClientServerMachine(RuleBasedStateMachine):
     @rule()
     def restart_server(self) -> None:
         """A new server and context over the same token-factory state and token keys."""
-        if isinstance(self.factory, SqliteTokenFactory):
-            self.factory.close()
+        if self.factory is not None and isinstance(self.factory.state, SqliteTokenState):
+            self.factory.state.close()
             self.factory = self._open_factory()
         self.server = self._new_server()
 

@@ -125,7 +125,7 @@ def test_a_master_token_being_deleted_is_not_used_for_new_requests() -> None:
         for _ in range(10):
             await asyncio.sleep(0)
         assert not slow.done()
-        p.factory.revoke_master_token(old.serial_number)
+        await p.factory.revoke_master_token(old.serial_number)
         assert (await p.client.request(b"b")).messages == 4  # ENTITY_REAUTH, then B
         assert p.store.get_crypto_context(old) is not None  # in use: still stored
 

@@ -46,7 +46,7 @@ from missile.entityauth import (
 )
 from missile.errors import MslEntityAuthException, MslError, MslException, MslInternalException
 from missile.keyfile import KeyFile
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
 
 NOW_MS = 1_735_689_600_000
@@ -71,7 +71,7 @@ def make_ctx(factories: list[EntityAuthFactory], **kw: Any) -> MslContext:
         entity_auth_factories={f.scheme: f for f in factories},
         auth_utils=ConfigurableAuthenticationUtils(),
         clock=FixedClock(NOW_MS),
-        token_factory=InMemoryTokenFactory(),
+        token_factory=TokenFactory(),
         allowed_insecure_schemes=INSECURE_SCHEMES,
         **kw,
     )

@@ -32,7 +32,7 @@ from missile.keyx.diffie_hellman import DiffieHellmanExchange
 from missile.keyx.jwe_ladder import JweLadderExchange
 from missile.keyx.jwk_ladder import JwkLadderExchange
 from missile.keyx.symmetric_wrapped import SymmetricWrappedExchange
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
 
 NOW_MS = 1_735_689_600_000
@@ -104,7 +104,7 @@ def responder(
         msl_crypto=msl,
         entity_auth_data=StubEntityAuth(SERVER),
         key_exchange_factories=keyx if keyx is not None else factories(),
-        token_factory=InMemoryTokenFactory(),
+        token_factory=TokenFactory(),
         auth_utils=auth_utils if auth_utils is not None else PermissiveAuthenticationUtils(),
         clock=FixedClock(NOW_MS),
         allowed_insecure_schemes=INSECURE_SCHEMES,

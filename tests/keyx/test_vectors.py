@@ -31,7 +31,7 @@ from missile.keyx import (
     wrap_repository_from_keyfile,
 )
 from missile.keyx.repository import InMemoryWrapCryptoContextRepository
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
 
 from . import StubEntityAuth
@@ -56,7 +56,7 @@ def _server(keys: KeyFile) -> MslContext:
         msl_crypto=msl,
         entity_auth_data=StubEntityAuth(keys.identity),
         key_exchange_factories=key_exchange_from_keyfile(keys),
-        token_factory=InMemoryTokenFactory(),
+        token_factory=TokenFactory(),
         clock=FixedClock(keys.time_ms),
         allowed_insecure_schemes=INSECURE_SCHEMES,
     )

@@ -31,7 +31,7 @@ from missile.messages import (
 )
 from missile.messages.builder import BuiltMessage, build_request, build_response
 from missile.profiles import context_from_keyfile
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
 
 VECTOR_DIR = Path(__file__).resolve().parent.parent / "vectors"
@@ -52,12 +52,12 @@ def keyfile(stem: str) -> KeyFile:
 
 
 def server_ctx(
-    clock: FixedClock, *, token_factory: InMemoryTokenFactory | None = None, stem: str = SERVER_KEYS, **kw: object
+    clock: FixedClock, *, token_factory: TokenFactory | None = None, stem: str = SERVER_KEYS, **kw: object
 ) -> MslContext:
     """A trusted-network server: RSA entity auth ``server1`` plus MSL token keys."""
     kw.setdefault("allowed_insecure_schemes", INSECURE_SCHEMES)
     return context_from_keyfile(
-        keyfile(stem), role="server", clock=clock, token_factory=token_factory or InMemoryTokenFactory(), **kw
+        keyfile(stem), role="server", clock=clock, token_factory=token_factory or TokenFactory(), **kw
     ).ctx
 
 

@@ -25,7 +25,7 @@ from missile.errors import MslError, MslException
 from missile.keyx.psk_lookup import StaticPskWrapKeyLookup
 from missile.keyx.symmetric_wrapped import SymmetricWrappedExchange
 from missile.stores.memory import InMemoryStore
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
 from missile.tokens.user import MslUser
 from missile.tokens.user_id import UserIdToken
@@ -158,7 +158,7 @@ def peers(clock: FixedClock) -> Peers:
             entity_auth_data=PskEntityAuthData(identity),
             entity_auth_factories={"PSK": PskEntityAuthFactory(keys)},
             key_exchange_factories=[SymmetricWrappedExchange(StaticPskWrapKeyLookup({}))],
-            token_factory=InMemoryTokenFactory(),
+            token_factory=TokenFactory(),
             store=InMemoryStore(),
             clock=clock,
             peer_to_peer=True,

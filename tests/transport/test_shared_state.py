@@ -23,7 +23,7 @@ from missile.keyx.requests import key_request_factory
 from missile.messages import ErrorReceived, MessageReader, MessageWriter
 from missile.messages.builder import build_request
 from missile.profiles import KeyFileContext, context_from_keyfile
-from missile.stores.redis_state import RedisTokenFactory
+from missile.stores.redis_state import RedisTokenState
 from missile.transport.http import HttpTransport
 from redis_helpers import free_port
 
@@ -131,9 +131,9 @@ def test_master_token_revoked_in_shared_state_is_refused_by_both(two_servers: De
         token = store.get_master_token()
         assert token is not None
         # Revoke through the shared state, as an operator on server A would.
-        admin = RedisTokenFactory(redis_url)
-        admin.revoke_master_token(token.serial_number)
-        admin.close()
+        admin = RedisTokenState(redis_url)
+        await admin.revoke_master_token(token.serial_number)
+        await admin.aclose()
         other = MslClient(built.ctx, HttpTransport(two_servers.urls[1]), key_requests=client.key_requests)
         reply = await other.request(b"after revocation")
         # Server B refused the revoked token (ENTITY_REAUTH); the client re-authenticated.

@@ -12,7 +12,7 @@ from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import MslObject, decode, encode
 from missile.errors import MslError, MslException, MslInternalException, MslUserAuthException
 from missile.keyfile import KeyFile
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 from missile.tokens.user import MslUser
 from missile.userauth import (
     USER_AUTH_SCHEMES,
@@ -36,7 +36,7 @@ def make_ctx() -> MslContext:
         msl_crypto=SymmetricCryptoContext("issuer", bytes(16), bytes(32)),
         user_auth_factories={"EMAIL_PASSWORD": EmailPasswordAuthFactory(store)},
         auth_utils=ConfigurableAuthenticationUtils(),
-        token_factory=InMemoryTokenFactory(),
+        token_factory=TokenFactory(),
     )
 
 

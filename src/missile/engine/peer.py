@@ -25,6 +25,7 @@ from missile.crypto.random import random_long
 from missile.encoding import next_id
 from missile.engine.client import MAX_MESSAGES, Response
 from missile.engine.errors import MslErrorResponse, MslMessageLimitExceeded
+from missile.engine.issuer import check_request, record_issued
 from missile.engine.options import MessageOptions
 from missile.engine.server import Handler, Reply, Request
 from missile.engine.transport import Channel
@@ -197,6 +198,8 @@ class MslPeer:
                 break
             if not chunk:
                 break
+        if header is not None:
+            await check_request(self.ctx, header)
         return _Received(header, error, b"".join(payload), keyx_context, reader.is_handshake)
 
     # -- requesting -------------------------------------------------------------------------
@@ -234,6 +237,7 @@ class MslPeer:
                 # (control.md §3.5), a key-exchange message without application data.
                 used += 1
                 answer, _, _ = self._build(next_id(reply.message_id), renewable=False, respond_to=reply)
+                await record_issued(self.ctx, reply, answer)
                 await self._send(channel, answer, b"")
                 if not handshake:
                     return Response(reply, received.payload, used)
@@ -282,6 +286,7 @@ class MslPeer:
                 raise MslException(MslError.RESPONSE_REQUIRES_INTEGRITY_PROTECTION)
             if self.options.encrypted and not encrypts:
                 raise MslException(MslError.RESPONSE_REQUIRES_ENCRYPTION)
+        await record_issued(self.ctx, request, header)
         await self._send(channel, header, reply_data)
         if key_requests:
             # The requester answers our key request on the same channel.

@@ -2,7 +2,8 @@
 (control.md §4).
 
 :class:`MslServer` reads a request from a channel with every check of the message
-layer and the token factory, answers handshakes by itself, hands the application the
+layer and of the issuer's state (awaited and bounded in time, :mod:`missile.engine.issuer`),
+answers handshakes by itself, hands the application the
 payload with the authenticated entity and user, and responds with key response data,
 renewed tokens and service tokens, or with the right error message when anything fails.
 """
@@ -17,6 +18,7 @@ from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.engine.body import MessageBody
 from missile.engine.errors import ReadTimeout
+from missile.engine.issuer import check_request, record_issued
 from missile.engine.options import MessageOptions
 from missile.engine.transport import Channel, TimedChannel
 from missile.errors import MslError, MslException, MslInternalException
@@ -165,6 +167,7 @@ class MslServer:
             header = await self._read_header(channel, reader, pending)
             if header is None:
                 return
+            await check_request(self.ctx, header)
             if not header.is_handshake and not self.streaming:
                 body = MessageBody(reader, channel, pending)
                 payload = await body.read(self.max_payload_size)
@@ -186,6 +189,7 @@ class MslServer:
                 # control.md §4.2: answer a handshake automatically, no application data;
                 # the message is closed normally (header + empty end-of-message chunk).
                 built = build_response(self.ctx, header, capabilities=self.capabilities)
+                await record_issued(self.ctx, header, built.header)
                 await self._write(out, built, b"")
                 return
             if self.streaming:
@@ -205,6 +209,7 @@ class MslServer:
                 raise MslException(MslError.RESPONSE_REQUIRES_INTEGRITY_PROTECTION)
             if options.encrypted and not encrypts:
                 raise MslException(MslError.RESPONSE_REQUIRES_ENCRYPTION)
+            await record_issued(self.ctx, header, built.header)
             pushes = [(build_push(self.ctx, header), push) for push in reply.pushes]
             for push_built, _ in pushes:
                 # Pushes carry no key exchange: they are protected like the request was.

@@ -3,8 +3,10 @@
 Feed it bytes in any split; it returns events as soon as they are complete: the header
 (authenticated, decrypted and validated), each payload chunk (verified, decrypted,
 decompressed), the end of the message, or an error header. It applies every check the
-reference's message input stream applies, and the issuer's checks through the context's
-token factory (revocation, expiry and renewability, replay). Every failure raises an
+reference's message input stream applies that keys and the current time can answer.
+The checks only the issuer's state can answer (revocation, sequence numbers, replay)
+are the engine's (:mod:`missile.engine.issuer`): the reader never calls a store, so a
+slow store cannot stall it. Every failure raises an
 :class:`~missile.errors.MslException` carrying its MslError and, where known, the
 message ID and tokens, so the caller can answer with the right error message.
 
@@ -28,10 +30,22 @@ from missile.messages.limits import DEFAULT_LIMITS, ReaderLimits
 from missile.messages.payload import PayloadChunk
 from missile.tokens.master import MasterToken
 
-__all__ = ["MessageReader", "ReaderLimits"]
+__all__ = ["MessageReader", "ReaderLimits", "decorate"]
 
 
 _HEADER, _PAYLOAD, _DONE = range(3)
+
+
+def decorate(exc: MslException, header: MessageHeader) -> MslException:
+    """``exc`` with the message's ID and tokens, so an error response can name them."""
+    if header.master_token is not None:
+        exc.set_master_token(header.master_token)
+    elif header.entity_auth_data is not None:
+        exc.set_entity_auth_data(header.entity_auth_data)
+    if header.data.user_id_token is not None:
+        exc.set_user_id_token(header.data.user_id_token)
+    exc.set_message_id(header.message_id)
+    return exc
 
 
 class MessageReader:
@@ -143,16 +157,7 @@ class MessageReader:
             raise self._decorate(MslMessageException(MslError.MESSAGE_FORMAT_ERROR, "data after end of message"))
 
     def _decorate(self, exc: MslException) -> MslException:
-        header = self.header
-        if header is not None:
-            if header.master_token is not None:
-                exc.set_master_token(header.master_token)
-            elif header.entity_auth_data is not None:
-                exc.set_entity_auth_data(header.entity_auth_data)
-            if header.data.user_id_token is not None:
-                exc.set_user_id_token(header.data.user_id_token)
-            exc.set_message_id(header.message_id)
-        return exc
+        return decorate(exc, self.header) if self.header is not None else exc
 
     def _on_header(self, obj: MslObject) -> Event:
         if "headerdata" in obj:
@@ -183,7 +188,7 @@ class MessageReader:
             payload_crypto = header.crypto_context
         if data.handshake and (not data.renewable or not data.key_request_data):
             raise MslMessageException(MslError.HANDSHAKE_DATA_MISSING)
-        self._issuer_checks(header)
+        self._key_checks(header)
         self.payload_crypto_context = payload_crypto
         self.key_exchange_crypto_context = keyx_crypto
         self._state = _PAYLOAD
@@ -209,38 +214,12 @@ class MessageReader:
             raise failure
         raise MslKeyExchangeException(MslError.KEYX_RESPONSE_REQUEST_MISMATCH, response.scheme)
 
-    def _issuer_checks(self, header: MessageHeader) -> None:
-        """messages.md §11 steps 3 and 4: the checks only the token's issuer can make."""
-        ctx = self.ctx
-        factory = ctx.token_factory
-        data = header.data
-        mt = header.master_token
-        if factory is not None and mt is not None and (ctx.peer_to_peer or mt.verified):
-            error = factory.is_master_token_revoked(ctx, mt)
-            if error is not None:
-                raise MslMessageException(error)
-            uit = data.user_id_token
-            if uit is not None:
-                if not uit.verified:
-                    raise MslMessageException(MslError.USERIDTOKEN_NOT_DECRYPTED).set_user_id_token(uit)
-                error = factory.is_user_id_token_revoked(ctx, mt, uit)
-                if error is not None:
-                    raise MslMessageException(error).set_user_id_token(uit)
-            if mt.is_expired(None):
-                if not data.renewable:
-                    raise MslMessageException(MslError.MESSAGE_EXPIRED_NOT_RENEWABLE)
-                if not data.key_request_data:
-                    raise MslMessageException(MslError.MESSAGE_EXPIRED_NO_KEYREQUEST_DATA)
-                error = factory.is_master_token_renewable(ctx, mt)
-                if error is not None:
-                    raise MslMessageException(error)
-        if data.non_replayable_id is not None:
-            if mt is None:
-                raise MslMessageException(MslError.INCOMPLETE_NONREPLAYABLE_MESSAGE)
-            if factory is not None:
-                error = factory.accept_non_replayable_id(ctx, mt, data.non_replayable_id)
-                if error is not None:
-                    raise MslMessageException(error)
+    @staticmethod
+    def _key_checks(header: MessageHeader) -> None:
+        """messages.md §11 steps 3 and 4, the part keys and time answer; the issuer
+        state's part is :func:`missile.engine.issuer.check_request`."""
+        if header.data.non_replayable_id is not None and header.master_token is None:
+            raise MslMessageException(MslError.INCOMPLETE_NONREPLAYABLE_MESSAGE)
 
     def _on_chunk(self, raw: bytes, obj: MslObject) -> list[Event]:
         if "payload" not in obj and ("headerdata" in obj or "errordata" in obj):

@@ -1,44 +1,62 @@
-"""Server token-factory state in Redis, shared by a fleet of servers (control.md §2.2, §7).
+"""Server token state in Redis or Redis Cluster, shared by a fleet of servers
+(control.md §2.2, §7).
 
-:class:`RedisTokenFactory` is the :class:`~missile.tokens.factory.BaseTokenFactory`
-policy (identical to :class:`~missile.tokens.factory.InMemoryTokenFactory`) with its
-state in Redis, so every server behind one Redis sees the same revocations, sequence
-numbers and replay windows.
+:class:`RedisTokenState` keeps the issuer's state where every server of one trusted
+services network sees it: the same revocations, sequence numbers and replay windows. It
+talks to Redis through ``redis.asyncio``, so a slow or hung Redis delays only the
+requests that wait for it (each call is bounded by the token factory) while the event
+loop goes on accepting and answering other connections.
 
-Keys (all under ``prefix``): hashes ``mt:sequence`` (serial → newest sequence number),
-``mt:newest`` (identity → newest serial), ``nonreplayable`` ("serial:identity" → largest
-accepted ID) and sets ``revoked:identities|serials|users|uits``. For Redis Cluster use a
-hash-tagged prefix such as ``"{missile}:"`` so that all keys share one slot.
+Key layout (``P`` is the prefix, ``H`` the identity's UTF-8 bytes in hex):
+
+* ``P{H}`` — one hash per identity: ``newest`` (serial of its newest master token),
+  ``seq:<serial>`` (newest sequence number issued), ``nr:<serial>`` (largest accepted
+  non-replayable ID);
+* ``P{revoked}:identities|serials|users|uits`` — the revocation sets.
+
+The braces are Redis Cluster hash tags: everything an atomic script touches is one
+identity's hash, so it lives in one slot, and identities spread over the cluster. The
+identity is hex-encoded so that no identity can contain a brace or collide with another.
 
 Atomicity: a new master token's newest-serial switch and a renewal's sequence bump are
-Lua scripts (EVALSHA); accepting a non-replayable ID reads the largest ID, applies
-:func:`~missile.tokens.factory.check_non_replayable_id` and stores the new ID with a Lua
-compare-and-set, retrying when another server won the race, so no ID is accepted twice.
-Creating a new master token also discards the replay window of the identity's previous
-serial number, whose tokens are refused from then on (control.md §7 allows it).
+Lua scripts on the identity's hash; accepting a non-replayable ID reads the largest ID,
+applies :func:`~missile.tokens.state.check_non_replayable_id` and stores the new ID with
+a Lua compare-and-set, retrying when another server won the race, so no ID is accepted
+twice and the acceptance rule lives in one place. Creating a new master token also
+discards the replay window of the identity's previous serial number, whose tokens are
+refused from then on (control.md §7 allows it).
 
-If Redis cannot be reached or fails, every check and issue method raises
-:class:`~missile.errors.MslException` with ``INTERNAL_EXCEPTION`` (response code
-TRANSIENT_FAILURE): nothing is ever accepted unchecked.
+Durability is Redis's: without RDB snapshots or the append-only file, a Redis restart
+forgets the replay windows and a captured non-replayable message is accepted once more.
+``missile serve`` warns at start-up when persistence is off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
 
 from missile.errors import MslError, MslException
-from missile.tokens.factory import DAY_MS, BaseTokenFactory, MasterTokenState, check_non_replayable_id
+from missile.tokens.state import MasterTokenState, TokenState, check_non_replayable_id
 
-__all__ = ["RedisTokenFactory"]
+__all__ = ["RedisTokenState", "redacted_url"]
 
-#: Compare-and-set attempts of one non-replayable ID before giving up (TRANSIENT_FAILURE).
-MAX_CAS_ATTEMPTS = 1000
+#: Compare-and-set attempts of one non-replayable ID before giving up (TRANSIENT_FAILURE):
+#: each failed attempt means another server accepted an ID of the same master token.
+MAX_CAS_ATTEMPTS = 100
 
-# KEYS[1] hash; ARGV: field, expected value ('' = absent), new value.
+#: Connections to Redis per process. Requests beyond it wait for a free connection
+#: (bounded by the token factory's time bound) instead of opening sockets without end
+#: while Redis is slow.
+MAX_CONNECTIONS = 64
+
+# KEYS[1] identity hash; ARGV: field, expected value ('' = absent), new value.
 _CAS_SCRIPT = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current == false then current = '' end
@@ -47,37 +65,44 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# KEYS[1] sequence hash; ARGV: serial, old sequence, new sequence. Unknown serials renew.
+# KEYS[1] identity hash; ARGV: serial, old sequence, new sequence. Unknown serials renew.
 _RENEW_SCRIPT = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
+local field = 'seq:' .. ARGV[1]
+local current = redis.call('HGET', KEYS[1], field)
 if current and current ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[1], field, ARGV[3])
 return 1
 """
 
-# KEYS: newest hash, sequence hash, nonreplayable hash; ARGV: identity, serial.
+# KEYS[1] identity hash; ARGV: serial of the new master token.
 _NEW_MASTER_TOKEN_SCRIPT = """
-local previous = redis.call('HGET', KEYS[1], ARGV[1])
+local previous = redis.call('HGET', KEYS[1], 'newest')
 if previous then
-  redis.call('HDEL', KEYS[2], previous)
-  redis.call('HDEL', KEYS[3], previous .. ':' .. ARGV[1])
+  redis.call('HDEL', KEYS[1], 'seq:' .. previous, 'nr:' .. previous)
 end
-redis.call('HSET', KEYS[2], ARGV[2], '0')
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'seq:' .. ARGV[1], '0', 'newest', ARGV[1])
 return 1
 """
 
 
-def _text(value: Any) -> str | None:
+def redacted_url(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _int(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return str(value)
+    return int(value)
 
 
-@contextmanager
-def _guard() -> Iterator[None]:
+@asynccontextmanager
+async def _guard() -> AsyncIterator[None]:
     try:
         yield
     except redis.RedisError as exc:
@@ -85,134 +110,150 @@ def _guard() -> Iterator[None]:
         raise MslException(MslError.INTERNAL_EXCEPTION, "token state store unavailable", cause=exc) from exc
 
 
-class RedisTokenFactory(BaseTokenFactory):
-    """A token factory whose state lives in Redis (control.md §2.2, §7).
+class RedisTokenState(TokenState):
+    """Issuer state in Redis (``cluster=False``) or a Redis Cluster (``cluster=True``,
+    ``url`` naming any node), shared by every server that uses the same prefix.
 
-    ``redis_client`` is a ``redis://`` URL (a client is then created with the given
-    timeouts and closed by :meth:`close`) or an existing :class:`redis.Redis` client.
+    ``client`` may be given instead of a URL (an existing ``redis.asyncio.Redis`` or
+    ``redis.asyncio.cluster.RedisCluster``); it is then not closed by :meth:`aclose`.
     """
+
+    shared = True
+    durable = True
 
     def __init__(
         self,
-        redis_client: str | redis.Redis,
+        url: str | None = None,
         *,
+        cluster: bool = False,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster | None = None,
         prefix: str = "missile:",
-        master_token_renewal_ms: int = DAY_MS,
-        master_token_expiration_ms: int = 7 * DAY_MS,
-        user_id_token_renewal_ms: int = DAY_MS,
-        user_id_token_expiration_ms: int = 7 * DAY_MS,
         socket_timeout: float = 5.0,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        super().__init__(
-            master_token_renewal_ms=master_token_renewal_ms,
-            master_token_expiration_ms=master_token_expiration_ms,
-            user_id_token_renewal_ms=user_id_token_renewal_ms,
-            user_id_token_expiration_ms=user_id_token_expiration_ms,
-        )
-        self._owned = isinstance(redis_client, str)
-        if isinstance(redis_client, str):
-            self._redis: redis.Redis = redis.Redis.from_url(
-                redis_client, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("the prefix must not contain braces (they are the keys' hash tags)")
+        if (url is None) == (client is None):
+            raise ValueError("give exactly one of url and client")
+        self._url = redacted_url(url) if url is not None else None
+        self._owned = client is None
+        self.cluster = cluster or isinstance(client, redis.asyncio.cluster.RedisCluster)
+        if client is not None:
+            self._redis: Any = client
+        elif cluster:
+            assert url is not None
+            self._redis = redis.asyncio.cluster.RedisCluster.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                max_connections=max_connections,
             )
         else:
-            self._redis = redis_client
+            assert url is not None
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=None,  # the token factory bounds the wait
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+            )
+            self._redis = redis.asyncio.Redis(connection_pool=pool)
         self.prefix = prefix
-        self._sequence_key = f"{prefix}mt:sequence"
-        self._newest_key = f"{prefix}mt:newest"
-        self._nonreplayable_key = f"{prefix}nonreplayable"
-        self._revoked_identities = f"{prefix}revoked:identities"
-        self._revoked_serials = f"{prefix}revoked:serials"
-        self._revoked_users = f"{prefix}revoked:users"
-        self._revoked_uits = f"{prefix}revoked:uits"
+        self._revoked_identities = f"{prefix}{{revoked}}:identities"
+        self._revoked_serials = f"{prefix}{{revoked}}:serials"
+        self._revoked_users = f"{prefix}{{revoked}}:users"
+        self._revoked_uits = f"{prefix}{{revoked}}:uits"
         # register_script only computes the SHA; EVALSHA falls back to EVAL once per server.
         self._cas = self._redis.register_script(_CAS_SCRIPT)
         self._renew = self._redis.register_script(_RENEW_SCRIPT)
         self._new_master_token = self._redis.register_script(_NEW_MASTER_TOKEN_SCRIPT)
 
     @property
-    def client(self) -> redis.Redis:
-        """The Redis client."""
+    def client(self) -> Any:
+        """The ``redis.asyncio`` client."""
         return self._redis
 
-    def close(self) -> None:
-        """Close the client if this factory created it."""
+    def describe(self) -> str:
+        kind = "redis cluster" if self.cluster else "redis"
+        return f"{kind} {self._url}" if self._url is not None else kind
+
+    async def aclose(self) -> None:
         if self._owned:
-            self._redis.close()
+            await self._redis.aclose()
 
-    @staticmethod
-    def _nonreplayable_field(identity: str, serial_number: int) -> str:
-        # The serial number has no ':' so the field is unambiguous.
-        return f"{serial_number}:{identity}"
+    def _identity_key(self, identity: str) -> str:
+        return f"{self.prefix}{{{identity.encode('utf-8').hex()}}}"
 
-    # -- revocation -----------------------------------------------------------------------
+    def _pipeline(self) -> Any:
+        # Several keys in several slots: never a MULTI transaction (each command is
+        # atomic on its own, which is all these reads need).
+        return self._redis.pipeline() if self.cluster else self._redis.pipeline(transaction=False)
 
-    def _revoke(self, key: str, value: str) -> None:
-        with _guard():
-            self._redis.sadd(key, value)
+    # -- the interface ----------------------------------------------------------------
 
-    def revoke_identity(self, identity: str) -> None:
-        self._revoke(self._revoked_identities, identity)
-
-    def revoke_master_token(self, serial_number: int) -> None:
-        self._revoke(self._revoked_serials, str(serial_number))
-
-    def revoke_user(self, user: str) -> None:
-        self._revoke(self._revoked_users, user)
-
-    def revoke_user_id_token(self, serial_number: int) -> None:
-        self._revoke(self._revoked_uits, str(serial_number))
-
-    def forget_master_token(self, serial_number: int) -> None:
-        with _guard():
-            self._redis.hdel(self._sequence_key, str(serial_number))
-
-    # -- state primitives ---------------------------------------------------------------
-
-    def _master_token_state(self, identity: str | None, serial_number: int) -> MasterTokenState:
-        with _guard():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.sismember(self._revoked_identities, identity if identity is not None else "")
+    async def master_token_state(self, identity: str, serial_number: int) -> MasterTokenState:
+        async with _guard():
+            pipe = self._pipeline()
+            pipe.hmget(self._identity_key(identity), ["newest", f"seq:{serial_number}"])
+            pipe.sismember(self._revoked_identities, identity)
             pipe.sismember(self._revoked_serials, str(serial_number))
-            pipe.hget(self._newest_key, identity or "")
-            pipe.hget(self._sequence_key, str(serial_number))
-            identity_revoked, serial_revoked, newest, sequence = pipe.execute()
-        newest_text, sequence_text = _text(newest), _text(sequence)
+            (newest, sequence), identity_revoked, serial_revoked = await pipe.execute()
         return MasterTokenState(
-            identity_revoked=identity is not None and bool(identity_revoked),
+            identity_revoked=bool(identity_revoked),
             serial_revoked=bool(serial_revoked),
-            newest_serial=int(newest_text) if newest_text is not None else None,
-            sequence=int(sequence_text) if sequence_text is not None else None,
+            newest_serial=_int(newest),
+            sequence=_int(sequence),
         )
 
-    def _accept_largest(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
-        field = self._nonreplayable_field(identity, serial_number)
-        with _guard():
+    async def accept_non_replayable_id(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
+        key, field = self._identity_key(identity), f"nr:{serial_number}"
+        async with _guard():
             for _ in range(MAX_CAS_ATTEMPTS):
-                stored = _text(self._redis.hget(self._nonreplayable_key, field))
-                error = check_non_replayable_id(int(stored) if stored is not None else 0, candidate)
+                stored = await self._redis.hget(key, field)
+                largest = _int(stored)
+                error = check_non_replayable_id(largest or 0, candidate)
                 if error is not None:
                     return error
-                if self._cas(keys=[self._nonreplayable_key], args=[field, stored or "", str(candidate)]):
+                expected = "" if largest is None else str(largest)
+                if await self._cas(keys=[key], args=[field, expected, str(candidate)]):
                     return None
         raise MslException(MslError.INTERNAL_EXCEPTION, "non-replayable ID update contended")
 
-    def _record_new_master_token(self, identity: str, serial_number: int) -> None:
-        with _guard():
-            self._new_master_token(
-                keys=[self._newest_key, self._sequence_key, self._nonreplayable_key],
-                args=[identity, str(serial_number)],
-            )
+    async def record_new_master_token(self, identity: str, serial_number: int) -> None:
+        async with _guard():
+            await self._new_master_token(keys=[self._identity_key(identity)], args=[str(serial_number)])
 
-    def _record_renewal(self, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
-        with _guard():
-            return bool(
-                self._renew(keys=[self._sequence_key], args=[str(serial_number), str(old_sequence), str(new_sequence)])
+    async def record_renewal(self, identity: str, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
+        async with _guard():
+            renewed = await self._renew(
+                keys=[self._identity_key(identity)], args=[str(serial_number), str(old_sequence), str(new_sequence)]
             )
+        return bool(renewed)
 
-    def _user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
-        with _guard():
-            pipe = self._redis.pipeline(transaction=True)
+    async def user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
+        async with _guard():
+            pipe = self._pipeline()
             pipe.sismember(self._revoked_users, user if user is not None else "")
             pipe.sismember(self._revoked_uits, str(serial_number))
-            user_revoked, serial_revoked = pipe.execute()
+            user_revoked, serial_revoked = await pipe.execute()
         return (user is not None and bool(user_revoked)) or bool(serial_revoked)
+
+    async def _revoke(self, key: str, value: str) -> None:
+        async with _guard():
+            await self._redis.sadd(key, value)
+
+    async def revoke_identity(self, identity: str) -> None:
+        await self._revoke(self._revoked_identities, identity)
+
+    async def revoke_master_token(self, serial_number: int) -> None:
+        await self._revoke(self._revoked_serials, str(serial_number))
+
+    async def revoke_user(self, user: str) -> None:
+        await self._revoke(self._revoked_users, user)
+
+    async def revoke_user_id_token(self, serial_number: int) -> None:
+        await self._revoke(self._revoked_uits, str(serial_number))
+
+    async def forget_master_token(self, identity: str, serial_number: int) -> None:
+        async with _guard():
+            await self._redis.hdel(self._identity_key(identity), f"seq:{serial_number}")

@@ -1,11 +1,16 @@
-"""Server token-factory state in SQLite (control.md §2.2, §7).
+"""Server token state in SQLite (control.md §2.2, §7).
 
-:class:`SqliteTokenFactory` is the :class:`~missile.tokens.factory.BaseTokenFactory`
-policy (identical to :class:`~missile.tokens.factory.InMemoryTokenFactory`) with its
-state in one owner-only SQLite file shared by any number of processes on one host.
-Every update runs in a ``BEGIN IMMEDIATE`` transaction, so reading the largest accepted
-non-replayable ID, checking and storing the new one is atomic across processes, as are
-the sequence-number bump of a renewal and the newest-serial switch of a creation.
+:class:`SqliteTokenState` keeps the issuer's state in one owner-only SQLite file that
+survives restarts and is shared by any number of processes on one host (the default of
+``missile serve``). Every update runs in a ``BEGIN IMMEDIATE`` transaction, so reading
+the largest accepted non-replayable ID, checking and storing the new one is atomic
+across processes, as are the sequence-number bump of a renewal and the newest-serial
+switch of a creation.
+
+The sqlite3 module blocks, so every call runs on one worker thread of this state's own:
+the event loop never waits on the file lock of another process. One thread is enough,
+because a process has one connection (SQLite serializes writers anyway), and it keeps a
+burst of requests from occupying the default executor that applications share.
 
 Creating a new master token for an identity also discards the replay window of the
 identity's previous serial number, whose tokens are refused from then on (control.md §7
@@ -14,14 +19,25 @@ allows it); this keeps the state bounded by the number of identities.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from missile.errors import MslError
-from missile.stores.sqlite import DEFAULT_BUSY_TIMEOUT_MS, SqliteDatabase
-from missile.tokens.factory import DAY_MS, BaseTokenFactory, MasterTokenState, check_non_replayable_id
+from missile.stores.sqlite import SqliteDatabase
+from missile.tokens.state import MasterTokenState, TokenState, check_non_replayable_id
 
-__all__ = ["SqliteTokenFactory"]
+__all__ = ["SqliteTokenState"]
+
+#: Milliseconds a write waits for another process's lock. Longer than the engine's
+#: per-call bound (1 s by default), so a request fails by that bound first, and short
+#: enough that a worker thread stuck behind a crashed writer frees itself soon.
+STATE_BUSY_TIMEOUT_MS = 5_000
+
+_T = TypeVar("_T")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS mt_sequence (
@@ -51,69 +67,98 @@ _USER = "user"
 _USER_ID_TOKEN = "uit"
 
 
-class SqliteTokenFactory(BaseTokenFactory):
-    """A token factory whose state lives in a SQLite file (control.md §2.2).
+class SqliteTokenState(TokenState):
+    """Issuer state in a SQLite file (control.md §2.2): durable, shared by the
+    processes of one host.
 
-    A database failure makes every check and issue method raise
-    :class:`~missile.errors.MslException` with ``INTERNAL_EXCEPTION``.
+    A database failure makes every call raise :class:`~missile.errors.MslException`
+    with ``INTERNAL_EXCEPTION``.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        master_token_renewal_ms: int = DAY_MS,
-        master_token_expiration_ms: int = 7 * DAY_MS,
-        user_id_token_renewal_ms: int = DAY_MS,
-        user_id_token_expiration_ms: int = 7 * DAY_MS,
-        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
-    ) -> None:
-        super().__init__(
-            master_token_renewal_ms=master_token_renewal_ms,
-            master_token_expiration_ms=master_token_expiration_ms,
-            user_id_token_renewal_ms=user_id_token_renewal_ms,
-            user_id_token_expiration_ms=user_id_token_expiration_ms,
-        )
+    shared = True
+    durable = True
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = STATE_BUSY_TIMEOUT_MS) -> None:
         self._db = SqliteDatabase(path, _SCHEMA, busy_timeout_ms=busy_timeout_ms)
+        self._executor: ThreadPoolExecutor | None = None
+        self._pid = 0
 
     @property
     def path(self) -> str:
         """The database file."""
         return self._db.path
 
-    def close(self) -> None:
-        """Close the database connection of this process."""
-        self._db.close()
+    def describe(self) -> str:
+        return f"sqlite {self.path}"
 
-    # -- revocation -----------------------------------------------------------------------
+    def _worker(self) -> ThreadPoolExecutor:
+        # Threads do not survive fork: a forked child starts its own worker.
+        if self._executor is None or self._pid != os.getpid():
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="missile-sqlite-state")
+            self._pid = os.getpid()
+        return self._executor
+
+    async def _run(self, call: Callable[..., _T], *args: object) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker(), call, *args)
+
+    async def aclose(self) -> None:
+        await self._run(self._db.close)
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connection of this process (blocking)."""
+        self._db.close()
+        if self._executor is not None and self._pid == os.getpid():
+            self._executor.shutdown(wait=False)
+        self._executor = None
+
+    # -- the interface ----------------------------------------------------------------
+
+    async def master_token_state(self, identity: str, serial_number: int) -> MasterTokenState:
+        return await self._run(self._master_token_state, identity, serial_number)
+
+    async def accept_non_replayable_id(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
+        return await self._run(self._accept_largest, identity, serial_number, candidate)
+
+    async def record_new_master_token(self, identity: str, serial_number: int) -> None:
+        await self._run(self._record_new_master_token, identity, serial_number)
+
+    async def record_renewal(self, identity: str, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
+        return await self._run(self._record_renewal, identity, serial_number, old_sequence, new_sequence)
+
+    async def user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
+        return await self._run(self._user_id_token_revoked, user, serial_number)
+
+    async def revoke_identity(self, identity: str) -> None:
+        await self._run(self._revoke, _IDENTITY, identity)
+
+    async def revoke_master_token(self, serial_number: int) -> None:
+        await self._run(self._revoke, _SERIAL, str(serial_number))
+
+    async def revoke_user(self, user: str) -> None:
+        await self._run(self._revoke, _USER, user)
+
+    async def revoke_user_id_token(self, serial_number: int) -> None:
+        await self._run(self._revoke, _USER_ID_TOKEN, str(serial_number))
+
+    async def forget_master_token(self, identity: str, serial_number: int) -> None:
+        await self._run(self._forget, serial_number)
+
+    # -- blocking primitives (worker thread) --------------------------------------------
 
     def _revoke(self, kind: str, value: str) -> None:
         with self._db.write() as conn:
             conn.execute("INSERT OR IGNORE INTO revoked (kind, value) VALUES (?, ?)", (kind, value))
 
-    def revoke_identity(self, identity: str) -> None:
-        self._revoke(_IDENTITY, identity)
-
-    def revoke_master_token(self, serial_number: int) -> None:
-        self._revoke(_SERIAL, str(serial_number))
-
-    def revoke_user(self, user: str) -> None:
-        self._revoke(_USER, user)
-
-    def revoke_user_id_token(self, serial_number: int) -> None:
-        self._revoke(_USER_ID_TOKEN, str(serial_number))
-
-    def forget_master_token(self, serial_number: int) -> None:
+    def _forget(self, serial_number: int) -> None:
         with self._db.write() as conn:
             conn.execute("DELETE FROM mt_sequence WHERE serial = ?", (serial_number,))
 
-    # -- state primitives ---------------------------------------------------------------
-
-    def _master_token_state(self, identity: str | None, serial_number: int) -> MasterTokenState:
+    def _master_token_state(self, identity: str, serial_number: int) -> MasterTokenState:
         with self._db.read() as conn:
-            identity_revoked = identity is not None and _is_revoked(conn, _IDENTITY, identity)
+            identity_revoked = _is_revoked(conn, _IDENTITY, identity)
             serial_revoked = _is_revoked(conn, _SERIAL, str(serial_number))
-            newest = conn.execute("SELECT serial FROM mt_newest WHERE identity = ?", (identity or "",)).fetchone()
+            newest = conn.execute("SELECT serial FROM mt_newest WHERE identity = ?", (identity,)).fetchone()
             sequence = conn.execute("SELECT sequence FROM mt_sequence WHERE serial = ?", (serial_number,)).fetchone()
         return MasterTokenState(
             identity_revoked=identity_revoked,
@@ -145,7 +190,7 @@ class SqliteTokenFactory(BaseTokenFactory):
             conn.execute("INSERT OR REPLACE INTO mt_sequence (serial, sequence) VALUES (?, 0)", (serial_number,))
             conn.execute("INSERT OR REPLACE INTO mt_newest (identity, serial) VALUES (?, ?)", (identity, serial_number))
 
-    def _record_renewal(self, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
+    def _record_renewal(self, identity: str, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
         with self._db.write() as conn:
             row = conn.execute("SELECT sequence FROM mt_sequence WHERE serial = ?", (serial_number,)).fetchone()
             if row is not None and int(row[0]) != old_sequence:

@@ -103,15 +103,7 @@ class UserIdTokenAuthFactory(UserAuthFactory):
         if user is None:
             raise MslUserAuthException(MslError.USERAUTH_USERIDTOKEN_NOT_DECRYPTED).set_user_auth_data(uad)
         check_permitted(ctx, entity_identity, self.scheme, uad, user)
-        token_factory = ctx.token_factory
-        if token_factory is not None:
-            try:
-                error = token_factory.is_user_id_token_revoked(ctx, embedded, uad.user_id_token)
-            except Exception as e:
-                raise MslUserAuthException(
-                    MslError.USERAUTH_USERIDTOKEN_REVOKE_CHECK_ERROR, cause=e
-                ).set_user_auth_data(uad) from e
-            if error is not None:
-                raise MslUserAuthException(error).set_user_auth_data(uad)
+        # Whether the token is revoked is the issuer state's answer: the engine asks it
+        # (missile.engine.issuer) before the message reaches the application.
         check_user_id_token_user(user, user_id_token, uad)
         return user

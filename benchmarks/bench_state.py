@@ -1,0 +1,385 @@
+"""The ``state`` section of benchmarks/run.py: what each server token-state backend costs.
+
+Every MSL request under a master token asks the issuer's state whether the token is
+revoked, and a non-replayable request also records its ID (control.md §7). With the
+state in Redis each of those is a network round trip; a server that blocked its event
+loop on them would serve one request per round trip. This section measures requests/s
+over HTTP against ``missile serve`` with each backend, as a ratio to in-memory state
+measured in the same run:
+
+- ``memory`` (``--state :memory:``): the ceiling, no I/O at all;
+- ``sqlite`` (``--state FILE``);
+- ``redis`` (``--redis URL``): a private redis-server on loopback;
+- ``redis_cluster`` (``--redis-cluster URL``): a private 3-master Redis Cluster;
+- ``redis_1ms``: the same redis-server behind tests/latency_proxy.py, which delays every
+  command by 1 ms (a network hop); its ratio is to ``redis`` (target: >= 0.5 at 64
+  clients), showing that waits on Redis overlap.
+
+Choices, and why:
+
+- Every server runs ``--workers 1``: in-memory state cannot be shared between worker
+  processes (``missile serve`` accepts ``:memory:`` with one worker only), and a ratio is
+  only fair between servers with the same number of workers.
+- Every request is non-replayable, so every request reads and writes the state.
+- Each concurrent client is its own entity (a PSK identity of its own, its own
+  :class:`MslClient` and session): non-replayable IDs of one master token must arrive
+  in order, which concurrent requests sharing one session cannot guarantee (out-of-order
+  IDs are refused as replays and retried, which would measure recovery, not state).
+- Backends are measured in alternation, the best of ``repeats`` runs kept for each, so
+  a slow moment of the shared machine does not fall on one backend only.
+- A backend whose server does not start (e.g. an option not supported by this build)
+  or whose infrastructure is missing (no redis-server) is skipped with the reason
+  printed and recorded, not fatal to the whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from run import ROOT, _free_port, _load, _loop_factory, _stop, _wait_port
+
+sys.path.insert(0, str(ROOT / "tests"))
+
+from missile.cli.keys import generate, write_private
+from missile.crypto.derivation import derive_wrapping_key
+from missile.engine.client import MslClient
+from missile.engine.options import MessageOptions
+from missile.keyfile import KeyFile
+from missile.keyx.requests import key_request_factory
+from missile.profiles import context_from_keyfile
+from missile.transport.pooled import PooledHttpTransport
+
+BACKENDS = ("memory", "sqlite", "redis", "redis_cluster", "redis_1ms")
+#: Ratio to in-memory state each persistent backend should reach.
+TARGET_RATIO = 0.8
+#: Ratio of Redis with 1 ms per command to Redis without, at the largest level.
+TARGET_LATENCY_RATIO = 0.5
+#: Delay the latency proxy adds to every command: a same-zone network round trip.
+LATENCY_S = 0.001
+PAYLOAD_BYTES = 100
+#: Seconds for a server to listen, and for the proxy to report its port.
+START_TIMEOUT_S = 30.0
+#: Seconds one request may take before the run counts the backend as failed: far
+#: above any healthy latency here, so only a hung server reaches it.
+REQUEST_TIMEOUT_S = 30.0
+
+NON_REPLAYABLE = MessageOptions(non_replayable=True)
+
+
+@dataclass
+class Backend:
+    name: str
+    args: list[str] | None = None
+    """``missile serve`` options; None when the backend was skipped."""
+    skipped: str | None = None
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+# -- keys: one PSK entity per concurrent client --------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def entity_keys(count: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A server key file trusting ``count`` PSK clients, and their key files."""
+    server, template = generate("server1", "client0")
+    clients = []
+    server["psk"] = []
+    for i in range(count):
+        enc, mac = os.urandom(16), os.urandom(32)
+        psk = {"identity": f"client{i}", "encryption_b64": _b64(enc), "hmac_b64": _b64(mac),
+               "wrap_b64": _b64(derive_wrapping_key(enc, mac))}  # fmt: skip
+        client = copy.deepcopy(template)
+        client["identity"] = client["entity_auth"]["identity"] = psk["identity"]
+        client["psk"] = [psk]
+        server["psk"].append(psk)
+        clients.append(client)
+    return server, clients
+
+
+# -- infrastructure ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _redis(tmp: Path, skips: dict[str, str]) -> Iterator[str | None]:
+    from redis_helpers import REDIS_SERVER, start_redis, stop_redis
+
+    if not os.path.exists(REDIS_SERVER):
+        skips["redis"] = skips["redis_1ms"] = f"{REDIS_SERVER} not installed"
+        yield None
+        return
+    try:
+        proc, url = start_redis(tmp)
+    except RuntimeError as exc:
+        skips["redis"] = skips["redis_1ms"] = str(exc)
+        yield None
+        return
+    try:
+        yield url.rsplit("/", 1)[0]
+    finally:
+        stop_redis(proc)
+
+
+@contextmanager
+def _redis_cluster(tmp: Path, skips: dict[str, str]) -> Iterator[str | None]:
+    from redis_helpers import REDIS_CLI, REDIS_SERVER, start_redis_cluster, stop_redis_cluster
+
+    if not (os.path.exists(REDIS_SERVER) and os.path.exists(REDIS_CLI)):
+        skips["redis_cluster"] = f"{REDIS_SERVER} or {REDIS_CLI} not installed"
+        yield None
+        return
+    try:
+        procs, url = start_redis_cluster(tmp)
+    except RuntimeError as exc:
+        skips["redis_cluster"] = str(exc)
+        yield None
+        return
+    try:
+        yield url
+    finally:
+        stop_redis_cluster(procs)
+
+
+@contextmanager
+def _latency_proxy(redis_url: str | None, skips: dict[str, str]) -> Iterator[str | None]:
+    """The redis-server behind a latency proxy in its own process (a thread of this one
+    would compete for the GIL with the load generator and add delay of its own)."""
+    if redis_url is None:
+        yield None
+        return
+    host, port = redis_url.removeprefix("redis://").rsplit(":", 1)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "latency_proxy.py"), host, port, "--delay-ms", str(LATENCY_S * 1000)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
+        line = proc.stdout.readline() if ready else ""  # "port N", or "" if the proxy died
+        if not line.startswith("port "):
+            skips["redis_1ms"] = "the latency proxy did not start"
+            yield None
+        else:
+            yield f"redis://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        _stop(proc)  # type: ignore[arg-type]
+
+
+def _start_server(backend: Backend, keys: Path, tmp: Path) -> None:
+    """Start ``missile serve`` for ``backend``; on failure record why and skip it."""
+    assert backend.args is not None
+    missile_bin = Path(sys.executable).with_name("missile")
+    command = [str(missile_bin)] if missile_bin.exists() else [sys.executable, "-m", "missile.cli"]
+    backend.port = _free_port()
+    log = tmp / f"serve-{backend.name}.log"
+    with log.open("wb") as err:
+        backend.proc = subprocess.Popen(
+            [*command, "serve", "--keys", str(keys), "--host", "127.0.0.1", "--port", str(backend.port),
+             "--workers", "1", *backend.args],
+            env=dict(os.environ, PYTHONPATH=str(ROOT / "src")), stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    try:
+        _wait_port(backend.port, backend.proc, timeout=START_TIMEOUT_S)
+    except RuntimeError as exc:
+        _stop(backend.proc)
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        backend.skipped = f"{exc}: {' | '.join(tail)}" if tail else str(exc)
+        backend.proc = None
+
+
+# -- load ---------------------------------------------------------------------------------------
+
+
+class _Entities:
+    """``count`` MslClients, one per entity, each used by one request at a time."""
+
+    def __init__(self, client_keys: Sequence[dict[str, Any]], port: int, count: int) -> None:
+        self.transport = PooledHttpTransport(f"http://127.0.0.1:{port}/", max_idle=count, max_connections=count)
+        self.idle: list[MslClient] = []
+        for data in client_keys[:count]:
+            keys = KeyFile.from_dict(copy.deepcopy(data))
+            keys.time_ms = None
+            ctx = context_from_keyfile(keys, role="client").ctx
+            self.idle.append(MslClient(ctx, self.transport, key_requests=key_request_factory(ctx, keys)))
+        self.payload = os.urandom(PAYLOAD_BYTES)
+
+    async def sessions(self) -> None:
+        """A key exchange per entity (not measured)."""
+        replies = await asyncio.gather(*(client.request(self.payload) for client in self.idle))
+        assert all(reply.master_token is not None for reply in replies)
+
+    async def call(self) -> None:
+        client = self.idle.pop()
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                reply = await client.request(self.payload, NON_REPLAYABLE)
+            assert reply.payload == self.payload
+        finally:
+            self.idle.append(client)
+
+
+async def _measure(
+    backends: list[Backend], client_keys: list[dict[str, Any]], levels: Sequence[int], seconds: float,
+    max_count: int, repeats: int,
+) -> None:  # fmt: skip
+    warmup = min(0.5, seconds / 4)
+    for level in levels:
+        entities: dict[str, _Entities] = {}
+        try:
+            for backend in backends:
+                if backend.skipped is None:
+                    entities[backend.name] = _Entities(client_keys, backend.port, level)
+                    try:
+                        await entities[backend.name].sessions()
+                    except Exception as exc:  # the backend fails to serve: skip it
+                        backend.skipped = f"sessions failed: {type(exc).__name__}: {exc}"
+            runs: dict[str, list[dict[str, Any]]] = {b.name: [] for b in backends}
+            for _ in range(repeats):
+                for backend in backends:  # in alternation (see the module docstring)
+                    if backend.skipped is not None:
+                        continue
+                    try:
+                        result = await _load(entities[backend.name].call, level, seconds, max_count, warmup)
+                    except Exception as exc:
+                        backend.skipped = f"failed under load: {type(exc).__name__}: {exc}"
+                        continue
+                    runs[backend.name].append(result)
+            for backend in backends:
+                if backend.skipped is None and runs[backend.name]:
+                    best = max(runs[backend.name], key=lambda r: r["req_per_s"])
+                    best["all_req_per_s"] = [r["req_per_s"] for r in runs[backend.name]]
+                    backend.results[f"clients_{level}"] = best
+        finally:
+            for group in entities.values():
+                await group.transport.aclose()
+
+
+def _ratios(out: dict[str, Any], levels: Sequence[int]) -> None:
+    """Each backend's ratio to in-memory state; ``redis_1ms`` also to ``redis``."""
+    backends = out["backends"]
+    for level in levels:
+        key = f"clients_{level}"
+        memory = backends.get("memory", {}).get(key)
+        redis_plain = backends.get("redis", {}).get(key)
+        for name, figures in backends.items():
+            figure = figures.get(key)
+            if figure is None:
+                continue
+            if memory is not None:
+                figure["ceiling_req_per_s"] = memory["req_per_s"]
+                figure["ratio"] = figure["req_per_s"] / memory["req_per_s"]
+            if name == "redis_1ms" and redis_plain is not None:
+                figure["no_latency_req_per_s"] = redis_plain["req_per_s"]
+                figure["ratio_to_redis"] = figure["req_per_s"] / redis_plain["req_per_s"]
+
+
+def bench_state(levels: Sequence[int], seconds: float, max_count: int, repeats: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "workers": 1,
+        "payload_bytes": PAYLOAD_BYTES,
+        "non_replayable": True,
+        "levels": list(levels),
+        "entities": max(levels),
+        "latency_ms": LATENCY_S * 1000,
+        "client": "one MslClient per entity, PooledHttpTransport",
+        "client_loop": "uvloop" if _loop_factory() else "asyncio",
+        "backends": {},
+    }
+    skips: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:
+        tmp = Path(tmp_name)
+        server_keys, client_keys = entity_keys(max(levels))
+        keys_path = tmp / "server.json"
+        write_private(keys_path, server_keys)
+        redis_url = stack.enter_context(_redis(tmp, skips))
+        cluster_url = stack.enter_context(_redis_cluster(tmp, skips))
+        slow_url = stack.enter_context(_latency_proxy(redis_url, skips))
+        # Separate databases: the two Redis backends must not see each other's tokens.
+        args: dict[str, list[str] | None] = {
+            "memory": ["--state", ":memory:"],
+            "sqlite": ["--state", str(tmp / "state.db")],
+            "redis": ["--redis", f"{redis_url}/1"] if redis_url else None,
+            "redis_cluster": ["--redis-cluster", cluster_url] if cluster_url else None,
+            "redis_1ms": ["--redis", f"{slow_url}/2"] if slow_url else None,
+        }
+        backends = [Backend(name, args[name], skips.get(name)) for name in BACKENDS]
+        try:
+            for backend in backends:
+                if backend.skipped is None:
+                    _start_server(backend, keys_path, tmp)
+            time.sleep(1.0)  # let every server finish its start-up work
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(_measure(backends, client_keys, levels, seconds, max_count, repeats))
+        finally:
+            for backend in backends:
+                if backend.proc is not None:
+                    _stop(backend.proc)
+    for backend in backends:
+        if backend.skipped is not None:
+            print(f"state: {backend.name} skipped: {backend.skipped}", file=sys.stderr)
+            out["backends"][backend.name] = {"skipped": backend.skipped}
+        else:
+            out["backends"][backend.name] = {"serve_options": backend.args, **backend.results}
+    _ratios(out, levels)
+    return out
+
+
+# -- reporting (called by run.py) ---------------------------------------------------------------
+
+
+def state_rows(state: dict[str, Any], fmt: Callable[[float], str]) -> list[tuple[str, str, str, str, str]]:
+    rows: list[tuple[str, str, str, str, str]] = []
+    for name, figures in state["backends"].items():
+        if "skipped" in figures:
+            rows.append((f"state {name}: skipped ({figures['skipped'][:60]})", "", "", "", ""))
+            continue
+        for key, figure in figures.items():
+            if not key.startswith("clients_"):
+                continue
+            level = key.split("_")[1]
+            if name == "redis_1ms":
+                if "ratio_to_redis" in figure:
+                    rows.append((f"state redis +1 ms/command, {level} clients, vs redis (>={TARGET_LATENCY_RATIO})",
+                                 fmt(figure["req_per_s"]), fmt(figure["no_latency_req_per_s"]),
+                                 f"{figure['ratio_to_redis']:.2f}", "req/s"))  # fmt: skip
+                continue
+            target = f" (>={TARGET_RATIO})" if name != "memory" else ""
+            ceiling = fmt(figure["ceiling_req_per_s"]) if "ceiling_req_per_s" in figure else ""
+            ratio = f"{figure['ratio']:.2f}" if "ratio" in figure else ""
+            rows.append((f"state {name}, {level} clients, vs memory{target}", fmt(figure["req_per_s"]),
+                         ceiling, ratio, "req/s"))  # fmt: skip
+    return rows
+
+
+def state_targets(state: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, figures in state["backends"].items():
+        for key, figure in figures.items():
+            if not key.startswith("clients_"):
+                continue
+            if name == "redis_1ms":
+                if key == f"clients_{state['levels'][-1]}" and "ratio_to_redis" in figure:
+                    value = figure["ratio_to_redis"]
+                    out[f"state_{name}_{key}"] = {"value": value, "target": TARGET_LATENCY_RATIO,
+                                                  "met": value >= TARGET_LATENCY_RATIO}  # fmt: skip
+            elif name != "memory" and "ratio" in figure:
+                value = figure["ratio"]
+                out[f"state_{name}_{key}"] = {"value": value, "target": TARGET_RATIO, "met": value >= TARGET_RATIO}
+    return out
