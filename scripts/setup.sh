@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Install everything missile needs on a fresh machine: Debian's redis-server (for the
-# shared-state tests) and a virtual environment .venv with missile and its test extra.
+# shared-state tests), Java 17 and BouncyCastle (for the live tests against the Java
+# reference, tests/interop/test_java_live.py) and a virtual environment .venv with
+# missile and its test extra. apt runs only when one of the packages is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+MISSING=()
+command -v redis-server >/dev/null 2>&1 || MISSING+=(redis-server)
+command -v java >/dev/null 2>&1 || MISSING+=(openjdk-17-jre-headless)
+[ -f "${BCPROV_JAR:-/usr/share/java/bcprov.jar}" ] || MISSING+=(libbcprov-java)
+if [ "${#MISSING[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
     SUDO=""
     if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq redis-server >/dev/null
+    $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -6,6 +6,12 @@ entity's authentication data), asks for keys when it needs them or when its toke
 renewable, sends a handshake first when the data cannot yet be protected as required,
 keeps the store current from every response, and recovers automatically from every
 recoverable error response, within 12 messages per application request.
+
+Renewable messages go one at a time per context (control.md §3.2). When the store is
+shared by several processes (:class:`SharedStore`, e.g. one SQLite file), the lock
+extends across them through the store: otherwise each process would run its own key
+exchange, and since an issuer keeps one current master token serial per identity, each
+new exchange would revoke the tokens the others had just obtained.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
@@ -35,7 +42,7 @@ from missile.tokens.service import ServiceToken
 from missile.tokens.user_id import UserIdToken
 from missile.userauth.base import UserAuthData
 
-__all__ = ["MAX_MESSAGES", "MslClient", "Response", "StreamingResponse"]
+__all__ = ["MAX_MESSAGES", "MslClient", "Response", "SharedStore", "StreamingResponse"]
 
 #: Application data to send: any bytes-like object (a memoryview of a mapped file
 #: sends a large file without copying it into memory).
@@ -48,6 +55,49 @@ MAX_MESSAGES = 12
 _UNCHECKED_IDS = frozenset(
     {ResponseCode.FAIL, ResponseCode.TRANSIENT_FAILURE, ResponseCode.ENTITY_REAUTH, ResponseCode.ENTITYDATA_REAUTH}
 )
+
+
+@runtime_checkable
+class SharedStore(Protocol):
+    """A store that several processes share, with a lock held across them."""
+
+    async def acquire_exchange_lock(self) -> Callable[[], None]:
+        """Take the cross-process lock; return the function releasing it."""
+        ...
+
+
+class _RenewalLock:
+    """The context's renewal lock, extended across processes by a :class:`SharedStore`.
+
+    The in-process lock is always taken first, so a process asks for the shared lock
+    once at a time per context, and all holders take the two in the same order.
+    """
+
+    def __init__(self, local: asyncio.Lock, store: object) -> None:
+        self._local = local
+        self._store = store if isinstance(store, SharedStore) else None
+        self._release_shared: Callable[[], None] | None = None
+
+    def locked(self) -> bool:
+        return self._local.locked()
+
+    async def acquire(self) -> None:
+        await self._local.acquire()
+        if self._store is None:
+            return
+        try:
+            self._release_shared = await self._store.acquire_exchange_lock()
+        except BaseException:
+            self._local.release()
+            raise
+
+    def release(self) -> None:
+        release, self._release_shared = self._release_shared, None
+        try:
+            if release is not None:
+                release()
+        finally:
+            self._local.release()
 
 
 class _ResponseTokens:
@@ -184,6 +234,7 @@ class MslClient:
         self._doomed = ctx.master_tokens_doomed
         self._latest: MasterToken | None = None
         """The master token of the last key response this client received."""
+        self._renewal_lock = _RenewalLock(ctx.renewal_lock, ctx.store)
 
     def remote_time_ms(self) -> int | None:
         """The estimated remote time, once a response has been seen."""
@@ -191,10 +242,10 @@ class MslClient:
             return None
         return self.ctx.clock() + self.remote_offset_ms
 
-    def _lock(self) -> asyncio.Lock:
+    def _lock(self) -> _RenewalLock:
         # control.md §3.2: one renewable message at a time per context, whichever
-        # client (and transport) sends it.
-        return self.ctx.renewal_lock
+        # client (and transport) sends it, and per shared store, whichever process.
+        return self._renewal_lock
 
     # -- public API -------------------------------------------------------------------
 

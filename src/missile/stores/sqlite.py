@@ -14,9 +14,25 @@ several processes:
 Stored tokens are re-parsed with a verify-nothing context
 (:class:`~missile.crypto.null.ClientMslCryptoContext`), so loading needs no MSL keys; the
 stored decrypted fields are then restored. The file holds session keys: it is created
-owner-only (0600). It runs in WAL mode with a busy timeout, and every multi-step update
-is one ``BEGIN IMMEDIATE`` transaction, so processes sharing the file see consistent
-state and :meth:`SqliteStore.get_non_replayable_id` is atomic across processes.
+owner-only (0600), never through a symbolic link (a link could point the keys, or a
+chmod, at another file), and only in an existing directory (a mistyped path is
+reported, not silently created). It runs in WAL mode with a busy timeout, and every
+multi-step update is one ``BEGIN IMMEDIATE`` transaction, so processes sharing the file
+see consistent state and :meth:`SqliteStore.get_non_replayable_id` is atomic across
+processes.
+
+Processes sharing the file must also not race each other into key exchanges: an issuer
+keeps one current master token serial per identity, so every new key exchange revokes
+the master tokens the other processes just obtained, and they re-key in turn until
+their message budgets run out. :meth:`SqliteStore.acquire_exchange_lock` is the
+cross-process half of the client's renewal lock (control.md §3.2): an exclusive
+``flock`` on a ``<file>-lock`` sidecar, held for one renewable exchange, released by
+the kernel if its holder dies. Waiters then re-read the store and adopt the master
+token the holder obtained instead of starting their own key exchange.
+
+A file that is not SQLite, or a row that does not parse, raises
+:class:`StateFileError`: one line naming the file and the remedy (delete it), never a
+traceback, and never the row's contents (they hold session keys).
 
 :class:`SqliteDatabase` (the private-file, WAL and transaction plumbing) is shared with
 :mod:`missile.stores.sqlite_state`.
@@ -24,11 +40,13 @@ state and :meth:`SqliteStore.get_non_replayable_id` is atomic across processes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
+import stat
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any
@@ -45,9 +63,20 @@ from missile.tokens.service import ServiceToken
 from missile.tokens.user import UserFactory, default_user_factory
 from missile.tokens.user_id import UserIdToken
 
-__all__ = ["SqliteDatabase", "SqliteStore", "create_private_file"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no cross-process exchange lock
+    fcntl = None  # type: ignore[assignment]
 
+__all__ = ["SqliteDatabase", "SqliteStore", "StateFileError", "create_private_file"]
+
+#: How long a writer waits for another process's write transaction, and how long a
+#: process waits for another's key exchange (one exchange is bounded by the transport's
+#: own timeouts; a holder stuck longer than this is reported, not waited for forever).
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 # Serial numbers are 0 … 2^53; -1 marks "not bound" in the service token key columns
 # (NULLs would be distinct in a UNIQUE constraint).
@@ -56,15 +85,45 @@ _NEVER = -2
 
 _CLIENT_MSL = ClientMslCryptoContext()
 
+# What parsing a damaged row can raise: the token parsers' typed errors, and the
+# decoders' and rebuilders' plain ones (bad JSON or UTF-8, a wrong column type).
+_ROW_ERRORS = (MslException, ValueError, TypeError, KeyError, IndexError, AssertionError)
+
+
+class StateFileError(MslException):
+    """A state file that cannot be used: not SQLite, a corrupt row, a symbolic link, a
+    missing directory. ``str()`` is one line naming the file and what to do."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, remedy: str, *, cause: BaseException | None = None):
+        super().__init__(MslError.INTERNAL_EXCEPTION, f"state file {os.fspath(path)}: {problem}", cause=cause)
+        self.path = os.fspath(path)
+        self.line = f"state file {self.path} {problem}; {remedy}"
+
+    def __str__(self) -> str:
+        return self.line
+
+
+def _corrupt(path: str | os.PathLike[str], what: str, cause: BaseException | None = None) -> StateFileError:
+    return StateFileError(path, f"is corrupt ({what})", "delete it to start a new session", cause=cause)
+
 
 def create_private_file(path: str | os.PathLike[str]) -> bool:
-    """Create ``path`` owner-only (0600, whatever the umask); False if it already existed."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    """Create ``path`` owner-only (0600, whatever the umask); False if it already existed.
+
+    A symbolic link at ``path`` (even a dangling one) and a missing directory raise
+    :class:`StateFileError`.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
     try:
         fd = os.open(path, flags, 0o600)
     except FileExistsError:
         _tighten(path)
         return False
+    except FileNotFoundError as exc:
+        directory = os.path.dirname(os.path.abspath(path))
+        raise StateFileError(
+            path, f"cannot be created: directory {directory} does not exist", "create it (mode 0700) first", cause=exc
+        ) from exc
     try:
         os.fchmod(fd, 0o600)
     finally:
@@ -72,15 +131,35 @@ def create_private_file(path: str | os.PathLike[str]) -> bool:
     return True
 
 
+def _refuse_symlink(path: str | os.PathLike[str], cause: BaseException | None = None) -> StateFileError:
+    return StateFileError(path, "is a symbolic link", "give the real file's path", cause=cause)
+
+
 def _tighten(path: str | os.PathLike[str]) -> None:
     """An existing file that group or others can read is made owner-only, if it is ours.
 
     It holds session keys: a file created by another tool with a lax umask is not left
-    readable. Files owned by someone else are left alone (chmod would fail anyway).
+    readable. Files owned by someone else are left alone (chmod would fail anyway). The
+    file is opened with ``O_NOFOLLOW`` and changed through that descriptor, so a
+    symbolic link (or one swapped in between a check and the chmod) is refused, never
+    followed to whatever it points at.
     """
-    st = os.stat(path)
-    if st.st_mode & 0o077 and st.st_uid == os.getuid():
-        os.chmod(path, 0o600)
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if os.path.islink(path):
+            raise _refuse_symlink(path, exc) from exc
+        raise StateFileError(path, f"cannot be opened ({exc.strerror})", "check its permissions", cause=exc) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StateFileError(path, "is not a regular file", "give the path of a file")
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    if _NOFOLLOW == 0 and os.path.islink(path):  # pragma: no cover - platforms without O_NOFOLLOW
+        raise _refuse_symlink(path)
 
 
 class SqliteDatabase:
@@ -107,9 +186,18 @@ class SqliteDatabase:
         # Connections inherited through fork are never used nor closed by the child.
         self._inherited: list[sqlite3.Connection] = []
         create_private_file(self.path)
-        with self.write() as conn:
-            for statement in schema:
-                conn.execute(statement)
+        try:
+            with self.write() as conn:
+                for statement in schema:
+                    conn.execute(statement)
+        except MslException as exc:
+            cause = exc.__cause__
+            # "file is not a database", "database disk image is malformed": a
+            # DatabaseError that is not a (transient) OperationalError such as "locked".
+            if isinstance(cause, sqlite3.DatabaseError) and not isinstance(cause, sqlite3.OperationalError):
+                self.close()
+                raise _corrupt(self.path, str(cause), cause) from cause
+            raise
 
     def _connection(self) -> sqlite3.Connection:
         pid = os.getpid()
@@ -306,6 +394,22 @@ def _rebuild_context(
     return context
 
 
+def _nothing() -> None:
+    return None
+
+
+class _Release:
+    """Releases an exchange lock once (closing the descriptor drops the ``flock``)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def __call__(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
 class SqliteStore:
     """A persistent :class:`~missile.stores.base.MslStore` in one SQLite file (control.md §2.1).
 
@@ -325,6 +429,7 @@ class SqliteStore:
         self._clock = clock
         self._random = random
         self._user_factory = user_factory
+        self._busy_timeout_ms = busy_timeout_ms
         self._db = SqliteDatabase(path, _STORE_SCHEMA, busy_timeout_ms=busy_timeout_ms)
         # Master token rows are immutable (replacing one inserts a new row id), so the
         # parsed token and context can be cached by row id.
@@ -340,6 +445,70 @@ class SqliteStore:
         """Close the database connection of this process."""
         self._db.close()
 
+    # -- cross-process exchange lock ---------------------------------------------------
+
+    async def acquire_exchange_lock(self) -> Callable[[], None]:
+        """Wait until no other process (or store object) holds this file's exchange lock,
+        take it and return the function releasing it (see the module docstring).
+
+        Waiting happens in a daemon thread, so the event loop keeps running and a
+        cancelled waiter never leaves the lock taken. Raises ``INTERNAL_EXCEPTION``
+        (a transient failure) after the busy timeout.
+        """
+        if fcntl is None:  # pragma: no cover - not POSIX
+            return _nothing
+        fd = self._open_lock_file()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            await self._wait_for_lock(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return _Release(fd)
+
+    def _open_lock_file(self) -> int:
+        lock_path = self.path + "-lock"
+        create_private_file(lock_path)
+        try:
+            return os.open(lock_path, os.O_RDWR | _NOFOLLOW | _CLOEXEC)
+        except OSError as exc:
+            raise StateFileError(lock_path, f"cannot be opened ({exc.strerror})", "check it", cause=exc) from exc
+
+    async def _wait_for_lock(self, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        locked: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if locked.cancelled():
+                os.close(fd)  # the waiter gave up: the lock dies with its descriptor
+            elif error is not None:
+                locked.set_exception(error)
+            else:
+                locked.set_result(None)
+
+        def wait() -> None:
+            error: BaseException | None = None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                error = exc
+            try:
+                loop.call_soon_threadsafe(settle, error)
+            except RuntimeError:  # the loop is gone
+                os.close(fd)
+
+        threading.Thread(target=wait, name="missile-state-lock", daemon=True).start()
+        try:
+            await asyncio.wait_for(locked, self._busy_timeout_ms / 1000)
+        except TimeoutError as exc:
+            raise MslException(
+                MslError.INTERNAL_EXCEPTION, "another process holds the state file's exchange lock", cause=exc
+            ) from exc
+        except OSError as exc:
+            os.close(fd)
+            raise MslException(MslError.INTERNAL_EXCEPTION, "state file lock failure", cause=exc) from exc
+
     # -- row conversion ---------------------------------------------------------------
 
     def _master_row(self, row: Sequence[Any]) -> tuple[MasterToken, CryptoContext]:
@@ -348,6 +517,17 @@ class SqliteStore:
             cached = self._cache.get(row_id)
         if cached is not None:
             return cached
+        try:
+            entry = self._parse_master_row(row)
+        except _ROW_ERRORS as exc:
+            raise _corrupt(self.path, f"unreadable master token row: {type(exc).__name__}", exc) from exc
+        with self._cache_lock:
+            if len(self._cache) > 1024:
+                self._cache.clear()
+            self._cache[row_id] = entry
+        return entry
+
+    def _parse_master_row(self, row: Sequence[Any]) -> tuple[MasterToken, CryptoContext]:
         token = MasterToken.parse(decode(row[1]), _CLIENT_MSL, clock=self._clock)
         if row[3] is not None:
             token = replace(
@@ -361,14 +541,15 @@ class SqliteStore:
                 issuer_data=_load_json(row[8]),
             )
         context = _rebuild_context(row[9], row[10], row[11], row[12], row[13], row[14], self._random)
-        entry = (token, context)
-        with self._cache_lock:
-            if len(self._cache) > 1024:
-                self._cache.clear()
-            self._cache[row_id] = entry
-        return entry
+        return token, context
 
     def _user_id_token_row(self, row: Sequence[Any]) -> UserIdToken:
+        try:
+            return self._parse_user_id_token_row(row)
+        except _ROW_ERRORS as exc:
+            raise _corrupt(self.path, f"unreadable user ID token row: {type(exc).__name__}", exc) from exc
+
+    def _parse_user_id_token_row(self, row: Sequence[Any]) -> UserIdToken:
         token = UserIdToken.parse(decode(row[0]), _CLIENT_MSL, _stub_master_token(row[1]), clock=self._clock)
         if row[3] is not None:
             token = replace(
@@ -376,8 +557,14 @@ class SqliteStore:
             )
         return token
 
+    def _service_token_row(self, row: Sequence[Any]) -> ServiceToken:
+        try:
+            return self._parse_service_token_row(row)
+        except _ROW_ERRORS as exc:
+            raise _corrupt(self.path, f"unreadable service token row: {type(exc).__name__}", exc) from exc
+
     @staticmethod
-    def _service_token_row(row: Sequence[Any]) -> ServiceToken:
+    def _parse_service_token_row(row: Sequence[Any]) -> ServiceToken:
         mt_serial, uit_serial = int(row[1]), int(row[2])
         token = ServiceToken.parse(
             decode(row[0]),

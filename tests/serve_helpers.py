@@ -1,0 +1,109 @@
+"""Real ``missile serve`` processes for the tests, and what a test does to them: key
+files, a session, a captured message, reading the answer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from missile.cli.keys import generate, write_private
+from missile.engine.client import MslClient
+from missile.errors import ResponseCode
+from missile.keyfile import KeyFile
+from missile.keyx.requests import key_request_factory
+from missile.messages import ErrorReceived, MessageReader, MessageWriter
+from missile.messages.builder import build_request
+from missile.profiles import KeyFileContext, context_from_keyfile
+from missile.transport.http import HttpTransport
+from redis_helpers import free_port
+
+CLI = [sys.executable, "-m", "missile.cli"]
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def write_keys(directory: Path) -> Path:
+    """A fresh server.json/client.json pair in ``directory``."""
+    server, client = generate("server1", "client1")
+    write_private(directory / "server.json", server)
+    write_private(directory / "client.json", client)
+    return directory
+
+
+def start_serve(
+    keys: Path, *extra: str, env: Mapping[str, str] | None = None, timeout: float = 30
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``missile serve`` on a free loopback port (own process group); its URL once it listens."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--keys", str(keys), "--port", str(port), *extra],
+        env=dict(env) if env is not None else ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}/"
+        time.sleep(0.1)
+    stop(proc)
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server and its workers."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+def client_context(directory: Path) -> KeyFileContext:
+    """The client of ``directory``'s key pair, with an in-memory store."""
+    return context_from_keyfile(KeyFile.load(directory / "client.json"))
+
+
+async def establish(built: KeyFileContext, url: str) -> MslClient:
+    """A client with a session (master token) at ``url``."""
+    client = MslClient(
+        built.ctx, HttpTransport(url), key_requests=key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")
+    )
+    await client.request(b"establish")
+    return client
+
+
+def non_replayable_message(built: KeyFileContext, payload: bytes = b"pay once") -> bytes:
+    """A complete non-replayable request under the client's master token."""
+    built_msg = build_request(built.ctx, non_replayable=True)
+    writer = MessageWriter(built_msg.header, built_msg.payload_crypto_context)
+    return writer.header_bytes() + writer.write(payload) + writer.close()
+
+
+def renewal_message(built: KeyFileContext) -> bytes:
+    """A renewable request with key request data under the client's master token."""
+    requests = key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")()
+    built_msg = build_request(built.ctx, key_request_data=requests, renewable=True)
+    writer = MessageWriter(built_msg.header, built_msg.payload_crypto_context)
+    return writer.header_bytes() + writer.write(b"renew me") + writer.close()
+
+
+def error_code(built: KeyFileContext, body: bytes) -> ResponseCode | None:
+    """The response code of an error answer; None for a message."""
+    reader = MessageReader(built.ctx, single_message=True)
+    events = [*reader.feed(body), *reader.end_of_stream()]
+    first = events[0]
+    return first.error_header.error_code if isinstance(first, ErrorReceived) else None
