@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from missile.cli.keys import generate, write_private
 from missile.engine.client import MslClient
 from missile.errors import ResponseCode
 from missile.keyfile import KeyFile
+from missile.keyx.base import KeyRequestData
 from missile.keyx.requests import key_request_factory
 from missile.messages import ErrorReceived, MessageReader, MessageWriter
 from missile.messages.builder import build_request
@@ -93,17 +94,18 @@ def non_replayable_message(built: KeyFileContext, payload: bytes = b"pay once") 
     return writer.header_bytes() + writer.write(payload) + writer.close()
 
 
-def renewal_message(built: KeyFileContext) -> bytes:
-    """A renewable request with key request data under the client's master token."""
+def renewal_message(built: KeyFileContext) -> tuple[bytes, Sequence[KeyRequestData]]:
+    """A renewable request with key request data under the client's master token, and
+    the key requests it carries (to read the answer)."""
     requests = key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")()
     built_msg = build_request(built.ctx, key_request_data=requests, renewable=True)
     writer = MessageWriter(built_msg.header, built_msg.payload_crypto_context)
-    return writer.header_bytes() + writer.write(b"renew me") + writer.close()
+    return writer.header_bytes() + writer.write(b"renew me") + writer.close(), requests
 
 
-def error_code(built: KeyFileContext, body: bytes) -> ResponseCode | None:
+def error_code(built: KeyFileContext, body: bytes, key_requests: Sequence[KeyRequestData] = ()) -> ResponseCode | None:
     """The response code of an error answer; None for a message."""
-    reader = MessageReader(built.ctx, single_message=True)
+    reader = MessageReader(built.ctx, key_requests=key_requests, single_message=True)
     events = [*reader.feed(body), *reader.end_of_stream()]
     first = events[0]
     return first.error_header.error_code if isinstance(first, ErrorReceived) else None

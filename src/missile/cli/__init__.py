@@ -8,6 +8,7 @@ import mmap
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -43,11 +44,16 @@ def keygen(directory: Path, server_identity: str, client_identity: str) -> None:
 
 
 @main.command()
-@click.option("--keys", "keys_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Key file.")
+@click.option("--keys", "keys_path", required=True, help="Key file.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--state", type=click.Path(dir_okay=False), help="SQLite file for the server's token state.")
+@click.option(
+    "--state",
+    help="SQLite file for the server's token state [default: $XDG_STATE_HOME/missile/server-state.db]; "
+    "':memory:' keeps it in memory (one worker only, forgotten on restart).",
+)
 @click.option("--redis", "redis_url", help="Redis URL for token state shared by several servers.")
+@click.option("--redis-cluster", "redis_cluster_url", help="Redis Cluster URL for shared token state.")
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
 @click.option("--renewal", default=86400, show_default=True, type=int, help="Token renewal window, seconds.")
 @click.option("--expiration", default=7 * 86400, show_default=True, type=int, help="Token lifetime, seconds.")
@@ -61,39 +67,116 @@ def keygen(directory: Path, server_identity: str, client_identity: str) -> None:
 @click.option(
     "--read-timeout", default=30.0, show_default=True, type=float, help="Seconds a stalled request may wait."
 )
+@click.option(
+    "--state-timeout",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Seconds one token-state call may take (then the request gets TRANSIENT_FAILURE).",
+)
+@click.option(
+    "--head-timeout", default=10.0, show_default=True, type=float, help="Seconds for a request head to arrive."
+)
+@click.option(
+    "--keep-alive-timeout", default=5, show_default=True, type=int, help="Seconds an idle connection stays open."
+)
+@click.option(
+    "--max-connections", default=2048, show_default=True, type=int, help="Open connections per worker (beyond: 503)."
+)
+@click.option("--max-head-size", default="16K", show_default=True, help="Request head bytes (beyond: 431).")
+@click.option(
+    "--max-spool-size", default="256M", show_default=True, help="Request payload bytes spooled to disk per request."
+)
 def serve(
     keys_path: str,
     host: str,
     port: int,
     state: str | None,
     redis_url: str | None,
+    redis_cluster_url: str | None,
     workers: int,
     renewal: int,
     expiration: int,
     allow_insecure: tuple[str, ...],
     read_timeout: float,
+    state_timeout: float,
+    head_timeout: float,
+    keep_alive_timeout: int,
+    max_connections: int,
+    max_head_size: str,
+    max_spool_size: str,
 ) -> None:
-    """Run an MSL echo server over HTTP (POST at any path)."""
+    """Run an MSL echo server over HTTP (POST at any path).
+
+    Token state is kept in SQLite at the default path unless --state, --redis or
+    --redis-cluster says otherwise. Start-up problems are one line on stderr.
+    """
     import uvicorn
 
     from missile.cli import serving
+    from missile.stores.open import MEMORY
+    from missile.transport.http_server import ConnectionLimits, fit_open_file_limit
 
-    if state and redis_url:
-        raise click.UsageError("--state and --redis are exclusive")
-    os.environ[serving.ENV_KEYS] = os.path.abspath(keys_path)
-    if state:
-        os.environ[serving.ENV_STATE] = os.path.abspath(state)
-    if redis_url:
-        os.environ[serving.ENV_REDIS] = redis_url
+    if sum(x is not None for x in (state, redis_url, redis_cluster_url)) > 1:
+        raise click.UsageError("--state, --redis and --redis-cluster are exclusive")
+    if state == MEMORY and workers > 1:
+        raise click.UsageError(
+            "--state :memory: gives each worker its own state (a replay refused by one is accepted by another); "
+            "use a state file or --redis with --workers > 1"
+        )
+    if workers < 1:
+        raise click.UsageError("--workers must be at least 1")
     if expiration < renewal:
         raise click.UsageError("--expiration must not be shorter than --renewal")
-    os.environ[serving.ENV_RENEWAL] = str(renewal)
-    os.environ[serving.ENV_EXPIRATION] = str(expiration)
-    os.environ[serving.ENV_INSECURE] = ",".join(allow_insecure)
     if read_timeout <= 0:
         raise click.UsageError("--read-timeout must be positive")
-    os.environ[serving.ENV_READ_TIMEOUT] = str(read_timeout)
-    serving.create_app()  # fail fast on a bad key file
+    if state_timeout <= 0:
+        raise click.UsageError("--state-timeout must be positive")
+    try:
+        limits = ConnectionLimits(
+            head_timeout=head_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            max_head_size=serving.parse_size(max_head_size),
+            max_connections=max_connections,
+        )
+        max_spool = serving.parse_size(max_spool_size)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+    def say(message: str) -> None:
+        click.echo(f"missile: {' '.join(message.split())}", err=True)
+
+    try:
+        serving.load_keys_checked(keys_path)
+        backend = serving.resolve_state(state, redis_url, redis_cluster_url, warn=say)
+        fitted = fit_open_file_limit(limits)
+        if fitted.max_connections < limits.max_connections:
+            say(f"warning: --max-connections lowered to {fitted.max_connections} (open-file limit)")
+        serving.ServeSettings(
+            keys_path=os.path.abspath(keys_path),
+            state=backend.state,
+            redis_url=redis_url,
+            redis_cluster_url=redis_cluster_url,
+            renewal_s=renewal,
+            expiration_s=expiration,
+            allow_insecure=allow_insecure,
+            read_timeout=read_timeout,
+            max_spool=max_spool,
+            limits=fitted,
+            state_timeout=state_timeout,
+        ).export(os.environ)
+        serving.check_app()
+    except serving.StartupError as exc:
+        say(str(exc))
+        sys.exit(1)
+    insecure = ",".join(allow_insecure) or "none"
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"missile serve: http://{shown_host}:{port}/, {workers} worker{'s' if workers > 1 else ''}, "
+        f"state {backend.description}, "
+        f"insecure schemes allowed: {insecure}",
+        err=True,
+    )
     uvicorn.run(
         "missile.cli.serving:create_app",
         factory=True,
@@ -105,6 +188,11 @@ def serve(
         # rewriting of the client address from X-Forwarded-For headers.
         access_log=False,
         proxy_headers=False,
+        # The limits of missile.transport.http_server (head deadline and size, a
+        # connection cap at accept); MSL needs no WebSocket upgrades.
+        http="missile.cli.serving:ServeHttpProtocol",
+        ws="none",
+        timeout_keep_alive=keep_alive_timeout,
     )
 
 
@@ -142,7 +230,7 @@ def send(
     verbose: bool,
 ) -> None:
     """Send one message to URL and write the response payload to stdout."""
-    from missile.cli.sending import SendSettings, run_send
+    from missile.cli.sending import SendSettings, StartupError, run_send
 
     if data is not None and file_path is not None:
         raise click.UsageError("--data and --file are exclusive")
@@ -180,13 +268,29 @@ def send(
 
     try:
         asyncio.run(run_send(settings, payload, sink))
+    except StartupError as exc:
+        _fail_start(exc)
     except MslException as exc:
+        if _is_state_file_error(exc):
+            _fail_start(exc)  # a row found corrupt mid-exchange is still the file's fault
         click.echo(f"missile: {exc}", err=True)
         sys.exit(2)
     finally:
         out.flush()
         if progress is not None:
             progress.finish()
+
+
+def _fail_start(exc: Exception) -> NoReturn:
+    """A start-up failure: one line on stderr, exit status 1."""
+    click.echo(f"missile: {exc}", err=True)
+    sys.exit(1)
+
+
+def _is_state_file_error(exc: Exception) -> bool:
+    from missile.stores.sqlite import StateFileError
+
+    return isinstance(exc, StateFileError)
 
 
 def _map_file(path: Path) -> bytes | memoryview:
@@ -229,15 +333,21 @@ class _Progress:
 def inspect(file: str, keys_path: str | None, time_ms: int | None, token_type: str | None, as_json: bool) -> None:
     """Decode a captured message or token; with keys, verify and decrypt it."""
     from missile.cli.inspection import inspect_message, inspect_token, read_capture
+    from missile.cli.sending import StartupError, load_key_file
     from missile.keyfile import KeyFile
 
-    data, embedded_keys = read_capture(file)
-    if keys_path is not None:
-        keys = KeyFile.load(keys_path)
-    elif embedded_keys is not None:
-        keys = KeyFile.from_dict(embedded_keys)
-    else:
-        raise click.UsageError("--keys is required")
+    try:
+        data, embedded_keys = read_capture(file)
+        if keys_path is not None:
+            keys = load_key_file(keys_path)
+        elif embedded_keys is not None:
+            keys = KeyFile.from_dict(embedded_keys)
+        else:
+            raise click.UsageError("--keys is required")
+    except StartupError as exc:
+        _fail_start(exc)
+    except (MslException, OSError, ValueError) as exc:
+        _fail_start(StartupError(f"{file}: not a capture or vector file ({_reason(exc)})"))
     if time_ms is not None:
         keys.time_ms = time_ms
     try:
@@ -249,6 +359,14 @@ def inspect(file: str, keys_path: str | None, time_ms: int | None, token_type: s
         click.echo(json.dumps(result, indent=1, sort_keys=True))
     else:
         _print_tree(result)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, MslException):
+        return exc.detail or exc.error.name
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__
 
 
 def _print_tree(value: object, indent: int = 0) -> None:

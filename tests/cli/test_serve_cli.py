@@ -1,0 +1,271 @@
+"""``missile serve`` start-up: durable state by default, refused option combinations,
+the Redis persistence warning, and start-up errors as one line (real processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from missile.cli.keys import generate, write_private
+from missile.engine.client import MslClient
+from missile.errors import ResponseCode
+from missile.keyfile import KeyFile
+from missile.keyx.requests import key_request_factory
+from missile.messages import ErrorReceived, MessageReader, MessageWriter
+from missile.messages.builder import build_request
+from missile.profiles import KeyFileContext, context_from_keyfile
+from missile.transport.http import HttpTransport
+from redis_helpers import free_port
+
+CLI = [sys.executable, "-m", "missile.cli"]
+WAIT_S = 20.0
+STARTED = "missile serve: "
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    directory = tmp_path / "keys"
+    directory.mkdir()
+    server, client = generate("server1", "client1")
+    write_private(directory / "server.json", server)
+    write_private(directory / "client.json", client)
+    return directory
+
+
+def _env(tmp_path: Path, **extra: str | None) -> dict[str, str]:
+    """A private HOME (and no XDG_STATE_HOME unless given) so the default state path
+    lands in the test's directory."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HOME": str(tmp_path / "home")}
+    env.pop("XDG_STATE_HOME", None)
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A ``missile serve`` expected to exit by itself (a refusal or a start-up error)."""
+    return subprocess.run([*CLI, "serve", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+@contextmanager
+def _serving(keys: Path, env: dict[str, str], *args: str) -> Iterator[tuple[str, list[str]]]:
+    """A running ``missile serve``; yields its URL and the stderr lines up to and
+    including its start-up line."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--keys", str(keys / "server.json"), "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith(STARTED):
+            line = proc.stderr.readline()  # bounded: the process prints or exits
+            assert line, f"missile serve exited: {lines}"
+            lines.append(line.rstrip("\n"))
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "missile serve did not listen"
+            assert proc.poll() is None
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/", lines
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _client(keys: Path) -> KeyFileContext:
+    client_keys = KeyFile.load(keys / "client.json")
+    client_keys.time_ms = None
+    return context_from_keyfile(client_keys)
+
+
+def _establish(built: KeyFileContext, url: str) -> None:
+    async def go() -> None:
+        transport = HttpTransport(url, timeout=WAIT_S)
+        try:
+            client = MslClient(
+                built.ctx, transport, key_requests=key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")
+            )
+            assert (await client.request(b"establish")).payload == b"establish"
+        finally:
+            await transport.aclose()
+
+    asyncio.run(go())
+
+
+def _non_replayable_message(built: KeyFileContext) -> bytes:
+    request = build_request(built.ctx, non_replayable=True)
+    writer = MessageWriter(request.header, request.payload_crypto_context)
+    return writer.header_bytes() + writer.write(b"pay once") + writer.close()
+
+
+def _error_code(built: KeyFileContext, body: bytes) -> ResponseCode | None:
+    reader = MessageReader(built.ctx, single_message=True)
+    events = [*reader.feed(body), *reader.end_of_stream()]
+    first = events[0]
+    return first.error_header.error_code if isinstance(first, ErrorReceived) else None
+
+
+# -- durable state by default ---------------------------------------------------------------
+
+
+def test_default_state_is_sqlite_and_a_replay_after_restart_is_refused(keys: Path, tmp_path: Path) -> None:
+    env = _env(tmp_path, XDG_STATE_HOME=str(tmp_path / "xdg"))
+    state = tmp_path / "xdg" / "missile" / "server-state.db"
+    built = _client(keys)
+    with _serving(keys, env) as (url, lines):
+        assert f"state sqlite {state}" in lines[-1]
+        assert state.is_file()
+        assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
+        _establish(built, url)
+        message = _non_replayable_message(built)
+        assert _error_code(built, httpx.post(url, content=message, timeout=WAIT_S).content) is None
+    with _serving(keys, env) as (url, _):
+        replay = httpx.post(url, content=message, timeout=WAIT_S)
+        assert _error_code(built, replay.content) is ResponseCode.REPLAYED
+
+
+def test_default_state_falls_back_to_home(keys: Path, tmp_path: Path) -> None:
+    state = tmp_path / "home" / ".local" / "state" / "missile" / "server-state.db"
+    with _serving(keys, _env(tmp_path)) as (_, lines):
+        assert f"state sqlite {state}" in lines[-1]
+        assert state.is_file()
+
+
+def test_start_up_line_names_address_workers_state_and_insecure_schemes(keys: Path, tmp_path: Path) -> None:
+    with _serving(keys, _env(tmp_path), "--state", ":memory:", "--allow-insecure", "NONE") as (url, lines):
+        assert lines[-1] == (
+            f"missile serve: {url}, 1 worker, state memory (lost on restart), insecure schemes allowed: NONE"
+        )
+
+
+def test_memory_state_with_several_workers_is_refused(keys: Path, tmp_path: Path) -> None:
+    out = _run(["--keys", str(keys / "server.json"), "--state", ":memory:", "--workers", "2"], _env(tmp_path))
+    assert out.returncode == 2
+    assert "Usage:" in out.stderr
+    assert "--state :memory:" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [("--state", "s.db", "--redis", "redis://127.0.0.1:1/0"), ("--state", "s.db", "--redis-cluster", "redis://h:1")],
+)
+def test_state_backends_are_exclusive(keys: Path, tmp_path: Path, backends: tuple[str, ...]) -> None:
+    out = _run(["--keys", str(keys / "server.json"), *backends], _env(tmp_path))
+    assert out.returncode == 2
+    assert "exclusive" in out.stderr
+
+
+# -- Redis ----------------------------------------------------------------------------------
+
+
+def test_redis_without_persistence_is_warned_about(keys: Path, tmp_path: Path, redis_url: str) -> None:
+    # The session's redis-server runs with --save "" --appendonly no.
+    with _serving(keys, _env(tmp_path), "--redis", redis_url) as (_, lines):
+        warnings = [line for line in lines if "persistence" in line]
+        assert len(warnings) == 1
+        assert warnings[0].startswith("missile: warning: Redis at ")
+        assert f"state redis {redis_url}" in lines[-1]
+
+
+def test_redis_persistence_on_or_unknown(keys: Path, tmp_path: Path, redis_url: str) -> None:
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        # Append-only file on: nothing to warn about.
+        admin.config_set("appendonly", "yes")
+        with _serving(keys, _env(tmp_path), "--redis", redis_url) as (_, lines):
+            assert not any("persistence" in line for line in lines)
+        admin.config_set("appendonly", "no")
+        # A user without CONFIG rights: persistence cannot be checked, and the line says so
+        # (without the password).
+        admin.acl_setuser("nocfg", enabled=True, passwords=["+pw-not-shown"], keys="*", commands=["+@all", "-config"])
+        url = redis_url.replace("redis://", "redis://nocfg:pw-not-shown@")
+        with _serving(keys, _env(tmp_path), "--redis", url) as (_, lines):
+            unknown = [line for line in lines if "persistence" in line]
+            assert len(unknown) == 1 and "could not check" in unknown[0]
+            assert all("pw-not-shown" not in line for line in lines)
+    finally:
+        admin.config_set("appendonly", "no")
+        admin.acl_deluser("nocfg")
+        admin.close()
+
+
+# -- start-up errors ------------------------------------------------------------------------
+
+
+def _one_line_error(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("missile: ")
+    return lines[0]
+
+
+def test_missing_key_file_is_one_line(tmp_path: Path) -> None:
+    line = _one_line_error(_run(["--keys", str(tmp_path / "nope.json")], _env(tmp_path)))
+    assert "not found" in line
+
+
+def test_bad_key_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    assert "bad key file" in _one_line_error(_run(["--keys", str(bad)], _env(tmp_path)))
+    bad.write_text('{"role": "server", "identity": 3}')
+    assert "bad key file" in _one_line_error(_run(["--keys", str(bad)], _env(tmp_path)))
+
+
+@pytest.mark.parametrize("where", ["directory", "missing-directory", "not-sqlite"])
+def test_unusable_state_path_is_one_line(keys: Path, tmp_path: Path, where: str) -> None:
+    if where == "directory":
+        state = tmp_path / "a-directory"
+        state.mkdir()
+    elif where == "missing-directory":
+        state = tmp_path / "no" / "such" / "state.db"
+    else:
+        state = tmp_path / "text.db"
+        state.write_text("this is not a database, it is a text file of some length" * 50)
+    line = _one_line_error(_run(["--keys", str(keys / "server.json"), "--state", str(state)], _env(tmp_path)))
+    assert str(state) in line
+
+
+def test_uncreatable_default_state_directory_is_one_line(keys: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".local").write_text("a file where the state directory should go")
+    line = _one_line_error(_run(["--keys", str(keys / "server.json")], _env(tmp_path)))
+    assert "cannot create state directory" in line
+
+
+def test_unreachable_redis_is_one_line(keys: Path, tmp_path: Path) -> None:
+    url = f"redis://:secret-pw@127.0.0.1:{free_port()}/0"
+    line = _one_line_error(_run(["--keys", str(keys / "server.json"), "--redis", url], _env(tmp_path)))
+    assert "cannot reach Redis" in line
+    assert "secret-pw" not in line
