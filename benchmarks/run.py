@@ -772,7 +772,7 @@ def bench_http(
         command = [str(missile_bin)] if missile_bin.exists() else [sys.executable, "-m", "missile.cli"]
         msl = subprocess.Popen(
             [*command, "serve", "--keys", str(Path(tmp) / "server.json"), "--host", "127.0.0.1",
-             "--port", str(msl_port), "--workers", str(workers)],
+             "--port", str(msl_port), "--workers", str(workers), "--state", str(Path(tmp) / "state.db")],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         echo = subprocess.Popen(

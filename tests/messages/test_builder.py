@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from issuer_helpers import check_events, run
 from missile.clock import FixedClock
 from missile.context import MslContext
 from missile.crypto.symmetric import SymmetricCryptoContext
@@ -257,10 +258,12 @@ def test_error_response_random_id_when_unknown(server: MslContext) -> None:
 
 
 def test_error_response_from_exception_uses_its_message_id(session: Session) -> None:
-    session.server.token_factory.revoke_identity("client1")  # type: ignore[union-attr]
+    factory = session.server.token_factory
+    assert factory is not None
+    run(factory.revoke_identity("client1"))
     request = build_request(session.client)
     with pytest.raises(MslException) as info:
-        receive(session.server, encode_message(request, b"x"))
+        check_events(session.server, receive(session.server, encode_message(request, b"x")).events)
     assert info.value.message_id == request.header.message_id
     error = build_error_response(session.server, info.value)
     assert error.message_id == request.header.message_id + 1
@@ -288,7 +291,7 @@ def test_expired_user_id_token_is_renewed_even_on_a_non_renewable_request() -> N
     from missile.clock import FixedClock
     from missile.messages.builder import build_request, build_response
     from missile.tokens import MslUser
-    from missile.tokens.factory import InMemoryTokenFactory
+    from missile.tokens.factory import TokenFactory
 
     from .conftest import client_ctx, establish, server_ctx
 
@@ -303,7 +306,7 @@ def test_expired_user_id_token_is_renewed_even_on_a_non_renewable_request() -> N
     server_token = receive(server, encode_message(build_request(client), b"x")).header_event.header.master_token
     assert server_token is not None
     # A user ID token issued (with the same token keys) to expire in two seconds.
-    short_lived = InMemoryTokenFactory(user_id_token_renewal_ms=1000, user_id_token_expiration_ms=2000)
+    short_lived = TokenFactory(user_id_token_renewal_ms=1000, user_id_token_expiration_ms=2000)
     uit = short_lived.create_user_id_token(server, MslUser("alice"), server_token)
     assert client.store is not None
     client.store.add_user_id_token("alice", uit)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from issuer_helpers import check_events, check_fails, run
 from missile.clock import FixedClock
 from missile.context import INSECURE_SCHEMES, MslContext
 from missile.crypto.context import CryptoContext
@@ -53,6 +54,12 @@ def fails(ctx: MslContext, wire: bytes, error: MslError, **kw: Any) -> MslExcept
     return info.value
 
 
+def issuer_fails(ctx: MslContext, wire: bytes, error: MslError) -> MslException:
+    """The reader accepts ``wire`` and the engine's issuer checks then raise ``error``
+    (the reference's MessageInputStream made both in one step)."""
+    return check_fails(ctx, receive(ctx, wire).events, error)
+
+
 def flip(obj_raw: bytes, key: str, index: int = 20) -> bytes:
     """Flip one bit of the binary value ``key`` of an encoded object."""
     obj = json.loads(obj_raw)
@@ -84,7 +91,7 @@ def raw_header(
 def other_server(clock: FixedClock) -> MslContext:
     """A server like vector 01's but with different MSL token keys."""
     from missile.profiles import context_from_keyfile
-    from missile.tokens.factory import InMemoryTokenFactory
+    from missile.tokens.factory import TokenFactory
 
     keys = dataclasses.replace(
         keyfile(SERVER_KEYS), token_keys=TokenKeys("otherserver", os.urandom(16), os.urandom(32))
@@ -93,7 +100,7 @@ def other_server(clock: FixedClock) -> MslContext:
         keys,
         role="server",
         clock=clock,
-        token_factory=InMemoryTokenFactory(),
+        token_factory=TokenFactory(),
         allowed_insecure_schemes=INSECURE_SCHEMES,
     ).ctx
 
@@ -233,7 +240,7 @@ def test_user_auth_data_in_unencrypted_header(clock: FixedClock, server: MslCont
 def test_expired_master_token_not_renewable(session: Session) -> None:
     session.clock.advance(8 * DAY_MS)
     header, wire = session_message(session)
-    exc = fails(session.server, wire, MslError.MESSAGE_EXPIRED_NOT_RENEWABLE)
+    exc = issuer_fails(session.server, wire, MslError.MESSAGE_EXPIRED_NOT_RENEWABLE)
     check_decorated(exc, header)
     assert exc.response_code is ResponseCode.EXPIRED
 
@@ -241,21 +248,24 @@ def test_expired_master_token_not_renewable(session: Session) -> None:
 def test_expired_master_token_without_key_request_data(session: Session) -> None:
     session.clock.advance(8 * DAY_MS)
     header, wire = session_message(session, renewable=True)
-    exc = fails(session.server, wire, MslError.MESSAGE_EXPIRED_NO_KEYREQUEST_DATA)
+    exc = issuer_fails(session.server, wire, MslError.MESSAGE_EXPIRED_NO_KEYREQUEST_DATA)
     check_decorated(exc, header)
 
 
 def test_expired_master_token_with_key_request_data_is_accepted(session: Session) -> None:
     session.clock.advance(8 * DAY_MS)
     _, wire = session_message(session, renewable=True, key_request_data=[SymmetricWrappedRequest("PSK")])
-    assert receive(session.server, wire).data == b"0123456789" * 50
+    received = receive(session.server, wire)
+    check_events(session.server, received.events)
+    assert received.data == b"0123456789" * 50
 
 
 def test_revoked_identity(session: Session) -> None:
     factory = session.server.token_factory
-    factory.revoke_identity("client1")  # type: ignore[union-attr]
+    assert factory is not None
+    run(factory.revoke_identity("client1"))
     header, wire = session_message(session)
-    exc = fails(session.server, wire, MslError.MASTERTOKEN_IDENTITY_REVOKED)
+    exc = issuer_fails(session.server, wire, MslError.MASTERTOKEN_IDENTITY_REVOKED)
     check_decorated(exc, header)
 
 
@@ -272,7 +282,7 @@ def test_user_id_token_from_other_keys(session: Session) -> None:
         clock=session.clock,
     )
     header, wire = session_message(session, user_id_token=uit)
-    exc = fails(session.server, wire, MslError.USERIDTOKEN_NOT_DECRYPTED)
+    exc = issuer_fails(session.server, wire, MslError.USERIDTOKEN_NOT_DECRYPTED)
     check_decorated(exc, header)
     assert exc.user_id_token is not None and exc.user_id_token.serial_number == 42
 
@@ -304,12 +314,28 @@ def test_user_id_token_bound_to_another_master_token(session: Session) -> None:
 def test_non_replayable_message_replayed(session: Session) -> None:
     header, wire = session_message(session, non_replayable=True)
     assert header.data.non_replayable_id == 1
-    assert receive(session.server, wire).data
-    exc = fails(session.server, wire, MslError.MESSAGE_REPLAYED)
+    received = receive(session.server, wire)
+    check_events(session.server, received.events)
+    assert received.data
+    exc = issuer_fails(session.server, wire, MslError.MESSAGE_REPLAYED)
     check_decorated(exc, header)
     # The next ID is accepted.
     _, wire2 = session_message(session, non_replayable=True)
-    assert receive(session.server, wire2).data
+    received = receive(session.server, wire2)
+    check_events(session.server, received.events)
+    assert received.data
+
+
+def test_reader_leaves_issuer_checks_to_the_engine(session: Session) -> None:
+    """The sans-IO reader never consults the token state: a revoked identity's replayed
+    message still reads; only the engine's issuer checks refuse it."""
+    factory = session.server.token_factory
+    assert factory is not None
+    _, wire = session_message(session, non_replayable=True)
+    check_events(session.server, receive(session.server, wire).events)
+    run(factory.revoke_identity("client1"))
+    assert receive(session.server, wire).data == b"0123456789" * 50
+    issuer_fails(session.server, wire, MslError.MASTERTOKEN_IDENTITY_REVOKED)
 
 
 # -- payload chunks --------------------------------------------------------------------------

@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import pytest
 
+from issuer_helpers import check_events, check_fails, run
 from messages.conftest import DAY_MS, Session, encode_message, objects, receive
 from missile.authutils import ConfigurableAuthenticationUtils
 from missile.clock import FixedClock
 from missile.context import MslContext
-from missile.errors import MslError
+from missile.errors import MslError, MslException
 from missile.keyx.diffie_hellman import DiffieHellmanRequest
 from missile.keyx.symmetric_wrapped import SymmetricWrappedRequest
 from missile.messages.builder import build_request, build_response
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
 
 from ._helpers import entity_header, header_fields, issue_user_id_token, peers, read_fails
+
+
+def issuer_fails(ctx: MslContext, wire: bytes, error: MslError) -> MslException:
+    """The reader accepts ``wire`` and the engine's issuer checks refuse it with ``error``
+    (the reference's MessageInputStream made both in one step)."""
+    return check_fails(ctx, receive(ctx, wire).events, error)
+
 
 # -- revocation --------------------------------------------------------------------------------
 
@@ -36,12 +44,14 @@ def test_revoked_user_id_token(session: Session) -> None:
     """revokedUserIdToken."""
     uit = issue_user_id_token(session)
     factory = session.server.token_factory
-    assert isinstance(factory, InMemoryTokenFactory)
+    assert isinstance(factory, TokenFactory)
     request = build_request(session.client, user_id_token=uit)
-    assert receive(session.server, encode_message(request, b"x")).data == b"x"  # accepted before revocation
-    factory.revoke_user_id_token(uit.serial_number)
+    received = receive(session.server, encode_message(request, b"x"))
+    check_events(session.server, received.events)  # accepted before revocation
+    assert received.data == b"x"
+    run(factory.revoke_user_id_token(uit.serial_number))
     request = build_request(session.client, user_id_token=uit)
-    exc = read_fails(session.server, encode_message(request, b"x"), MslError.USERIDTOKEN_REVOKED)
+    exc = issuer_fails(session.server, encode_message(request, b"x"), MslError.USERIDTOKEN_REVOKED)
     assert exc.message_id == request.header.message_id
     assert exc.user_id_token == uit
 
@@ -50,10 +60,10 @@ def test_revoked_user(session: Session) -> None:
     """revokedUserIdToken, by user rather than by token."""
     uit = issue_user_id_token(session)
     factory = session.server.token_factory
-    assert isinstance(factory, InMemoryTokenFactory)
-    factory.revoke_user("user1@foo.com")
+    assert isinstance(factory, TokenFactory)
+    run(factory.revoke_user("user1@foo.com"))
     request = build_request(session.client, user_id_token=uit)
-    read_fails(session.server, encode_message(request, b"x"), MslError.USERIDTOKEN_REVOKED)
+    issuer_fails(session.server, encode_message(request, b"x"), MslError.USERIDTOKEN_REVOKED)
 
 
 # -- key responses the requester cannot process ----------------------------------------------------
@@ -101,7 +111,7 @@ def test_expired_peer_message_not_renewable(clock: FixedClock) -> None:
     """expiredNotRenewablePeerMessage."""
     p = peers(clock)
     clock.advance(p.primary.expiration * 1000 - clock() + DAY_MS)
-    exc = read_fails(p.bob, p.header(header_fields(41)), MslError.MESSAGE_EXPIRED_NOT_RENEWABLE)
+    exc = issuer_fails(p.bob, p.header(header_fields(41)), MslError.MESSAGE_EXPIRED_NOT_RENEWABLE)
     assert exc.message_id == 41
     assert exc.master_token == p.primary
 
@@ -111,7 +121,7 @@ def test_expired_peer_message_without_key_request_data(clock: FixedClock) -> Non
     p = peers(clock)
     clock.advance(p.primary.expiration * 1000 - clock() + DAY_MS)
     wire = p.header(header_fields(42, renewable=True))
-    read_fails(p.bob, wire, MslError.MESSAGE_EXPIRED_NO_KEYREQUEST_DATA)
+    issuer_fails(p.bob, wire, MslError.MESSAGE_EXPIRED_NO_KEYREQUEST_DATA)
 
 
 def test_non_replayable_peer_message_without_master_token(clock: FixedClock) -> None:
@@ -125,8 +135,8 @@ def test_replayed_peer_message(clock: FixedClock) -> None:
     """replayedPeerMessage."""
     p = peers(clock)
     wire = p.header(header_fields(44, nonreplayableid=1))
-    receive(p.bob, wire)
-    exc = read_fails(p.bob, wire, MslError.MESSAGE_REPLAYED)
+    check_events(p.bob, receive(p.bob, wire).events)
+    exc = issuer_fails(p.bob, wire, MslError.MESSAGE_REPLAYED)
     assert exc.message_id == 44
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -12,9 +13,12 @@ from missile.context import MslContext
 from missile.crypto.null import ClientMslCryptoContext
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.encoding import decode, encode
-from missile.errors import MslError, MslException, MslInternalException, MslUserAuthException
+from missile.engine.issuer import check_request
+from missile.errors import MslError, MslException, MslInternalException, MslUserAuthException, ResponseCode
+from missile.messages.header import HeaderData, MessageHeader
 from missile.tokens import MasterToken, UserIdToken
-from missile.tokens.factory import InMemoryTokenFactory
+from missile.tokens.factory import TokenFactory
+from missile.tokens.state import MemoryTokenState
 from missile.tokens.user import MslUser
 from missile.userauth import USER_AUTH_SCHEMES, UserIdTokenAuthData, UserIdTokenAuthFactory, parse_user_auth_data
 
@@ -29,7 +33,7 @@ def make_ctx(msl: Any = MSL) -> MslContext:
         msl_crypto=msl,
         user_auth_factories={"USER_ID_TOKEN": UserIdTokenAuthFactory()},
         auth_utils=ConfigurableAuthenticationUtils(),
-        token_factory=InMemoryTokenFactory(),
+        token_factory=TokenFactory(),
         clock=FixedClock(NOW_MS),
     )
 
@@ -147,25 +151,83 @@ def test_permissions_in_order() -> None:
     assert exc.response_code.name == "FAIL"
 
 
+def user_auth_header(data: UserIdTokenAuthData) -> MessageHeader:
+    """A header carrying ``data`` as its user authentication data, as the reader returns it."""
+    return MessageHeader(
+        data=HeaderData(message_id=7, user_auth_data=data),
+        master_token=None,
+        entity_auth_data=None,
+        crypto_context=MSL,
+        headerdata=b"",
+        signature=b"",
+        encrypting=True,
+    )
+
+
+def issuer_check(ctx: MslContext, data: UserIdTokenAuthData) -> None:
+    """The engine's issuer checks, which include the user ID token's revocation."""
+    asyncio.run(check_request(ctx, user_auth_header(data)))
+
+
 def test_revoked_user_id_token() -> None:
     ctx = make_ctx()
     parsed = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), ctx)
-    assert isinstance(ctx.token_factory, InMemoryTokenFactory)
-    ctx.token_factory.revoke_user("alice")
-    exc = fails(MslError.USERIDTOKEN_REVOKED, authenticate, ctx, parsed)
+    assert ctx.token_factory is not None
+    issuer_check(ctx, parsed)  # not revoked yet
+    asyncio.run(ctx.token_factory.revoke_user("alice"))
+    # authenticate() needs no state; the issuer's checks (awaited by the engine) refuse.
+    assert authenticate(ctx, parsed) == ALICE
+    exc = fails(MslError.USERIDTOKEN_REVOKED, issuer_check, ctx, parsed)
     assert isinstance(exc, MslUserAuthException)
+    assert exc.user_auth_data == parsed and exc.message_id == 7
+
+
+def test_revoked_user_id_token_by_serial() -> None:
+    ctx = make_ctx()
+    master_token, uit = tokens(ctx)
+    parsed = wire(UserIdTokenAuthData(master_token, uit).to_msl(), ctx)
+    assert ctx.token_factory is not None
+    asyncio.run(ctx.token_factory.revoke_user_id_token(uit.serial_number))
+    exc = fails(MslError.USERIDTOKEN_REVOKED, issuer_check, ctx, parsed)
+    assert isinstance(exc, MslUserAuthException)
+
+
+class BrokenState(MemoryTokenState):
+    """A token state whose revocation lookup fails with ``error``."""
+
+    def __init__(self, error: MslError) -> None:
+        super().__init__()
+        self.error = error
+
+    async def user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
+        raise MslException(self.error, "lookup failed")
 
 
 def test_revocation_check_error() -> None:
     ctx = make_ctx()
     parsed = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), ctx)
+    ctx.token_factory = TokenFactory(BrokenState(MslError.USERIDTOKEN_USERDATA_INVALID))
+    exc = fails(MslError.USERAUTH_USERIDTOKEN_REVOKE_CHECK_ERROR, issuer_check, ctx, parsed)
+    assert isinstance(exc, MslUserAuthException)
+    assert exc.user_auth_data == parsed
 
-    class Broken(InMemoryTokenFactory):
-        def is_user_id_token_revoked(self, ctx: Any, master_token: Any, user_id_token: Any) -> MslError | None:
-            raise RuntimeError("database down")
 
-    ctx.token_factory = Broken()
-    fails(MslError.USERAUTH_USERIDTOKEN_REVOKE_CHECK_ERROR, authenticate, ctx, parsed)
+def test_revocation_check_error_keeps_its_cause() -> None:
+    ctx = make_ctx()
+    parsed = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), ctx)
+    ctx.token_factory = TokenFactory(BrokenState(MslError.USERIDTOKEN_USERDATA_INVALID))
+    exc = fails(MslError.USERAUTH_USERIDTOKEN_REVOKE_CHECK_ERROR, issuer_check, ctx, parsed)
+    assert isinstance(exc.__cause__, MslException)
+    assert exc.__cause__.error is MslError.USERIDTOKEN_USERDATA_INVALID
+
+
+def test_unreachable_state_is_a_transient_failure() -> None:
+    """A state that cannot answer is TRANSIENT_FAILURE (retry), not a user re-authentication."""
+    ctx = make_ctx()
+    parsed = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), ctx)
+    ctx.token_factory = TokenFactory(BrokenState(MslError.INTERNAL_EXCEPTION))
+    exc = fails(MslError.INTERNAL_EXCEPTION, issuer_check, ctx, parsed)
+    assert exc.response_code is ResponseCode.TRANSIENT_FAILURE
 
 
 def test_message_user_id_token_must_match() -> None:
@@ -178,7 +240,7 @@ def test_message_user_id_token_must_match() -> None:
 
 
 def test_users_come_from_the_token_factory() -> None:
-    class Upper(InMemoryTokenFactory):
+    class Upper(TokenFactory):
         def create_user(self, ctx: MslContext, user_data: str) -> MslUser:
             return MslUser(user_data.upper())
 

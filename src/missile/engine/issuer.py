@@ -27,7 +27,8 @@ async def check_request(ctx: MslContext, header: MessageHeader) -> None:
     try:
         await _check(ctx, header)
     except MslException as exc:
-        raise decorate(exc, header) from None
+        decorate(exc, header)
+        raise
 
 
 async def _check(ctx: MslContext, header: MessageHeader) -> None:
@@ -97,4 +98,5 @@ async def record_issued(ctx: MslContext, request: MessageHeader, response: Messa
     try:
         await factory.record_issued(request.master_token, krd.master_token)
     except MslException as exc:
-        raise decorate(exc, request) from None
+        decorate(exc, request)
+        raise

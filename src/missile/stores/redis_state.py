@@ -105,7 +105,7 @@ def _int(value: Any) -> int | None:
 async def _guard() -> AsyncIterator[None]:
     try:
         yield
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         # The cause keeps the details; the message says nothing about the server.
         raise MslException(MslError.INTERNAL_EXCEPTION, "token state store unavailable", cause=exc) from exc
 
@@ -157,7 +157,7 @@ class RedisTokenState(TokenState):
                 socket_timeout=socket_timeout,
                 socket_connect_timeout=socket_timeout,
             )
-            self._redis = redis.asyncio.Redis(connection_pool=pool)
+            self._redis = redis.asyncio.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self.prefix = prefix
         self._revoked_identities = f"{prefix}{{revoked}}:identities"
         self._revoked_serials = f"{prefix}{{revoked}}:serials"

@@ -217,22 +217,27 @@ class MemoryTokenState(TokenState):
             return (user is not None and user in self.revoked_users) or serial_number in self.revoked_user_id_tokens
 
     async def revoke_identity(self, identity: str) -> None:
+        self._check_process()
         with self._lock:
             self.revoked_identities.add(identity)
 
     async def revoke_master_token(self, serial_number: int) -> None:
+        self._check_process()
         with self._lock:
             self.revoked_serials.add(serial_number)
 
     async def revoke_user(self, user: str) -> None:
+        self._check_process()
         with self._lock:
             self.revoked_users.add(user)
 
     async def revoke_user_id_token(self, serial_number: int) -> None:
+        self._check_process()
         with self._lock:
             self.revoked_user_id_tokens.add(serial_number)
 
     async def forget_master_token(self, identity: str, serial_number: int) -> None:
+        self._check_process()
         with self._lock:
             self._sequence.pop(serial_number, None)
 
