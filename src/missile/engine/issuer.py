@@ -35,13 +35,18 @@ async def _check(ctx: MslContext, header: MessageHeader) -> None:
     factory = ctx.token_factory
     data = header.data
     mt = header.master_token
-    if factory is not None and mt is not None and (ctx.peer_to_peer or mt.verified):
+    nrid = data.non_replayable_id
+    if nrid is not None and mt is None:
+        raise MslMessageException(MslError.INCOMPLETE_NONREPLAYABLE_MESSAGE)
+    if factory is None:
+        return
+    replay: MslError | None = None
+    if mt is not None and (ctx.peer_to_peer or mt.verified):
         expired = mt.is_expired(None)
-        if expired and data.renewable and data.key_request_data:
-            # One read answers both: renewability includes the revocation check.
-            error = await factory.is_master_token_renewable(ctx, mt)
-        else:
-            error = await factory.is_master_token_revoked(ctx, mt)
+        # One trip to the state answers revocation, renewability and the replay window.
+        error, replay = await factory.check_master_token(
+            ctx, mt, nrid, renewing=expired and data.renewable and bool(data.key_request_data)
+        )
         if error is not None:
             raise MslMessageException(error)
         uit = data.user_id_token
@@ -55,15 +60,11 @@ async def _check(ctx: MslContext, header: MessageHeader) -> None:
             raise MslMessageException(MslError.MESSAGE_EXPIRED_NOT_RENEWABLE)
         if expired and not data.key_request_data:
             raise MslMessageException(MslError.MESSAGE_EXPIRED_NO_KEYREQUEST_DATA)
-    if data.non_replayable_id is not None:
-        if mt is None:
-            raise MslMessageException(MslError.INCOMPLETE_NONREPLAYABLE_MESSAGE)
-        if factory is not None:
-            error = await factory.accept_non_replayable_id(ctx, mt, data.non_replayable_id)
-            if error is not None:
-                raise MslMessageException(error)
-    if factory is not None:
-        await _check_user_auth_token(ctx, header)
+    elif mt is not None and nrid is not None:
+        replay = await factory.accept_non_replayable_id(ctx, mt, nrid)
+    if replay is not None:
+        raise MslMessageException(replay)
+    await _check_user_auth_token(ctx, header)
 
 
 async def _check_user_auth_token(ctx: MslContext, header: MessageHeader) -> None:

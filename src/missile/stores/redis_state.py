@@ -18,13 +18,17 @@ The braces are Redis Cluster hash tags: everything an atomic script touches is o
 identity's hash, so it lives in one slot, and identities spread over the cluster. The
 identity is hex-encoded so that no identity can contain a brace or collide with another.
 
-Atomicity: a new master token's newest-serial switch and a renewal's sequence bump are
-Lua scripts on the identity's hash; accepting a non-replayable ID reads the largest ID,
-applies :func:`~missile.tokens.state.check_non_replayable_id` and stores the new ID with
-a Lua compare-and-set, retrying when another server won the race, so no ID is accepted
-twice and the acceptance rule lives in one place. Creating a new master token also
-discards the replay window of the identity's previous serial number, whose tokens are
-refused from then on (control.md §7 allows it).
+Atomicity: each change is one Lua script on one identity's hash: a message's check
+(read the token's state and, for a non-replayable ID, apply the acceptance rule of
+:func:`~missile.tokens.state.check_non_replayable_id` and record the ID), a new master
+token's newest-serial switch, and a renewal's sequence compare-and-set. So no ID is
+accepted twice and one renewal wins, across any number of servers. Creating a new master
+token also discards the replay window of the identity's previous serial number, whose
+tokens are refused from then on (control.md §7 allows it).
+
+Cost: a message costs one round trip (the check script and the two revocation reads in
+one pipeline), and operations that arrive while a pipeline is in flight share the next
+one (:mod:`missile.stores.batching`), so redis-py's per-call cost is paid per batch.
 
 Durability is Redis's: without RDB snapshots or the append-only file, a Redis restart
 forgets the replay windows and a captured non-replayable message is accepted once more.
@@ -33,37 +37,70 @@ forgets the replay windows and a captured non-replayable message is accepted onc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import hashlib
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
-import redis.asyncio
-import redis.asyncio.cluster
+try:  # the ``redis`` extra; redacted_url (used by ``missile serve``) works without it
+    import redis
+    import redis.asyncio
+    import redis.asyncio.cluster
+except ImportError:  # pragma: no cover - exercised by tests/test_packaging.py in a subprocess
+    _REDIS_INSTALLED = False
+else:
+    _REDIS_INSTALLED = True
 
+from missile.encoding import MAX_LONG_VALUE
 from missile.errors import MslError, MslException
-from missile.tokens.state import MasterTokenState, TokenState, check_non_replayable_id
+from missile.stores.batching import Batcher
+from missile.tokens.state import NON_REPLAYABLE_CATCHUP, NON_REPLAYABLE_WINDOW, MasterTokenState, TokenState
 
 __all__ = ["RedisTokenState", "redacted_url"]
-
-#: Compare-and-set attempts of one non-replayable ID before giving up (TRANSIENT_FAILURE):
-#: each failed attempt means another server accepted an ID of the same master token.
-MAX_CAS_ATTEMPTS = 100
 
 #: Connections to Redis per process. Requests beyond it wait for a free connection
 #: (bounded by the token factory's time bound) instead of opening sockets without end
 #: while Redis is slow.
 MAX_CONNECTIONS = 64
 
-# KEYS[1] identity hash; ARGV: field, expected value ('' = absent), new value.
-_CAS_SCRIPT = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if current == false then current = '' end
-if current ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
+#: The message of the ImportError raised when the ``redis`` package is not installed.
+MISSING_REDIS = "Redis token state needs the redis package: pip install 'missile[redis]'"
+
+# KEYS[1] identity hash; ARGV: serial, candidate non-replayable ID ('' = none), the
+# window constants, and 'any' to check the ID even under a superseded serial. Returns
+# {newest, sequence, verdict}: the verdict is '' (no ID, or a superseded serial), 'ok'
+# (accepted and recorded), 'replayed' or 'unrecoverable'. The
+# rule is check_non_replayable_id's, in Lua so that a message costs one round trip; Lua
+# numbers are doubles, exact for these IDs (< 2^53). tests/stores prove the two agree.
+_CHECK_SCRIPT = """
+local serial = ARGV[1]
+local r = redis.call('HMGET', KEYS[1], 'newest', 'seq:' .. serial, 'nr:' .. serial)
+local verdict = ''
+if ARGV[2] ~= '' and (ARGV[6] == 'any' or not r[1] or r[1] == serial) then
+  local largest = tonumber(r[3] or '0')
+  local c = tonumber(ARGV[2])
+  local window, catchup, maxlong = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  if largest - catchup < c and c <= largest then
+    verdict = 'replayed'
+  elseif c - window > largest then
+    verdict = 'unrecoverable'
+  elseif c < largest and c >= largest - maxlong + window then
+    verdict = 'unrecoverable'
+  else
+    verdict = 'ok'
+    redis.call('HSET', KEYS[1], 'nr:' .. serial, ARGV[2])
+  end
+end
+return {r[1], r[2], verdict}
 """
+
+_VERDICTS = {
+    "": None,
+    "ok": None,
+    "replayed": MslError.MESSAGE_REPLAYED,
+    "unrecoverable": MslError.MESSAGE_REPLAYED_UNRECOVERABLE,
+}
 
 # KEYS[1] identity hash; ARGV: serial, old sequence, new sequence. Unknown serials renew.
 _RENEW_SCRIPT = """
@@ -93,6 +130,10 @@ def redacted_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _int(value: Any) -> int | None:
@@ -131,6 +172,8 @@ class RedisTokenState(TokenState):
         socket_timeout: float = 5.0,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
+        if not _REDIS_INSTALLED:
+            raise ImportError(MISSING_REDIS)
         if "{" in prefix or "}" in prefix:
             raise ValueError("the prefix must not contain braces (they are the keys' hash tags)")
         if (url is None) == (client is None):
@@ -163,10 +206,7 @@ class RedisTokenState(TokenState):
         self._revoked_serials = f"{prefix}{{revoked}}:serials"
         self._revoked_users = f"{prefix}{{revoked}}:users"
         self._revoked_uits = f"{prefix}{{revoked}}:uits"
-        # register_script only computes the SHA; EVALSHA falls back to EVAL once per server.
-        self._cas = self._redis.register_script(_CAS_SCRIPT)
-        self._renew = self._redis.register_script(_RENEW_SCRIPT)
-        self._new_master_token = self._redis.register_script(_NEW_MASTER_TOKEN_SCRIPT)
+        self._pipelines = _Pipelines(self)
 
     @property
     def client(self) -> Any:
@@ -184,76 +224,134 @@ class RedisTokenState(TokenState):
     def _identity_key(self, identity: str) -> str:
         return f"{self.prefix}{{{identity.encode('utf-8').hex()}}}"
 
-    def _pipeline(self) -> Any:
-        # Several keys in several slots: never a MULTI transaction (each command is
-        # atomic on its own, which is all these reads need).
+    def pipeline(self) -> Any:
+        """A pipeline without MULTI: its commands touch several slots, and each is
+        atomic on its own, which is all the state needs."""
         return self._redis.pipeline() if self.cluster else self._redis.pipeline(transaction=False)
+
+    async def load_scripts(self) -> None:
+        """Load the Lua scripts (on every primary of a cluster), after a NOSCRIPT."""
+        if self.cluster:
+            for node in self._redis.get_primaries():
+                for source in _SCRIPTS.values():
+                    await self._redis.execute_command("SCRIPT", "LOAD", source, target_nodes=node)
+        else:
+            for source in _SCRIPTS.values():
+                await self._redis.execute_command("SCRIPT", "LOAD", source)
+
+    async def _call(self, *commands: _Command) -> list[Any]:
+        async with _guard():
+            results: list[Any] = await self._pipelines.submit(commands)
+        return results
+
+    def _check(self, identity: str, serial_number: int, candidate: int | None, mode: str = "") -> _Command:
+        return (
+            "EVALSHA",
+            _SHA["check"],
+            1,
+            self._identity_key(identity),
+            str(serial_number),
+            "" if candidate is None else str(candidate),
+            NON_REPLAYABLE_WINDOW,
+            NON_REPLAYABLE_CATCHUP,
+            MAX_LONG_VALUE,
+            mode,
+        )
 
     # -- the interface ----------------------------------------------------------------
 
     async def master_token_state(self, identity: str, serial_number: int) -> MasterTokenState:
-        async with _guard():
-            pipe = self._pipeline()
-            pipe.hmget(self._identity_key(identity), ["newest", f"seq:{serial_number}"])
-            pipe.sismember(self._revoked_identities, identity)
-            pipe.sismember(self._revoked_serials, str(serial_number))
-            (newest, sequence), identity_revoked, serial_revoked = await pipe.execute()
-        return MasterTokenState(
+        state, _ = await self.check_master_token(identity, serial_number)
+        return state
+
+    async def check_master_token(
+        self, identity: str, serial_number: int, non_replayable_id: int | None = None
+    ) -> tuple[MasterTokenState, MslError | None]:
+        (newest, sequence, verdict), identity_revoked, serial_revoked = await self._call(
+            self._check(identity, serial_number, non_replayable_id),
+            ("SISMEMBER", self._revoked_identities, identity),
+            ("SISMEMBER", self._revoked_serials, str(serial_number)),
+        )
+        state = MasterTokenState(
             identity_revoked=bool(identity_revoked),
             serial_revoked=bool(serial_revoked),
             newest_serial=_int(newest),
             sequence=_int(sequence),
         )
+        return state, _VERDICTS[_text(verdict)]
 
     async def accept_non_replayable_id(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
-        key, field = self._identity_key(identity), f"nr:{serial_number}"
-        async with _guard():
-            for _ in range(MAX_CAS_ATTEMPTS):
-                stored = await self._redis.hget(key, field)
-                largest = _int(stored)
-                error = check_non_replayable_id(largest or 0, candidate)
-                if error is not None:
-                    return error
-                expected = "" if largest is None else str(largest)
-                if await self._cas(keys=[key], args=[field, expected, str(candidate)]):
-                    return None
-        raise MslException(MslError.INTERNAL_EXCEPTION, "non-replayable ID update contended")
+        ((_, _, verdict),) = await self._call(self._check(identity, serial_number, candidate, "any"))
+        return _VERDICTS[_text(verdict)]
 
     async def record_new_master_token(self, identity: str, serial_number: int) -> None:
-        async with _guard():
-            await self._new_master_token(keys=[self._identity_key(identity)], args=[str(serial_number)])
+        await self._call(("EVALSHA", _SHA["new"], 1, self._identity_key(identity), str(serial_number)))
 
     async def record_renewal(self, identity: str, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
-        async with _guard():
-            renewed = await self._renew(
-                keys=[self._identity_key(identity)], args=[str(serial_number), str(old_sequence), str(new_sequence)]
-            )
+        key = self._identity_key(identity)
+        (renewed,) = await self._call(
+            ("EVALSHA", _SHA["renew"], 1, key, str(serial_number), str(old_sequence), str(new_sequence))
+        )
         return bool(renewed)
 
     async def user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
-        async with _guard():
-            pipe = self._pipeline()
-            pipe.sismember(self._revoked_users, user if user is not None else "")
-            pipe.sismember(self._revoked_uits, str(serial_number))
-            user_revoked, serial_revoked = await pipe.execute()
+        user_revoked, serial_revoked = await self._call(
+            ("SISMEMBER", self._revoked_users, user if user is not None else ""),
+            ("SISMEMBER", self._revoked_uits, str(serial_number)),
+        )
         return (user is not None and bool(user_revoked)) or bool(serial_revoked)
 
-    async def _revoke(self, key: str, value: str) -> None:
-        async with _guard():
-            await self._redis.sadd(key, value)
-
     async def revoke_identity(self, identity: str) -> None:
-        await self._revoke(self._revoked_identities, identity)
+        await self._call(("SADD", self._revoked_identities, identity))
 
     async def revoke_master_token(self, serial_number: int) -> None:
-        await self._revoke(self._revoked_serials, str(serial_number))
+        await self._call(("SADD", self._revoked_serials, str(serial_number)))
 
     async def revoke_user(self, user: str) -> None:
-        await self._revoke(self._revoked_users, user)
+        await self._call(("SADD", self._revoked_users, user))
 
     async def revoke_user_id_token(self, serial_number: int) -> None:
-        await self._revoke(self._revoked_uits, str(serial_number))
+        await self._call(("SADD", self._revoked_uits, str(serial_number)))
 
     async def forget_master_token(self, identity: str, serial_number: int) -> None:
-        async with _guard():
-            await self._redis.hdel(self._identity_key(identity), f"seq:{serial_number}")
+        await self._call(("HDEL", self._identity_key(identity), f"seq:{serial_number}"))
+
+
+_Command = tuple[Any, ...]
+
+_SCRIPTS = {"check": _CHECK_SCRIPT, "renew": _RENEW_SCRIPT, "new": _NEW_MASTER_TOKEN_SCRIPT}
+_SHA = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SCRIPTS.items()}
+
+
+class _Pipelines(Batcher[tuple[_Command, ...], Any]):
+    """Sends each batch of operations (each a few commands) as one pipeline: one round
+    trip, and redis-py's per-call cost paid once per batch instead of per command."""
+
+    def __init__(self, state: RedisTokenState) -> None:
+        super().__init__()
+        self._state = state
+
+    async def run_batch(self, ops: Sequence[tuple[_Command, ...]]) -> Sequence[Any]:
+        commands = [command for op in ops for command in op]
+        results = await self._execute(commands)
+        missing = [i for i, result in enumerate(results) if isinstance(result, redis.exceptions.NoScriptError)]
+        if missing:
+            # A restarted or flushed Redis forgot the scripts: NOSCRIPT means the command
+            # did not run, so sending exactly those again is safe.
+            await self._state.load_scripts()
+            for i, result in zip(missing, await self._execute([commands[i] for i in missing]), strict=True):
+                results[i] = result
+        out: list[Any] = []
+        start = 0
+        for op in ops:
+            part = results[start : start + len(op)]
+            start += len(op)
+            failure = next((r for r in part if isinstance(r, Exception)), None)
+            out.append(failure if failure is not None else part)
+        return out
+
+    async def _execute(self, commands: Sequence[_Command]) -> list[Any]:
+        pipe = self._state.pipeline()
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))

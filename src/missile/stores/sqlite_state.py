@@ -10,7 +10,9 @@ switch of a creation.
 The sqlite3 module blocks, so every call runs on one worker thread of this state's own:
 the event loop never waits on the file lock of another process. One thread is enough,
 because a process has one connection (SQLite serializes writers anyway), and it keeps a
-burst of requests from occupying the default executor that applications share.
+burst of requests from occupying the default executor that applications share. Calls
+that arrive while a transaction runs are group-committed in the next one, so concurrent
+requests share one thread hop and one fsync (:mod:`missile.stores.batching`).
 
 Creating a new master token for an identity also discards the replay window of the
 identity's previous serial number, whose tokens are refused from then on (control.md §7
@@ -22,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
-from missile.errors import MslError
+from missile.errors import MslError, MslException
+from missile.stores.batching import Batcher
 from missile.stores.sqlite import SqliteDatabase
 from missile.tokens.state import MasterTokenState, TokenState, check_non_replayable_id
 
@@ -67,10 +71,52 @@ _USER = "user"
 _USER_ID_TOKEN = "uit"
 
 
+_Op = Callable[[sqlite3.Connection], Any]
+
+
+class _Transactions(Batcher[_Op, Any]):
+    """Runs each batch of operations in one write transaction on the worker thread."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        super().__init__()
+        self._db = db
+        self._executor: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def worker(self) -> ThreadPoolExecutor:
+        # Threads do not survive fork: a forked child starts its own worker.
+        if self._executor is None or self._pid != os.getpid():
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="missile-sqlite-state")
+            self._pid = os.getpid()
+        return self._executor
+
+    def shutdown(self) -> None:
+        if self._executor is not None and self._pid == os.getpid():
+            self._executor.shutdown(wait=False)
+        self._executor = None
+
+    async def run_batch(self, ops: Sequence[_Op]) -> Sequence[Any]:
+        return await asyncio.get_running_loop().run_in_executor(self.worker(), self._transaction, ops)
+
+    def _transaction(self, ops: Sequence[_Op]) -> list[Any]:
+        # One BEGIN IMMEDIATE ... COMMIT (and one fsync) for the whole batch. An SQLite
+        # failure rolls everything back and fails every operation (raised from here).
+        results: list[Any] = []
+        with self._db.write() as conn:
+            for op in ops:
+                try:
+                    results.append(op(conn))
+                except MslException as exc:
+                    results.append(exc)
+        return results
+
+
 class SqliteTokenState(TokenState):
     """Issuer state in a SQLite file (control.md §2.2): durable, shared by the
     processes of one host.
 
+    Operations are group-committed (:mod:`missile.stores.batching`): those that arrive
+    while a transaction runs share the next one, so concurrent requests share an fsync.
     A database failure makes every call raise :class:`~missile.errors.MslException`
     with ``INTERNAL_EXCEPTION``.
     """
@@ -80,8 +126,7 @@ class SqliteTokenState(TokenState):
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = STATE_BUSY_TIMEOUT_MS) -> None:
         self._db = SqliteDatabase(path, _SCHEMA, busy_timeout_ms=busy_timeout_ms)
-        self._executor: ThreadPoolExecutor | None = None
-        self._pid = 0
+        self._batch = _Transactions(self._db)
 
     @property
     def path(self) -> str:
@@ -91,120 +136,123 @@ class SqliteTokenState(TokenState):
     def describe(self) -> str:
         return f"sqlite {self.path}"
 
-    def _worker(self) -> ThreadPoolExecutor:
-        # Threads do not survive fork: a forked child starts its own worker.
-        if self._executor is None or self._pid != os.getpid():
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="missile-sqlite-state")
-            self._pid = os.getpid()
-        return self._executor
-
-    async def _run(self, call: Callable[..., _T], *args: object) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._worker(), call, *args)
+    async def _run(self, op: Callable[..., _T], *args: object) -> _T:
+        result: _T = await self._batch.submit(partial(op, *args))
+        return result
 
     async def aclose(self) -> None:
-        await self._run(self._db.close)
+        await asyncio.get_running_loop().run_in_executor(self._batch.worker(), self._db.close)
         self.close()
 
     def close(self) -> None:
         """Close the database connection of this process (blocking)."""
         self._db.close()
-        if self._executor is not None and self._pid == os.getpid():
-            self._executor.shutdown(wait=False)
-        self._executor = None
+        self._batch.shutdown()
 
     # -- the interface ----------------------------------------------------------------
 
     async def master_token_state(self, identity: str, serial_number: int) -> MasterTokenState:
-        return await self._run(self._master_token_state, identity, serial_number)
+        return await self._run(_master_token_state, identity, serial_number)
+
+    async def check_master_token(
+        self, identity: str, serial_number: int, non_replayable_id: int | None = None
+    ) -> tuple[MasterTokenState, MslError | None]:
+        return await self._run(_check_master_token, identity, serial_number, non_replayable_id)
 
     async def accept_non_replayable_id(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
-        return await self._run(self._accept_largest, identity, serial_number, candidate)
+        return await self._run(_accept_largest, identity, serial_number, candidate)
 
     async def record_new_master_token(self, identity: str, serial_number: int) -> None:
-        await self._run(self._record_new_master_token, identity, serial_number)
+        await self._run(_record_new_master_token, identity, serial_number)
 
     async def record_renewal(self, identity: str, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
-        return await self._run(self._record_renewal, identity, serial_number, old_sequence, new_sequence)
+        return await self._run(_record_renewal, serial_number, old_sequence, new_sequence)
 
     async def user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
-        return await self._run(self._user_id_token_revoked, user, serial_number)
+        return await self._run(_user_id_token_revoked, user, serial_number)
 
     async def revoke_identity(self, identity: str) -> None:
-        await self._run(self._revoke, _IDENTITY, identity)
+        await self._run(_revoke, _IDENTITY, identity)
 
     async def revoke_master_token(self, serial_number: int) -> None:
-        await self._run(self._revoke, _SERIAL, str(serial_number))
+        await self._run(_revoke, _SERIAL, str(serial_number))
 
     async def revoke_user(self, user: str) -> None:
-        await self._run(self._revoke, _USER, user)
+        await self._run(_revoke, _USER, user)
 
     async def revoke_user_id_token(self, serial_number: int) -> None:
-        await self._run(self._revoke, _USER_ID_TOKEN, str(serial_number))
+        await self._run(_revoke, _USER_ID_TOKEN, str(serial_number))
 
     async def forget_master_token(self, identity: str, serial_number: int) -> None:
-        await self._run(self._forget, serial_number)
+        await self._run(_forget, serial_number)
 
-    # -- blocking primitives (worker thread) --------------------------------------------
 
-    def _revoke(self, kind: str, value: str) -> None:
-        with self._db.write() as conn:
-            conn.execute("INSERT OR IGNORE INTO revoked (kind, value) VALUES (?, ?)", (kind, value))
+# -- operations (worker thread, inside a batch's transaction; ``conn`` comes last) ------
 
-    def _forget(self, serial_number: int) -> None:
-        with self._db.write() as conn:
-            conn.execute("DELETE FROM mt_sequence WHERE serial = ?", (serial_number,))
 
-    def _master_token_state(self, identity: str, serial_number: int) -> MasterTokenState:
-        with self._db.read() as conn:
-            identity_revoked = _is_revoked(conn, _IDENTITY, identity)
-            serial_revoked = _is_revoked(conn, _SERIAL, str(serial_number))
-            newest = conn.execute("SELECT serial FROM mt_newest WHERE identity = ?", (identity,)).fetchone()
-            sequence = conn.execute("SELECT sequence FROM mt_sequence WHERE serial = ?", (serial_number,)).fetchone()
-        return MasterTokenState(
-            identity_revoked=identity_revoked,
-            serial_revoked=serial_revoked,
-            newest_serial=int(newest[0]) if newest is not None else None,
-            sequence=int(sequence[0]) if sequence is not None else None,
+def _revoke(kind: str, value: str, conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT OR IGNORE INTO revoked (kind, value) VALUES (?, ?)", (kind, value))
+
+
+def _forget(serial_number: int, conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM mt_sequence WHERE serial = ?", (serial_number,))
+
+
+def _master_token_state(identity: str, serial_number: int, conn: sqlite3.Connection) -> MasterTokenState:
+    newest = conn.execute("SELECT serial FROM mt_newest WHERE identity = ?", (identity,)).fetchone()
+    sequence = conn.execute("SELECT sequence FROM mt_sequence WHERE serial = ?", (serial_number,)).fetchone()
+    return MasterTokenState(
+        identity_revoked=_is_revoked(conn, _IDENTITY, identity),
+        serial_revoked=_is_revoked(conn, _SERIAL, str(serial_number)),
+        newest_serial=int(newest[0]) if newest is not None else None,
+        sequence=int(sequence[0]) if sequence is not None else None,
+    )
+
+
+def _check_master_token(
+    identity: str, serial_number: int, non_replayable_id: int | None, conn: sqlite3.Connection
+) -> tuple[MasterTokenState, MslError | None]:
+    state = _master_token_state(identity, serial_number, conn)
+    if non_replayable_id is None or state.newest_serial not in (None, serial_number):
+        return state, None
+    return state, _accept_largest(identity, serial_number, non_replayable_id, conn)
+
+
+def _accept_largest(identity: str, serial_number: int, candidate: int, conn: sqlite3.Connection) -> MslError | None:
+    row = conn.execute(
+        "SELECT largest FROM non_replayable WHERE identity = ? AND serial = ?", (identity, serial_number)
+    ).fetchone()
+    error = check_non_replayable_id(int(row[0]) if row is not None else 0, candidate)
+    if error is None:
+        conn.execute(
+            "INSERT OR REPLACE INTO non_replayable (identity, serial, largest) VALUES (?, ?, ?)",
+            (identity, serial_number, candidate),
         )
+    return error
 
-    def _accept_largest(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
-        with self._db.write() as conn:
-            row = conn.execute(
-                "SELECT largest FROM non_replayable WHERE identity = ? AND serial = ?", (identity, serial_number)
-            ).fetchone()
-            error = check_non_replayable_id(int(row[0]) if row is not None else 0, candidate)
-            if error is None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO non_replayable (identity, serial, largest) VALUES (?, ?, ?)",
-                    (identity, serial_number, candidate),
-                )
-        return error
 
-    def _record_new_master_token(self, identity: str, serial_number: int) -> None:
-        with self._db.write() as conn:
-            row = conn.execute("SELECT serial FROM mt_newest WHERE identity = ?", (identity,)).fetchone()
-            if row is not None:
-                previous = int(row[0])
-                conn.execute("DELETE FROM mt_sequence WHERE serial = ?", (previous,))
-                conn.execute("DELETE FROM non_replayable WHERE identity = ? AND serial = ?", (identity, previous))
-            conn.execute("INSERT OR REPLACE INTO mt_sequence (serial, sequence) VALUES (?, 0)", (serial_number,))
-            conn.execute("INSERT OR REPLACE INTO mt_newest (identity, serial) VALUES (?, ?)", (identity, serial_number))
+def _record_new_master_token(identity: str, serial_number: int, conn: sqlite3.Connection) -> None:
+    row = conn.execute("SELECT serial FROM mt_newest WHERE identity = ?", (identity,)).fetchone()
+    if row is not None:
+        previous = int(row[0])
+        conn.execute("DELETE FROM mt_sequence WHERE serial = ?", (previous,))
+        conn.execute("DELETE FROM non_replayable WHERE identity = ? AND serial = ?", (identity, previous))
+    conn.execute("INSERT OR REPLACE INTO mt_sequence (serial, sequence) VALUES (?, 0)", (serial_number,))
+    conn.execute("INSERT OR REPLACE INTO mt_newest (identity, serial) VALUES (?, ?)", (identity, serial_number))
 
-    def _record_renewal(self, identity: str, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
-        with self._db.write() as conn:
-            row = conn.execute("SELECT sequence FROM mt_sequence WHERE serial = ?", (serial_number,)).fetchone()
-            if row is not None and int(row[0]) != old_sequence:
-                return False
-            conn.execute(
-                "INSERT OR REPLACE INTO mt_sequence (serial, sequence) VALUES (?, ?)", (serial_number, new_sequence)
-            )
+
+def _record_renewal(serial_number: int, old_sequence: int, new_sequence: int, conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT sequence FROM mt_sequence WHERE serial = ?", (serial_number,)).fetchone()
+    if row is not None and int(row[0]) != old_sequence:
+        return False
+    conn.execute("INSERT OR REPLACE INTO mt_sequence (serial, sequence) VALUES (?, ?)", (serial_number, new_sequence))
+    return True
+
+
+def _user_id_token_revoked(user: str | None, serial_number: int, conn: sqlite3.Connection) -> bool:
+    if user is not None and _is_revoked(conn, _USER, user):
         return True
-
-    def _user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
-        with self._db.read() as conn:
-            if user is not None and _is_revoked(conn, _USER, user):
-                return True
-            return _is_revoked(conn, _USER_ID_TOKEN, str(serial_number))
+    return _is_revoked(conn, _USER_ID_TOKEN, str(serial_number))
 
 
 def _is_revoked(conn: sqlite3.Connection, kind: str, value: str) -> bool:

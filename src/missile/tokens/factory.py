@@ -128,6 +128,30 @@ class TokenFactory:
             return MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
         return None
 
+    async def check_master_token(
+        self,
+        ctx: MslContext,
+        master_token: MasterToken,
+        non_replayable_id: int | None = None,
+        *,
+        renewing: bool = False,
+    ) -> tuple[MslError | None, MslError | None]:
+        """Everything a message under ``master_token`` needs from the state, in one call:
+        (the token's refusal, the non-replayable ID's refusal), each None when accepted.
+
+        The first is :meth:`is_master_token_renewable`'s answer with ``renewing`` (an
+        expired token on a renewal request), else :meth:`is_master_token_revoked`'s. The
+        ID is recorded when accepted, even if the message is refused later for another
+        reason: a refused message's ID is never needed again (control.md §7).
+        """
+        state, replay = await self._bounded(
+            self.state.check_master_token(master_token.identity or "", master_token.serial_number, non_replayable_id)
+        )
+        error = _revocation(state, master_token)
+        if error is None and renewing and state.sequence not in (None, master_token.sequence_number):
+            error = MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC
+        return error, replay
+
     async def accept_non_replayable_id(
         self, ctx: MslContext, master_token: MasterToken, non_replayable_id: int
     ) -> MslError | None:

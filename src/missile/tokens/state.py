@@ -73,6 +73,10 @@ class MasterTokenState:
     """Newest sequence number issued for the serial number, if known."""
 
 
+def _current(state: MasterTokenState, serial_number: int) -> bool:
+    return state.newest_serial is None or state.newest_serial == serial_number
+
+
 class TokenState(ABC):
     """The issuer's state, as asynchronous primitives that are each atomic.
 
@@ -96,6 +100,22 @@ class TokenState(ABC):
     async def accept_non_replayable_id(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
         """Atomically: ``L`` = largest accepted ID of (identity, serial) or 0; apply
         :func:`check_non_replayable_id`; on acceptance store ``candidate`` (control.md §7)."""
+
+    async def check_master_token(
+        self, identity: str, serial_number: int, non_replayable_id: int | None = None
+    ) -> tuple[MasterTokenState, MslError | None]:
+        """What a message under a master token needs, in one trip: the token's state and,
+        when ``non_replayable_id`` is given, the verdict on it (None: accepted and
+        recorded, or no ID), atomically with the read.
+
+        An ID under a serial that is not the identity's newest is neither checked nor
+        recorded: that token is refused as superseded whatever its ID. Backends override
+        this to make one round trip; this default makes two, each atomic.
+        """
+        state = await self.master_token_state(identity, serial_number)
+        if non_replayable_id is None or not _current(state, serial_number):
+            return state, None
+        return state, await self.accept_non_replayable_id(identity, serial_number, non_replayable_id)
 
     @abstractmethod
     async def record_new_master_token(self, identity: str, serial_number: int) -> None:
@@ -176,21 +196,37 @@ class MemoryTokenState(TokenState):
     async def master_token_state(self, identity: str, serial_number: int) -> MasterTokenState:
         self._check_process()
         with self._lock:
-            return MasterTokenState(
-                identity_revoked=identity in self.revoked_identities,
-                serial_revoked=serial_number in self.revoked_serials,
-                newest_serial=self._newest_serial.get(identity),
-                sequence=self._sequence.get(serial_number),
-            )
+            return self._state(identity, serial_number)
 
     async def accept_non_replayable_id(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
         self._check_process()
-        key = (identity, serial_number)
         with self._lock:
-            error = check_non_replayable_id(self._largest.get(key, 0), candidate)
-            if error is None:
-                self._largest[key] = candidate
-            return error
+            return self._accept(identity, serial_number, candidate)
+
+    async def check_master_token(
+        self, identity: str, serial_number: int, non_replayable_id: int | None = None
+    ) -> tuple[MasterTokenState, MslError | None]:
+        self._check_process()
+        with self._lock:
+            state = self._state(identity, serial_number)
+            if non_replayable_id is None or not _current(state, serial_number):
+                return state, None
+            return state, self._accept(identity, serial_number, non_replayable_id)
+
+    def _state(self, identity: str, serial_number: int) -> MasterTokenState:
+        return MasterTokenState(
+            identity_revoked=identity in self.revoked_identities,
+            serial_revoked=serial_number in self.revoked_serials,
+            newest_serial=self._newest_serial.get(identity),
+            sequence=self._sequence.get(serial_number),
+        )
+
+    def _accept(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
+        key = (identity, serial_number)
+        error = check_non_replayable_id(self._largest.get(key, 0), candidate)
+        if error is None:
+            self._largest[key] = candidate
+        return error
 
     async def record_new_master_token(self, identity: str, serial_number: int) -> None:
         self._check_process()
