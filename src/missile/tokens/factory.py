@@ -20,12 +20,14 @@ another renewal of the same token is refused there.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from missile.crypto.random import random_long
 from missile.encoding import next_id
 from missile.errors import MslError, MslException, MslMasterTokenException
+from missile.observe.base import Observer, StateCallObserved
 from missile.tokens.master import MasterToken
 from missile.tokens.state import (
     NON_REPLAYABLE_CATCHUP,
@@ -80,6 +82,7 @@ class TokenFactory:
         user_id_token_renewal_ms: int = DAY_MS,
         user_id_token_expiration_ms: int = 7 * DAY_MS,
         state_timeout: float = DEFAULT_STATE_TIMEOUT,
+        observer: Observer | None = None,
     ) -> None:
         if state_timeout <= 0:
             raise ValueError("state_timeout must be positive")
@@ -87,21 +90,33 @@ class TokenFactory:
         """Where the issuer's state lives."""
         self.state_timeout = state_timeout
         """Seconds each state call may take (then TRANSIENT_FAILURE)."""
+        self.observer: Observer | None = observer
+        """Told of every state call (backend, operation, time, success)."""
         self.mt_renewal_ms = master_token_renewal_ms
         self.mt_expiration_ms = master_token_expiration_ms
         self.uit_renewal_ms = user_id_token_renewal_ms
         self.uit_expiration_ms = user_id_token_expiration_ms
 
-    async def _bounded(self, call: Awaitable[_T]) -> _T:
-        if not self.state.may_block:
+    async def _bounded(self, call: Coroutine[Any, Any, _T], operation: str) -> _T:
+        observer = self.observer
+        if not self.state.may_block and observer is None:
             return await call
+        start = time.perf_counter()
+        ok = False
         try:
             async with asyncio.timeout(self.state_timeout):
-                return await call
+                result = await call
+            ok = True
+            return result
         except TimeoutError:
             raise MslException(
                 MslError.INTERNAL_EXCEPTION, f"token state did not answer within {self.state_timeout:g} s"
             ) from None
+        finally:
+            if observer is not None:
+                observer.state_call(
+                    StateCallObserved(type(self.state).__name__, operation, time.perf_counter() - start, ok)
+                )
 
     async def aclose(self) -> None:
         """Release the state's connections and files."""
@@ -145,7 +160,8 @@ class TokenFactory:
         reason: a refused message's ID is never needed again (control.md §7).
         """
         state, replay = await self._bounded(
-            self.state.check_master_token(master_token.identity or "", master_token.serial_number, non_replayable_id)
+            self.state.check_master_token(master_token.identity or "", master_token.serial_number, non_replayable_id),
+            "check_master_token",
         )
         error = _revocation(state, master_token)
         if error is None and renewing and state.sequence not in (None, master_token.sequence_number):
@@ -159,7 +175,8 @@ class TokenFactory:
         return await self._bounded(
             self.state.accept_non_replayable_id(
                 master_token.identity or "", master_token.serial_number, non_replayable_id
-            )
+            ),
+            "accept_non_replayable_id",
         )
 
     async def is_user_id_token_revoked(
@@ -167,13 +184,15 @@ class TokenFactory:
     ) -> MslError | None:
         """USERIDTOKEN_REVOKED when the user or the token's serial is revoked; else None."""
         user = user_id_token.user.encode() if user_id_token.user is not None else None
-        if await self._bounded(self.state.user_id_token_revoked(user, user_id_token.serial_number)):
+        if await self._bounded(
+            self.state.user_id_token_revoked(user, user_id_token.serial_number), "user_id_token_revoked"
+        ):
             return MslError.USERIDTOKEN_REVOKED
         return None
 
     async def _master_token_state(self, master_token: MasterToken) -> MasterTokenState:
         return await self._bounded(
-            self.state.master_token_state(master_token.identity or "", master_token.serial_number)
+            self.state.master_token_state(master_token.identity or "", master_token.serial_number), "master_token_state"
         )
 
     # -- recording issuance (awaited by the engine before a response is sent) -------------
@@ -191,32 +210,35 @@ class TokenFactory:
             renewed = await self._bounded(
                 self.state.record_renewal(
                     identity, issued.serial_number, previous.sequence_number, issued.sequence_number
-                )
+                ),
+                "record_renewal",
             )
             if not renewed:
                 raise MslMasterTokenException(MslError.MASTERTOKEN_SEQUENCE_NUMBER_OUT_OF_SYNC).set_master_token(
                     previous
                 )
             return
-        await self._bounded(self.state.record_new_master_token(identity, issued.serial_number))
+        await self._bounded(
+            self.state.record_new_master_token(identity, issued.serial_number), "record_new_master_token"
+        )
 
     # -- revocation -----------------------------------------------------------------------
 
     async def revoke_identity(self, identity: str) -> None:
         """Refuse every master token of ``identity``."""
-        await self._bounded(self.state.revoke_identity(identity))
+        await self._bounded(self.state.revoke_identity(identity), "revoke_identity")
 
     async def revoke_master_token(self, serial_number: int) -> None:
         """Refuse the master tokens with this serial number."""
-        await self._bounded(self.state.revoke_master_token(serial_number))
+        await self._bounded(self.state.revoke_master_token(serial_number), "revoke_master_token")
 
     async def revoke_user(self, user: str) -> None:
         """Refuse the user ID tokens of ``user``."""
-        await self._bounded(self.state.revoke_user(user))
+        await self._bounded(self.state.revoke_user(user), "revoke_user")
 
     async def revoke_user_id_token(self, serial_number: int) -> None:
         """Refuse the user ID tokens with this serial number."""
-        await self._bounded(self.state.revoke_user_id_token(serial_number))
+        await self._bounded(self.state.revoke_user_id_token(serial_number), "revoke_user_id_token")
 
     # -- issuance (pure: the builder calls these) -------------------------------------------
 
