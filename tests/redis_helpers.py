@@ -18,6 +18,8 @@ from pathlib import Path
 
 import redis
 
+from process_helpers import terminate
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
@@ -75,13 +77,7 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def stop_redis(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc)
 
 
 def _bindable(port: int) -> bool:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from missile.messages import ErrorReceived, MessageReader, MessageWriter
 from missile.messages.builder import build_request
 from missile.profiles import KeyFileContext, context_from_keyfile
 from missile.transport.http import HttpTransport
+from process_helpers import wait_listening
 from redis_helpers import free_port
 
 CLI = [sys.executable, "-m", "missile.cli"]
@@ -48,16 +47,12 @@ def start_serve(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}/"
-        time.sleep(0.1)
-    stop(proc)
-    raise RuntimeError("server did not start")
+    try:
+        wait_listening(proc, port, lambda: proc.stderr.read().decode() if proc.stderr else "exited", timeout)
+    except RuntimeError:
+        stop(proc)
+        raise
+    return proc, f"http://127.0.0.1:{port}/"
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

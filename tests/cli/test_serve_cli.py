@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,15 +17,11 @@ import pytest
 import redis
 
 from missile.cli.keys import generate, write_private
-from missile.engine.client import MslClient
 from missile.errors import ResponseCode
-from missile.keyfile import KeyFile
-from missile.keyx.requests import key_request_factory
-from missile.messages import ErrorReceived, MessageReader, MessageWriter
-from missile.messages.builder import build_request
-from missile.profiles import KeyFileContext, context_from_keyfile
-from missile.transport.http import HttpTransport
+from missile.profiles import KeyFileContext
+from process_helpers import terminate, wait_listening
 from redis_helpers import free_port
+from serve_helpers import client_context, error_code, establish, non_replayable_message
 
 CLI = [sys.executable, "-m", "missile.cli"]
 WAIT_S = 20.0
@@ -81,55 +75,14 @@ def _serving(keys: Path, env: dict[str, str], *args: str) -> Iterator[tuple[str,
             line = proc.stderr.readline()  # bounded: the process prints or exits
             assert line, f"missile serve exited: {lines}"
             lines.append(line.rstrip("\n"))
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline, "missile serve did not listen"
-            assert proc.poll() is None
-            time.sleep(0.05)
+        wait_listening(proc, port, lambda: "missile serve exited", WAIT_S)
         yield f"http://127.0.0.1:{port}/", lines
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _client(keys: Path) -> KeyFileContext:
-    client_keys = KeyFile.load(keys / "client.json")
-    client_keys.time_ms = None
-    return context_from_keyfile(client_keys)
+        terminate(proc)
 
 
 def _establish(built: KeyFileContext, url: str) -> None:
-    async def go() -> None:
-        transport = HttpTransport(url, timeout=WAIT_S)
-        try:
-            client = MslClient(
-                built.ctx, transport, key_requests=key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")
-            )
-            assert (await client.request(b"establish")).payload == b"establish"
-        finally:
-            await transport.aclose()
-
-    asyncio.run(go())
-
-
-def _non_replayable_message(built: KeyFileContext) -> bytes:
-    request = build_request(built.ctx, non_replayable=True)
-    writer = MessageWriter(request.header, request.payload_crypto_context)
-    return writer.header_bytes() + writer.write(b"pay once") + writer.close()
-
-
-def _error_code(built: KeyFileContext, body: bytes) -> ResponseCode | None:
-    reader = MessageReader(built.ctx, single_message=True)
-    events = [*reader.feed(body), *reader.end_of_stream()]
-    first = events[0]
-    return first.error_header.error_code if isinstance(first, ErrorReceived) else None
+    asyncio.run(establish(built, url))
 
 
 # -- durable state by default ---------------------------------------------------------------
@@ -138,17 +91,17 @@ def _error_code(built: KeyFileContext, body: bytes) -> ResponseCode | None:
 def test_default_state_is_sqlite_and_a_replay_after_restart_is_refused(keys: Path, tmp_path: Path) -> None:
     env = _env(tmp_path, XDG_STATE_HOME=str(tmp_path / "xdg"))
     state = tmp_path / "xdg" / "missile" / "server-state.db"
-    built = _client(keys)
+    built = client_context(keys)
     with _serving(keys, env) as (url, lines):
         assert f"state sqlite {state}" in lines[-1]
         assert state.is_file()
         assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
         _establish(built, url)
-        message = _non_replayable_message(built)
-        assert _error_code(built, httpx.post(url, content=message, timeout=WAIT_S).content) is None
+        message = non_replayable_message(built)
+        assert error_code(built, httpx.post(url, content=message, timeout=WAIT_S).content) is None
     with _serving(keys, env) as (url, _):
         replay = httpx.post(url, content=message, timeout=WAIT_S)
-        assert _error_code(built, replay.content) is ResponseCode.REPLAYED
+        assert error_code(built, replay.content) is ResponseCode.REPLAYED
 
 
 def test_default_state_falls_back_to_home(keys: Path, tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ import select
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from missile.keyfile import KeyFile
 from missile.keyx.requests import key_request_factory
 from missile.profiles import context_from_keyfile
 from missile.transport.http import HttpTransport
+from process_helpers import terminate, wait_listening
 from redis_helpers import free_port
 
 CLI = [sys.executable, "-m", "missile.cli"]
@@ -46,18 +46,6 @@ class Served:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
-
-
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, errors: Path) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(errors.read_text())
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("missile serve did not start")
 
 
 @contextmanager
@@ -88,15 +76,10 @@ def serving(
             preexec_fn=limit_files,
         )
     try:
-        _wait_listening(proc, port, errors)
+        wait_listening(proc, port, errors.read_text, WAIT_S)
         yield Served(proc, port, keys)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 def _connect(port: int) -> socket.socket:
