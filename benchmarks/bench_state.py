@@ -192,7 +192,7 @@ def _start_server(backend: Backend, keys: Path, tmp: Path) -> None:
     with log.open("wb") as err:
         backend.proc = subprocess.Popen(
             [*command, "serve", "--keys", str(keys), "--host", "127.0.0.1", "--port", str(backend.port),
-             "--workers", "1", *backend.args],
+             "--workers", "1", "--log-level", "warning", *backend.args],
             env=dict(os.environ, PYTHONPATH=str(ROOT / "src")), stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
     try:

@@ -47,6 +47,16 @@ takes from the core, for the figure and its ceiling alike. HTTP and memory are w
     in-memory state (target ratio >= 0.8). Also Redis behind a proxy adding 1 ms to every
     command, as a ratio to Redis without it (target >= 0.5 at 64 clients). Details and
     the reasons for these choices: ``benchmarks/bench_state.py``.
+``observability``
+    requests/s over HTTP at 8 clients of ``missile serve --log-level info --metrics``
+    against the same server logging only warnings (target ratio >= 0.95). Details:
+    ``benchmarks/bench_observability.py``.
+``peers``
+    The small round trip next to other message-security layers in the same process, in
+    alternating rounds: OSCORE (``aiocoap``), JWE compact (``jwcrypto``), a bare PyNaCl
+    SecretBox (the floor), missile JSON and binary; wire bytes per request; and over HTTP
+    at 8 clients, missile next to an HTTPS echo (uvicorn with TLS, same client stack).
+    Ratios to OSCORE and to the HTTPS echo. Details: ``benchmarks/bench_peers.py``.
 ``memory``
     Streams 256 MiB through one message (writer -> reader, chunk by chunk, 64 KiB
     chunks) in a fresh subprocess: RSS peak growth (VmHWM) and tracemalloc peak.
@@ -772,7 +782,8 @@ def bench_http(
         command = [str(missile_bin)] if missile_bin.exists() else [sys.executable, "-m", "missile.cli"]
         msl = subprocess.Popen(
             [*command, "serve", "--keys", str(Path(tmp) / "server.json"), "--host", "127.0.0.1",
-             "--port", str(msl_port), "--workers", str(workers), "--state", str(Path(tmp) / "state.db")],
+             "--port", str(msl_port), "--workers", str(workers), "--state", str(Path(tmp) / "state.db"),
+             "--log-level", "warning"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         echo = subprocess.Popen(
@@ -959,10 +970,21 @@ def print_table(results: dict[str, Any]) -> None:
             rows.append(("  latency p50/p99 (echo p50/p99)",
                          f"{h['p50_ms']:.2f}/{h['p99_ms']:.2f}", f"{h['ceiling_p50_ms']:.2f}/{h['ceiling_p99_ms']:.2f}",
                          "", "ms"))  # fmt: skip
+    if results.get("observability"):
+        o = results["observability"]
+        rows.append((
+            "HTTP, 8 clients, INFO logs + metrics vs warnings only (>=0.95)",
+            _fmt(o["info_logs_and_metrics_req_per_s"]), _fmt(o["warnings_only_req_per_s"]),
+            f"{o['ratio']:.2f}", "req/s",
+        ))  # fmt: skip
     if results.get("state"):
         from bench_state import state_rows
 
         rows.extend(state_rows(results["state"], _fmt))
+    if results.get("peers"):
+        from bench_peers import peers_rows
+
+        rows.extend(peers_rows(results["peers"], _fmt))
     mem = results.get("memory")
     if mem:
         rows.append((f"memory, {mem['streamed_bytes'] // MIB} MiB streamed: RSS peak growth (<32)",
@@ -996,14 +1018,21 @@ def evaluate_targets(results: dict[str, Any]) -> dict[str, Any]:
     if "http" in results and "clients_8" in results["http"]:
         value = results["http"]["clients_8"]["req_per_s"]
         out["http_8_clients"] = {"value": value, "target": 3000, "met": value >= 3000}
+    if "observability" in results:
+        value = results["observability"]["ratio"]
+        out["observability_8_clients"] = {"value": value, "target": 0.95, "met": value >= 0.95}
     if "state" in results:
         from bench_state import state_targets
 
         out.update(state_targets(results["state"]))
+    if "peers" in results:
+        from bench_peers import peers_targets
+
+        out.update(peers_targets(results["peers"]))
     return out
 
 
-SECTIONS = ("payload", "roundtrip", "keyx", "http", "state", "memory")
+SECTIONS = ("payload", "roundtrip", "keyx", "http", "observability", "state", "peers", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1032,10 +1061,19 @@ def main(argv: list[str] | None = None) -> int:
         results["keyx"] = bench_keyx(0.6 if quick else 2.0, 1 if quick else 2)
     if "http" in sections:
         results["http"] = bench_http([1, 8, 64], 1.0 if quick else 2.0, 20000 if quick else 100000, 2, repeats)
+    if "observability" in sections:
+        from bench_observability import bench_observability  # imports this module's helpers
+
+        results["observability"] = bench_observability(1.0 if quick else 2.0, 20000 if quick else 100000, repeats)
     if "state" in sections:
         from bench_state import bench_state  # imports this module's helpers
 
         results["state"] = bench_state([8, 64], 1.0 if quick else 2.0, 20000 if quick else 100000, repeats)
+    if "peers" in sections:
+        from bench_peers import bench_peers  # imports this module's helpers
+
+        seconds = 0.5 if quick else 2.0
+        results["peers"] = bench_peers(seconds, 1.0 if quick else 2.0, 20000 if quick else 100000, repeats)
     if "memory" in sections:
         results["memory"] = bench_memory(64 * MIB if quick else 256 * MIB, 64 * KIB)
     results["targets_met"] = evaluate_targets(results)

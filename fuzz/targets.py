@@ -39,7 +39,16 @@ import pybase64
 
 import missile.context as msl_context
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject, ObjectStreamDecoder, b64decode, b64encode, b64url_decode, decode, encode
+from missile.encoding import (
+    EncoderFormat,
+    MslObject,
+    ObjectStreamDecoder,
+    b64decode,
+    b64encode,
+    b64url_decode,
+    decode,
+    encode,
+)
 from missile.encoding.base64 import b64decode_stream, b64encode_stream
 from missile.encoding.compression import CompressionAlgorithm, compress, decompress, lzw_compress
 from missile.entityauth import ENTITY_AUTH_SCHEMES, EntityAuthData, MtProtectedEntityAuthData, X509EntityAuthData
@@ -60,6 +69,8 @@ __all__ = ["TARGETS", "Target", "cache_private_key_loading", "max_len", "seeds"]
 
 REPO = Path(__file__).resolve().parent.parent
 VECTOR_DIR = REPO / "tests" / "vectors"
+#: The binary-format vectors (docs/binary-format.md); their stems are used as ``binary/NN_name``.
+BINARY_VECTOR_DIR = REPO / "tests" / "vectors-binary"
 
 _INSECURE: frozenset[str] = getattr(msl_context, "INSECURE_SCHEMES", frozenset())
 
@@ -131,7 +142,8 @@ TOKEN_STEMS = stems(57, 63)
 
 @cache
 def _vector(stem: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((VECTOR_DIR / f"{stem}.json").read_text(encoding="utf-8"))
+    path = BINARY_VECTOR_DIR / f"{stem[7:]}.json" if stem.startswith("binary/") else VECTOR_DIR / f"{stem}.json"
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 
@@ -1245,7 +1257,8 @@ def _all_objects() -> Iterator[bytes]:
 def codec_decode(data: bytes) -> None:
     """missile.encoding.decode, then re-encoding what it decoded."""
     obj = decode(data)
-    again = decode(encode(obj))
+    # Re-encoded in its own format (a binary-format object's bytes are not JSON values).
+    again = decode(encode(obj, EncoderFormat.MISSILE_CBOR if obj.binary else EncoderFormat.JSON))
     if again != obj:
         raise AssertionError(f"decode(encode(x)) != x for {obj!r}")
 
@@ -1275,7 +1288,7 @@ def stream_decoder(data: bytes) -> None:
             for piece in pieces:
                 decoder.feed(piece)
                 while (raw := decoder.next_raw()) is not None:
-                    if raw[:1] != b"{" or raw[-1:] != b"}":
+                    if (raw[:1] != b"{" or raw[-1:] != b"}") and raw[:1] != _BINARY_ID:
                         raise AssertionError(f"not an object: {raw!r}")
                     out.append(raw)
         except MslEncodingException as exc:
@@ -1317,6 +1330,87 @@ def _seed_stream_decoder() -> Iterator[bytes]:
         if len(c.message) < 8192:
             yield _with_selector(i, c.message)
     yield _with_selector(0, b' {"a":"}\\"{"} \n{"b":{"c":{}}}{')
+
+
+# -- the binary encoder format (docs/binary-format.md) -------------------------------------
+
+_BINARY_ID = bytes((EncoderFormat.MISSILE_CBOR.identifier,))
+
+
+def binary_stems() -> list[str]:
+    """The binary-format message vectors, as ``binary/NN_name`` stems."""
+    return [f"binary/{p.stem}" for p in sorted(BINARY_VECTOR_DIR.glob("[0-9][0-9]_*.json"))]
+
+
+@cache
+def binary_message_cases() -> list[Case]:
+    return [case(s) for s in binary_stems()]
+
+
+def _binary_objects() -> Iterator[bytes]:
+    """Every top-level and nested binary-format object of the binary vectors."""
+    for c in binary_message_cases():
+        assert c.message is not None
+        dec = ObjectStreamDecoder()
+        dec.feed(c.message)
+        while (raw := dec.next_raw()) is not None:
+            yield raw
+            with contextlib.suppress(MslException):
+                obj = decode(raw)
+                for key in ("headerdata", "errordata", "payload"):
+                    if key in obj and obj.get_bytes(key)[:1] == _BINARY_ID:
+                        yield obj.get_bytes(key)
+    structures = json.loads((BINARY_VECTOR_DIR / "structures.json").read_text(encoding="utf-8"))["structures"]
+    for item in structures.values():
+        yield bytes.fromhex(item["hex"])
+
+
+@_contract
+def binary_decode(data: bytes) -> None:
+    """The identifier byte + data: the binary-format decoder. Whatever it accepts must be
+    the one deterministic encoding of what it decoded (re-encoding gives the input)."""
+    raw = _BINARY_ID + data
+    obj = decode(raw)
+    if encode(obj, EncoderFormat.MISSILE_CBOR) != raw:
+        raise AssertionError(f"accepted a non-deterministic encoding: {raw.hex()}")
+
+
+def _seed_binary_decode() -> Iterator[bytes]:
+    for raw in _binary_objects():
+        if len(raw) < 16384:
+            yield raw[1:]
+
+
+@_contract
+def binary_stream(data: bytes) -> None:
+    """sel + a stream of binary-format objects: stream_decoder's checks (same objects
+    whole and in pieces, nothing lost) on the binary framing."""
+    stream_decoder(data)
+
+
+def _seed_binary_stream() -> Iterator[bytes]:
+    for i, c in enumerate(binary_message_cases()):
+        assert c.message is not None
+        if len(c.message) < 8192:
+            yield _with_selector(i, c.message)
+    yield _with_selector(3, _BINARY_ID + b"\xa1\x61a\x01" + _BINARY_ID + b"\xbf")
+
+
+@_contract
+def binary_message(data: bytes) -> None:
+    """sel + mode + a binary-format MSL message: MessageReader by the receiver of a
+    binary vector; mode bits 0-1 choose whole or 1/7/64-byte feeding."""
+    picked = _select(binary_message_cases(), data)
+    if picked is not None and picked[1]:
+        c, body = picked
+        c.read(body[1:], _SPLITS[body[0] & 3])
+
+
+def _seed_binary_message() -> Iterator[bytes]:
+    for i, c in enumerate(binary_message_cases()):
+        assert c.message is not None
+        yield _with_selector(i, b"\0" + c.message)
+        yield _with_selector(i, b"\1" + c.message)
 
 
 def _decompress_target(algo: CompressionAlgorithm) -> Callable[[bytes], None]:
@@ -1452,6 +1546,9 @@ def _registry() -> dict[str, Target]:
         Target("user_auth_data", user_auth_data, _seed_user_auth_data),
         Target("codec_decode", codec_decode, _seed_codec_decode),
         Target("stream_decoder", stream_decoder, _seed_stream_decoder),
+        Target("binary_decode", binary_decode, _seed_binary_decode),
+        Target("binary_stream", binary_stream, _seed_binary_stream),
+        Target("binary_message", binary_message, _seed_binary_message),
         Target("gzip", _decompress_target(CompressionAlgorithm.GZIP), _compression_seeds(CompressionAlgorithm.GZIP)),
         Target("lzw", _decompress_target(CompressionAlgorithm.LZW), _compression_seeds(CompressionAlgorithm.LZW)),
         Target("base64", base64_decode, _seed_base64),

@@ -2,7 +2,7 @@
 # Install everything missile needs on a fresh machine: Debian's redis-server (for the
 # shared-state tests), Java 17 and BouncyCastle (for the live tests against the Java
 # reference, tests/interop/test_java_live.py) and a virtual environment .venv with
-# missile and its test extra. apt runs only when one of the packages is missing.
+# missile and its test and docs extras. apt runs only when one of the packages is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +22,4 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/python -m pip install --quiet -e '.[test,docs]'

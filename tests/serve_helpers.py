@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,11 +25,14 @@ from process_helpers import wait_listening
 from redis_helpers import free_port
 
 CLI = [sys.executable, "-m", "missile.cli"]
+#: Each running server's log file, by pid.
+LOGS: dict[int, Path] = {}
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
 def write_keys(directory: Path) -> Path:
-    """A fresh server.json/client.json pair in ``directory``."""
+    """A fresh server.json/client.json pair in ``directory`` (created if needed)."""
+    directory.mkdir(parents=True, exist_ok=True)
     server, client = generate("server1", "client1")
     write_private(directory / "server.json", server)
     write_private(directory / "client.json", client)
@@ -40,15 +44,19 @@ def start_serve(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``missile serve`` on a free loopback port (own process group); its URL once it listens."""
     port = free_port()
+    # The server logs a line per message: into a file, never a pipe nobody drains.
+    log = tempfile.NamedTemporaryFile(prefix="missile-serve-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [*CLI, "serve", "--keys", str(keys), "--port", str(port), *extra],
         env=dict(env) if env is not None else ENV,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         start_new_session=True,
     )
+    log.close()
+    LOGS[proc.pid] = Path(log.name)
     try:
-        wait_listening(proc, port, lambda: proc.stderr.read().decode() if proc.stderr else "exited", timeout)
+        wait_listening(proc, port, lambda: LOGS[proc.pid].read_text(errors="replace"), timeout)
     except RuntimeError:
         stop(proc)
         raise
@@ -64,8 +72,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    if proc.stderr is not None:
-        proc.stderr.close()
+    log = LOGS.pop(proc.pid, None)
+    if log is not None:
+        log.unlink(missing_ok=True)
 
 
 def client_context(directory: Path) -> KeyFileContext:

@@ -28,9 +28,11 @@ class PermissiveAuthenticationUtils:
     """Nothing revoked, every scheme permitted."""
 
     def is_entity_revoked(self, identity: str) -> bool:
+        """True when the entity identity is revoked (ENTITY_REVOKED)."""
         return False
 
     def is_scheme_permitted(self, identity: str, scheme: str, user: MslUser | None = None) -> bool:
+        """True when the entity (and user, for user auth) may use ``scheme``."""
         return True
 
 
@@ -54,9 +56,11 @@ class ConfigurableAuthenticationUtils:
             self.denied_user.setdefault((identity, user.encode()), set()).add(scheme)
 
     def is_entity_revoked(self, identity: str) -> bool:
+        """True when the entity identity is revoked (ENTITY_REVOKED)."""
         return identity in self.revoked
 
     def is_scheme_permitted(self, identity: str, scheme: str, user: MslUser | None = None) -> bool:
+        """True when the entity (and user, for user auth) may use ``scheme``."""
         if user is not None:
             return scheme not in self.denied_user.get((identity, user.encode()), set())
         return scheme not in self.denied.get(identity, set())

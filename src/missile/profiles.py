@@ -9,6 +9,7 @@ context (it cannot open the tokens the servers issue).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from missile.clock import Clock, FixedClock, system_clock
@@ -29,6 +30,8 @@ from missile.tokens.master import MasterToken
 from missile.userauth.config import user_auth_from_keyfile
 
 __all__ = ["context_from_keyfile", "KeyFileContext"]
+
+_CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(MslContext) if f.init)
 
 
 class KeyFileContext:
@@ -54,7 +57,11 @@ def context_from_keyfile(
     peer_to_peer: bool = False,
     **overrides: Any,
 ) -> KeyFileContext:
-    """Build the context a key file describes (``role`` defaults to the file's)."""
+    """Build the context a key file describes (``role`` defaults to the file's).
+
+    ``overrides`` are :class:`~missile.context.MslContext` fields replacing what the key
+    file gives (``user_auth_factories=...``, ``allowed_insecure_schemes=...``); an unknown
+    name is a TypeError naming it."""
     role = role or keys.role
     if clock is None:
         clock = FixedClock(keys.time_ms) if keys.time_ms is not None else system_clock
@@ -68,20 +75,24 @@ def context_from_keyfile(
         store = InMemoryStore()
     if token_factory is None and (is_server or peer_to_peer):
         token_factory = TokenFactory()
-    ctx = MslContext(
-        msl_crypto=msl_crypto,
-        entity_auth_data=entity_auth_data,
-        entity_auth_factories=entity_factories,
-        user_auth_factories=user_factories,
-        key_exchange_factories=keyx_factories,
-        token_factory=token_factory,
-        store=store,
-        wrap_repository=wrap_repository_from_keyfile(keys),
-        clock=clock,
-        random=random,
-        peer_to_peer=peer_to_peer,
-        **overrides,
-    )
+    fields: dict[str, Any] = {
+        "msl_crypto": msl_crypto,
+        "entity_auth_data": entity_auth_data,
+        "entity_auth_factories": entity_factories,
+        "user_auth_factories": user_factories,
+        "key_exchange_factories": keyx_factories,
+        "token_factory": token_factory,
+        "store": store,
+        "wrap_repository": wrap_repository_from_keyfile(keys),
+        "clock": clock,
+        "random": random,
+        "peer_to_peer": peer_to_peer,
+    }
+    unknown = sorted(set(overrides) - _CONTEXT_FIELDS)
+    if unknown:
+        raise TypeError(f"context_from_keyfile: unknown MslContext option(s) {', '.join(unknown)}")
+    # An override replaces what the key file gives (e.g. user_auth_factories).
+    ctx = MslContext(**{**fields, **overrides})
     if store is not None:
         for held in keys.master_tokens:
             token = MasterToken.parse(decode(held.mastertoken), ctx.msl_crypto, clock=clock)

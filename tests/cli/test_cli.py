@@ -72,7 +72,7 @@ def test_send_data_and_stdin(deployment: Any) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout == b"hello there"
     payload = bytes(range(256)) * 1000
-    out = _send(url, directory / "client.json", stdin=payload)
+    out = _send(url, directory / "client.json", "--file", "-", stdin=payload)
     assert out.returncode == 0, out.stderr
     assert out.stdout == payload
 
@@ -111,11 +111,13 @@ def test_send_with_user_and_state_keeps_session(deployment: Any, tmp_path: Path)
 def test_send_failure_exits_non_zero_with_msl_error(deployment: Any) -> None:
     directory, url = deployment
     out = _send(url, directory / "client.json", "--user", "user@example.com", "--password", "wrong", "--data", "x")
-    assert out.returncode == 2
+    assert out.returncode == 3  # an MSL error from the peer
     assert b"EMAILPASSWORD_INCORRECT" in out.stderr
+    assert url.encode() in out.stderr
     out = _send("http://127.0.0.1:9/", directory / "client.json", "--data", "x")
-    assert out.returncode == 2
+    assert out.returncode == 4  # a communication failure
     assert b"MSL_COMMS_FAILURE" in out.stderr
+    assert b"http://127.0.0.1:9/" in out.stderr
 
 
 def _inspect(path: Path, *args: str) -> dict[str, Any]:
@@ -178,8 +180,9 @@ def test_inspect_raw_capture_via_subprocess(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["header"]["messageid"] == vector["expected"]["header"]["messageid"]
     capture.write_bytes(b'{"headerdata":"AAAA","signature":""}')
     bad = subprocess.run([*CLI, "inspect", str(capture), "--keys", str(keys)], env=ENV, capture_output=True)
-    assert bad.returncode == 2
+    assert bad.returncode == 3
     assert b"MESSAGE_ENTITY_NOT_FOUND" in bad.stderr
+    assert str(capture).encode() in bad.stderr
 
 
 def test_send_large_file_streams_without_deadlock(deployment: Any, tmp_path: Path) -> None:

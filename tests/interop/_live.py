@@ -350,3 +350,57 @@ def read_send_summary(stderr: str) -> SendSummary:
     return SendSummary(
         int(match["messages"]), match["keyx"], None if serial == "-" else int(serial), match["uit"] == "yes"
     )
+
+
+# -- the reference's peer-to-peer entity ---------------------------------------------------
+
+JAVA_PEER = JAVA_DIR / "java-peer.sh"
+P2P_KEYS = JAVA_DIR / "p2p-keys.py"
+JAVA_PEER_ID = "javapeer"
+MISSILE_PEER_ID = "missilepeer"
+
+
+def write_p2p_keys(directory: Path) -> tuple[Path, Path]:
+    """A fresh pair of peer key files from the reference's ``p2p-keys.py``: (Java's, missile's)."""
+    done = subprocess.run(
+        [sys.executable, str(P2P_KEYS), str(directory), JAVA_PEER_ID, MISSILE_PEER_ID],
+        capture_output=True,
+        timeout=CLIENT_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"p2p-keys.py failed: {done.stderr.decode(errors='replace')[-2000:]}")
+    return directory / f"{JAVA_PEER_ID}.json", directory / f"{MISSILE_PEER_ID}.json"
+
+
+_PEER_LINE = re.compile(r"^(SENT|RECV) (\{.*\})$", re.MULTILINE)
+_EXCHANGE = re.compile(r"^EXCHANGE (\d+) (PASS|FAIL)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PeerLog:
+    """What ``java-peer.sh`` printed: its header summaries, in order, each with the
+    number of the exchange it belongs to, and the verdict of each exchange."""
+
+    headers: list[tuple[int, str, dict[str, Any]]]
+    """(exchange, "SENT" or "RECV", summary)."""
+    verdicts: dict[int, str]
+    coalesced: bool
+    """The key-exchange answer was held to go out with the next request."""
+
+    def in_exchange(self, number: int) -> list[tuple[str, dict[str, Any]]]:
+        return [(way, summary) for n, way, summary in self.headers if n == number]
+
+
+def read_peer_log(text: str) -> PeerLog:
+    """Parse ``java-peer.sh`` output; a header belongs to the exchange whose verdict follows it."""
+    verdicts: dict[int, str] = {}
+    headers: list[tuple[int, str, dict[str, Any]]] = []
+    marks = [(m.start(), int(m.group(1)), m.group(2)) for m in _EXCHANGE.finditer(text)]
+    for _, number, verdict in marks:
+        verdicts.setdefault(number, verdict)
+    for match in _PEER_LINE.finditer(text):
+        after = [n for pos, n, _ in marks if pos > match.start()]
+        number = after[0] if after else (max(verdicts) + 1 if verdicts else 1)
+        headers.append((number, match.group(1), json.loads(match.group(2))))
+    return PeerLog(headers, verdicts, "holding the key-exchange answer" in text)

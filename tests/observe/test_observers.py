@@ -97,7 +97,8 @@ def test_observers_fan_out_in_order() -> None:
 
 
 def test_metrics_observer_counts_into_its_registry() -> None:
-    prometheus_client = pytest.importorskip("prometheus_client")
+    import prometheus_client
+
     from missile.observe.metrics import MetricsObserver, metrics_text
 
     registry = prometheus_client.CollectorRegistry()
@@ -120,7 +121,6 @@ def test_metrics_observer_counts_into_its_registry() -> None:
 
 
 def test_tracing_observer_spans_and_propagation() -> None:
-    pytest.importorskip("opentelemetry.sdk")
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter

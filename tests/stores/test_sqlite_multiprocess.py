@@ -60,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     port = _free_port()
     proc = subprocess.Popen(
         [*CLI, "serve", "--keys", str(directory / "server.json"), "--port", str(port),
-         "--state", str(directory / "server-state.db")],
+         "--state", str(directory / "server-state.db"), "--log-level", "warning"],
         env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

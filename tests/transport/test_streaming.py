@@ -19,6 +19,7 @@ from missile.engine.transport import LoopbackTransport
 from missile.errors import MslError, MslException
 from missile.keyfile import KeyFile
 from missile.keyx.requests import key_request_factory
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.profiles import context_from_keyfile
 from missile.transport.http import HttpTransport, MslAsgiApp
 
@@ -42,10 +43,14 @@ def _server() -> MslServer:
     return MslServer(context_from_keyfile(keys).ctx, streaming_echo, streaming=True, chunk_size=16 * 1024)
 
 
-def _client(transport: LoopbackTransport | HttpTransport) -> MslClient:
+def _client(transport: LoopbackTransport | HttpTransport, *, json_only: bool = False) -> MslClient:
     keys = client_keys()
     ctx = context_from_keyfile(keys).ctx
-    return MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
+    # json_only: the tampering below finds chunks by their JSON member name.
+    caps = MessageCapabilities.of(["GZIP", "LZW"], ["en-US"], ["JSON"]) if json_only else DEFAULT_CAPABILITIES
+    return MslClient(
+        ctx, transport, key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"), capabilities=caps
+    )
 
 
 def test_streaming_echo_over_loopback_in_bounded_memory() -> None:
@@ -118,7 +123,7 @@ def test_tampered_request_chunk(tamper_at: int, expected: str) -> None:
 
             await server.serve_channel(Tamper())  # type: ignore[arg-type]
 
-        client = _client(LoopbackTransport(_server().serve_channel))
+        client = _client(LoopbackTransport(_server().serve_channel), json_only=True)
         await client.request(b"session")  # same keys: the session is good for the tampering server
         client.transport = LoopbackTransport(serve)
         with pytest.raises(MslException) as info:

@@ -23,8 +23,9 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from missile.cli import observing
 from missile.engine.server import MslServer, Reply, Request
 from missile.errors import MslError, MslException
 from missile.keyfile import KeyFile
@@ -34,6 +35,9 @@ from missile.stores.redis_state import redacted_url
 from missile.tokens.factory import DEFAULT_STATE_TIMEOUT, TokenFactory
 from missile.transport.http import MslAsgiApp
 from missile.transport.http_server import ConnectionLimits, HardenedHttpToolsProtocol
+
+if TYPE_CHECKING:
+    from missile.server import Server
 
 ENV_KEYS = "MISSILE_KEYS"
 ENV_STATE = "MISSILE_STATE"
@@ -46,6 +50,7 @@ ENV_READ_TIMEOUT = "MISSILE_READ_TIMEOUT_S"
 ENV_MAX_SPOOL = "MISSILE_MAX_SPOOL"
 ENV_STATE_TIMEOUT = "MISSILE_STATE_TIMEOUT_S"
 ENV_HTTP_LIMITS = "MISSILE_HTTP_LIMITS"
+ENV_APP = "MISSILE_APP"
 
 DAY_S = 24 * 3600
 
@@ -204,12 +209,15 @@ def build_app(
     built = context_from_keyfile(
         keys, role="server", token_factory=factory, allowed_insecure_schemes=allow_insecure
     )
+    observer = observing.server_observer()
+    factory.observer = observer
     server = MslServer(
         built.ctx,
         make_echo(max_spool),
         streaming=True,
         read_timeout=read_timeout,
         service_token_contexts=keys.service_token_crypto_contexts(built.ctx.random),
+        observer=observer,
     )
     return MslAsgiApp(server)
 
@@ -220,12 +228,17 @@ def create_app() -> Any:
     Without ``MISSILE_STATE`` (nor Redis) the state is the SQLite file at
     :func:`default_state_path`, as for the command.
     """
+    app_ref = os.environ.get(ENV_APP)
+    if app_ref:
+        user_server = load_user_server(app_ref)
+        user_server.observe(observing.server_observer())
+        return observing.with_metrics(user_server.asgi())
     redis_url = os.environ.get(ENV_REDIS)
     cluster = os.environ.get(ENV_REDIS_CLUSTER)
     state = os.environ.get(ENV_STATE)
     if state is None and not redis_url and not cluster:
         state = str(default_state_path())
-    return build_app(
+    app = build_app(
         os.environ[ENV_KEYS],
         state,
         redis_url,
@@ -237,6 +250,7 @@ def create_app() -> Any:
         max_spool=int(os.environ.get(ENV_MAX_SPOOL, DEFAULT_MAX_SPOOL)),
         state_timeout=float(os.environ.get(ENV_STATE_TIMEOUT, DEFAULT_STATE_TIMEOUT)),
     )
+    return observing.with_metrics(app)
 
 
 # -- connection limits ----------------------------------------------------------------------
@@ -323,6 +337,7 @@ class ServeSettings:
                 env[name] = value
             else:
                 env.pop(name, None)
+        env.pop(ENV_APP, None)  # the echo server, not a --app one
         env[ENV_KEYS] = self.keys_path
         env[ENV_RENEWAL] = str(self.renewal_s)
         env[ENV_EXPIRATION] = str(self.expiration_s)
@@ -426,3 +441,61 @@ def parse_size(text: str) -> int:
     if not value.isdigit():
         raise ValueError(f"not a size: {text!r} (use e.g. 16384, 16K, 256M)")
     return int(value) * factor
+
+
+# -- --app: the user's own Server ------------------------------------------------------------
+
+
+def load_user_server(ref: str) -> Server:
+    """The :class:`missile.Server` named ``package.module:attribute``, imported with the
+    current directory on ``sys.path`` (as uvicorn imports an application)."""
+    import importlib
+    import sys
+
+    from missile.server import Server
+
+    module_name, _, attribute = ref.partition(":")
+    if not module_name or not attribute:
+        raise StartupError(f"--app {ref}: expected package.module:attribute")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StartupError(f"--app {ref}: cannot import {module_name} ({exc})") from exc
+    found: object = module
+    for part in attribute.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            raise StartupError(f"--app {ref}: {module_name} has no attribute {attribute}")
+    if not isinstance(found, Server):
+        raise StartupError(f"--app {ref}: {type(found).__name__}, not a missile.Server")
+    return found
+
+
+def check_user_app(ref: str, workers: int) -> str:
+    """Import the user's server once in the parent; how the start-up line describes it."""
+    from missile._setup import ConfigError
+
+    try:
+        server = load_user_server(ref)
+    except StartupError:
+        raise
+    except (ConfigError, MslException) as exc:
+        raise StartupError(f"--app {ref}: {exc}") from exc
+    except Exception as exc:
+        raise StartupError(f"--app {ref}: importing it failed ({type(exc).__name__}: {exc})") from exc
+    if server.state_location == MEMORY and workers > 1:
+        raise StartupError(
+            f"--app {ref}: state ':memory:' gives each worker its own state (a replay refused by one is "
+            "accepted by another); use a state file or a redis:// URL with --workers > 1"
+        )
+    routes = ", ".join(server.routes) or "no routes"
+    shown = server.state_location if "://" not in server.state_location else redacted_url(server.state_location)
+    return f"routes {routes}, state {shown}"
+
+
+def export_user_app(ref: str, limits: ConnectionLimits, env: MutableMapping[str, str]) -> None:
+    """Tell the workers to serve ``ref`` with ``limits``."""
+    env[ENV_APP] = ref
+    env[ENV_HTTP_LIMITS] = limits_to_env(limits)

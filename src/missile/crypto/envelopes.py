@@ -3,6 +3,12 @@
 Only version 1 is ever produced: a ciphertext envelope is the JSON object
 ``{"keyid","iv","ciphertext","sha256":"AA=="}`` and a signature envelope is the raw
 tag. Version 2 is understood on input.
+
+In the binary format (docs/binary-format.md §5) a V1 envelope is the map
+``{"keyid","iv","ciphertext"}`` with byte strings and no dummy ``sha256`` (it carries no
+meaning, and the binary format has no reference parser to satisfy). Crypto contexts
+write JSON envelopes; :func:`envelope_in_format` rewrites one in the binary format
+before it is signed, so the signature covers the bytes as sent.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from missile.crypto.algorithms import CipherSpec, SignatureAlgo
-from missile.encoding import MslObject, decode, encode
+from missile.encoding import EncoderFormat, MslObject, cbor, decode, encode
 from missile.encoding.base64 import b64decode, b64encode_bytes
 from missile.encoding.codec import match_canonical
 from missile.errors import MslCryptoException, MslEncodingException, MslError
@@ -23,6 +29,8 @@ __all__ = [
     "EnvelopeVersion",
     "CiphertextEnvelope",
     "SignatureEnvelope",
+    "encode_v1_binary",
+    "envelope_in_format",
 ]
 
 _KEY_VERSION = "version"
@@ -70,9 +78,12 @@ class CiphertextEnvelope:
         """A version 2 envelope (for tests and completeness; never sent to a peer)."""
         return cls(EnvelopeVersion.V2, ciphertext, iv, cipher_spec=cipher_spec)
 
-    def encode(self) -> bytes:
-        """The envelope's JSON bytes."""
+    def encode(self, fmt: EncoderFormat = EncoderFormat.JSON) -> bytes:
+        """The envelope's bytes in ``fmt`` (JSON by default)."""
+        binary = fmt is EncoderFormat.MISSILE_CBOR
         if self.version is EnvelopeVersion.V1:
+            if binary:
+                return encode_v1_binary(self.key_id or "", self.iv, self.ciphertext)
             return encode_v1(self.key_id or "", self.iv, self.ciphertext)
         if self.cipher_spec is None:
             raise MslCryptoException(MslError.CIPHERTEXT_ENVELOPE_ENCODE_ERROR, "no cipher spec")
@@ -82,7 +93,8 @@ class CiphertextEnvelope:
                 _KEY_CIPHERSPEC: str(self.cipher_spec),
                 _KEY_IV: self.iv,
                 _KEY_CIPHERTEXT: self.ciphertext,
-            }
+            },
+            fmt,
         )
 
     @classmethod
@@ -114,7 +126,10 @@ class CiphertextEnvelope:
                 key_id = obj.get_string(_KEY_KEY_ID)
                 iv = obj.opt_bytes(_KEY_IV)
                 ciphertext = obj.get_bytes(_KEY_CIPHERTEXT)
-                obj.get_bytes(_KEY_SHA256)  # required, value ignored (crypto.md §3)
+                if obj.binary:
+                    obj.opt_bytes(_KEY_SHA256)  # optional in the binary format, ignored
+                else:
+                    obj.get_bytes(_KEY_SHA256)  # required, value ignored (crypto.md §3)
                 return cls(EnvelopeVersion.V1, ciphertext, iv, key_id=key_id)
             spec_name = obj.get_string(_KEY_CIPHERSPEC)
             iv = obj.opt_bytes(_KEY_IV)
@@ -185,6 +200,40 @@ def encode_v1_parts(key_id: str, iv: bytes | None, ciphertext: bytes | memoryvie
     return head, _b64(ciphertext), V1_TAIL
 
 
+def encode_v1_binary(key_id: str, iv: bytes | None, ciphertext: bytes | memoryview) -> bytes:
+    """A V1 ciphertext envelope in the binary format, written directly: the map's keys
+    in their deterministic order (``iv``, ``keyid``, ``ciphertext``), the ciphertext
+    copied once."""
+    parts: list[bytes | memoryview] = [_BINARY_HEAD_WITH_IV if iv is not None else _BINARY_HEAD_NO_IV]
+    if iv is not None:
+        parts += (cbor.bytes_head(len(iv)), iv)
+    parts += (_BINARY_KEYID, cbor.encode_text(key_id), _BINARY_CIPHERTEXT, cbor.bytes_head(len(ciphertext)), ciphertext)
+    return b"".join(parts)
+
+
+_BINARY_HEAD_WITH_IV = bytes((cbor.IDENTIFIER,)) + cbor.map_head(3) + cbor.encode_text(_KEY_IV)
+_BINARY_HEAD_NO_IV = bytes((cbor.IDENTIFIER,)) + cbor.map_head(2)
+_BINARY_KEYID = cbor.encode_text(_KEY_KEY_ID)
+_BINARY_CIPHERTEXT = cbor.encode_text(_KEY_CIPHERTEXT)
+
+
+def envelope_in_format(protected: bytes, fmt: EncoderFormat) -> bytes:
+    """What a crypto context's ``encrypt`` returned, in ``fmt``.
+
+    A JSON V1 ciphertext envelope becomes the same envelope in the binary format; anything
+    else (data a non-encrypting context passed through, or a format of some other
+    context) is returned as it is, since only its own context reads it back."""
+    if fmt is EncoderFormat.JSON or not protected or protected[0] != 0x7B:
+        return protected
+    envelope = _parse_v1_as_written(protected)
+    if envelope is None:
+        try:
+            envelope = CiphertextEnvelope.parse(protected, EnvelopeVersion.V1)
+        except MslCryptoException:
+            return protected
+    return envelope.encode(fmt)
+
+
 @dataclass(frozen=True, slots=True)
 class SignatureEnvelope:
     """A signature envelope (crypto.md §4): V1 is the raw tag; V2 a JSON object."""
@@ -193,8 +242,8 @@ class SignatureEnvelope:
     version: EnvelopeVersion = EnvelopeVersion.V1
     algorithm: SignatureAlgo | None = None
 
-    def encode(self) -> bytes:
-        """Envelope bytes: the raw signature for V1, the JSON object for V2."""
+    def encode(self, fmt: EncoderFormat = EncoderFormat.JSON) -> bytes:
+        """Envelope bytes: the raw signature for V1, the object in ``fmt`` for V2."""
         if self.version is EnvelopeVersion.V1:
             return self.signature
         if self.algorithm is None:
@@ -204,7 +253,8 @@ class SignatureEnvelope:
                 _KEY_VERSION: int(self.version),
                 _KEY_ALGORITHM: str(self.algorithm),
                 _KEY_SIGNATURE: self.signature,
-            }
+            },
+            fmt,
         )
 
     @classmethod
@@ -213,7 +263,7 @@ class SignatureEnvelope:
 
         Never raises: anything that is not a usable V2 envelope is a V1 raw tag (§4).
         """
-        if not data or data[0] != 0x7B:  # '{'
+        if not data or data[0] not in (0x7B, cbor.IDENTIFIER):  # '{' or the binary format's byte
             return cls(data)
         try:
             obj = decode(data)

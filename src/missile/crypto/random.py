@@ -26,6 +26,7 @@ class SystemRandom:
     """The default source: ``os.urandom``."""
 
     def random_bytes(self, n: int) -> bytes:
+        """Return ``n`` random bytes."""
         return os.urandom(n)
 
 

@@ -1,4 +1,5 @@
-"""JSON encoding of MSL objects and the encoder-format byte (encoding.md §2–§3).
+"""JSON encoding of MSL objects, the encoder-format byte (encoding.md §2–§3), and the
+dispatch to the binary format (:mod:`missile.encoding.cbor`, docs/binary-format.md).
 
 :func:`encode` turns a mapping into compact UTF-8 JSON: ``bytes`` become standard
 base64 strings, values with a ``to_msl()`` method are embedded as nested objects,
@@ -10,28 +11,49 @@ NaN or Infinity, nothing after the object but whitespace.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Protocol
 
+from missile.encoding import cbor
 from missile.encoding.base64 import b64decode, b64encode
-from missile.encoding.mslobject import LongText, MslArray, MslObject
+from missile.encoding.mslobject import BinaryMslObject, LongText, MslArray, MslObject
 from missile.errors import MslEncodingException, MslError
 
-__all__ = ["EncoderFormat", "MslEncodable", "decode", "detect_format", "encode", "encode_json", "to_json_value"]
+__all__ = [
+    "EncoderFormat",
+    "MslEncodable",
+    "decode",
+    "detect_format",
+    "encode",
+    "encode_binary",
+    "encode_json",
+    "to_json_value",
+]
 
 
 class EncoderFormat(str, Enum):
-    """Encoder formats (encoding.md §2); only JSON exists in practice."""
+    """Encoder formats (encoding.md §2), by their capability names.
+
+    JSON is the reference's only format. ``MISSILE_CBOR`` is missile's binary format
+    (docs/binary-format.md); its name is namespaced so that it cannot be taken for some
+    other party's CBOR mapping, and it is only ever sent to a peer that advertised it."""
 
     JSON = "JSON"
+    MISSILE_CBOR = "missile.cbor.v1"
 
     @property
     def identifier(self) -> int:
         """The first byte of data in this format."""
-        return 0x7B
+        return 0x7B if self is EncoderFormat.JSON else cbor.IDENTIFIER
+
+    @property
+    def preference(self) -> int:
+        """Higher is better: a responder answers in the best format both sides advertise."""
+        return 1 if self is EncoderFormat.MISSILE_CBOR else 0
 
 
 class MslEncodable(Protocol):
@@ -50,16 +72,53 @@ def detect_format(data: bytes | bytearray | memoryview) -> EncoderFormat:
         raise MslEncodingException(MslError.MSL_PARSE_ERROR, "no data")
     if data[0] == 0x7B:
         return EncoderFormat.JSON
+    if data[0] == cbor.IDENTIFIER:
+        return EncoderFormat.MISSILE_CBOR
     raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"unknown encoder format byte 0x{data[0]:02x}")
 
 
+@functools.lru_cache(maxsize=4096)
+def java_order(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """``keys`` in the order the reference writes an object with these members.
+
+    Order carries no meaning in MSL, but some deployed clients scan the text and expect
+    the reference's order. The reference's objects are ``java.util.HashMap``s (org.json),
+    iterated bucket by bucket: a key's bucket is its ``String.hashCode`` spread as
+    ``h ^ (h >>> 16)``, masked by the table size (16, doubled whenever more than three
+    quarters full); keys sharing a bucket stay in insertion order (ours). For example a
+    message header is ``headerdata``, ``signature``, then ``mastertoken`` or
+    ``entityauthdata``; a ciphertext envelope ``ciphertext``, ``sha256``, ``keyid``,
+    ``iv``."""
+    size = 16
+    while len(keys) > size * 3 // 4:
+        size *= 2
+    position = {key: i for i, key in enumerate(keys)}
+    return tuple(sorted(keys, key=lambda key: (_java_bucket(key, size), position[key])))
+
+
+def _java_bucket(key: str, size: int) -> int:
+    h = 0
+    units = key.encode("utf-16-be")
+    for i in range(0, len(units), 2):
+        h = (31 * h + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
+    return (h ^ (h >> 16)) & (size - 1)
+
+
+def java_ordered(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` with its members in the reference's order (:func:`java_order`)."""
+    keys = tuple(obj)
+    order = java_order(keys)
+    return obj if order == keys else {key: obj[key] for key in order}
+
+
 def to_json_value(value: Any) -> Any:
-    """Convert a model value to its JSON value (bytes to base64, encodables to objects)."""
+    """Convert a model value to its JSON value (bytes to base64, encodables to objects);
+    objects get the reference's member order (:func:`java_order`)."""
     t = type(value)
     if t is str or t is int or t is bool:
         return value
     if t is dict:
-        return {str(k): to_json_value(v) for k, v in value.items() if v is not None}
+        return java_ordered({str(k): to_json_value(v) for k, v in value.items() if v is not None})
     if t is bytes or t is bytearray or t is memoryview:
         return b64encode(bytes(value))
     if t is list or t is tuple:
@@ -79,9 +138,10 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, Enum):
         return to_json_value(value.value)
     if isinstance(value, Mapping):
-        return {str(k): to_json_value(v) for k, v in value.items() if v is not None}
+        return java_ordered({str(k): to_json_value(v) for k, v in value.items() if v is not None})
     if isinstance(value, MslObject | MslArray):
-        return value.to_dict() if isinstance(value, MslObject) else value.to_list()
+        # Binary-format objects hold bytes: converted like any other value.
+        return to_json_value(value.to_dict() if isinstance(value, MslObject) else value.to_list())
     if isinstance(value, int):
         return int(value)
     raise MslEncodingException(MslError.MSL_ENCODE_ERROR, f"cannot encode a {t.__name__}")
@@ -90,19 +150,36 @@ def to_json_value(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def encode(value: Mapping[str, Any] | MslEncodable | MslObject) -> bytes:
-    """Encode an MSL object as compact UTF-8 JSON bytes."""
+def encode(
+    value: Mapping[str, Any] | MslEncodable | MslObject, fmt: EncoderFormat = EncoderFormat.JSON
+) -> bytes:
+    """Encode an MSL object: compact UTF-8 JSON bytes, or the binary format's bytes."""
+    if fmt is EncoderFormat.MISSILE_CBOR:
+        return encode_binary(value)
     prepared = to_json_value(value)
     if type(prepared) is not dict:
         raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "top-level value is not an object")
     return encode_json(prepared)
 
 
+def encode_binary(value: Mapping[str, Any] | MslEncodable | MslObject) -> bytes:
+    """Encode an MSL object in the binary format: the identifier byte, then one
+    deterministic CBOR map (docs/binary-format.md)."""
+    encoded = cbor.encode_value(value)
+    if not encoded or encoded[0] >> 5 != 5:
+        raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "top-level value is not an object")
+    return _BINARY_PREFIX + encoded
+
+
+_BINARY_PREFIX = bytes((cbor.IDENTIFIER,))
+
+
 def encode_json(prepared: dict[str, Any]) -> bytes:
     """:func:`encode` of a mapping whose values are already JSON values (as
-    :func:`to_json_value` makes them: no bytes, encodables or None)."""
+    :func:`to_json_value` makes them: no bytes, encodables or None); the top-level
+    members are put in the reference's order."""
     try:
-        return _ENCODER.encode(prepared).encode("utf-8")
+        return _ENCODER.encode(java_ordered(prepared)).encode("utf-8")
     except (ValueError, UnicodeEncodeError) as exc:
         raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "value cannot be encoded as JSON") from exc
 
@@ -135,9 +212,12 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_object_hook, parse_constant=_reje
 
 
 def decode(data: bytes | bytearray | memoryview) -> MslObject:
-    """Decode one encoded MSL object; anything malformed is MSL_PARSE_ERROR."""
-    detect_format(data)
+    """Decode one encoded MSL object, in either format (told by its first byte);
+    anything malformed is MSL_PARSE_ERROR."""
+    fmt = detect_format(data)
     raw = data if type(data) is bytes else bytes(data)
+    if fmt is EncoderFormat.MISSILE_CBOR:
+        return BinaryMslObject(cbor.decode_value(raw))
     if len(raw) > _FLAT_THRESHOLD:
         flat = _parse_flat(raw)
         if flat is not None:

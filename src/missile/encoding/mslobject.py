@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from missile.encoding.base64 import b64decode
 from missile.errors import MslEncodingException, MslError
 
-__all__ = ["LongText", "MslArray", "MslObject"]
+__all__ = ["BinaryMslArray", "BinaryMslObject", "LongText", "MslArray", "MslObject"]
 
 _T = TypeVar("_T")
 _MISSING: Any = object()
@@ -110,6 +110,10 @@ def _as_bool(value: Any, where: str) -> bool:
 
 
 def _as_bytes(value: Any, where: str) -> bytes:
+    if type(value) is bytes:
+        # Only the binary format yields bytes (JSON never does); a binary-format object
+        # re-wrapped as a plain MslObject is read the same way.
+        return value
     if type(value) is LongText:
         return value.binary(where)
     if type(value) is not str:
@@ -157,6 +161,11 @@ class MslObject:
 
     def __repr__(self) -> str:
         return f"MslObject(keys={sorted(self._data)})"
+
+    @property
+    def binary(self) -> bool:
+        """True when the object was decoded from the binary format (docs/binary-format.md)."""
+        return False
 
     def keys(self) -> list[str]:
         """The object's keys."""
@@ -308,3 +317,96 @@ class MslArray:
     def strings(self) -> list[str]:
         """Every element, each required to be a string."""
         return [_as_string(v, f"element {i}") for i, v in enumerate(self._data)]
+
+
+# -- the binary format --------------------------------------------------------------------
+#
+# Objects decoded from the binary format hold binary values as ``bytes``. They are read
+# with the same accessors, except that a binary field must be a byte string: a text
+# string (which JSON would read as base64) is a wrong type there, as the format's
+# strictness requires (docs/binary-format.md §4).
+
+
+def _as_raw_bytes(value: Any, where: str) -> bytes:
+    if type(value) is not bytes:
+        raise _fail(where, "is not a byte string")
+    return value
+
+
+def _as_binary_object(value: Any, where: str) -> BinaryMslObject:
+    if type(value) is not dict:
+        raise _fail(where, "is not an object")
+    return BinaryMslObject(value)
+
+
+def _as_binary_array(value: Any, where: str) -> BinaryMslArray:
+    if type(value) is not list:
+        raise _fail(where, "is not an array")
+    return BinaryMslArray(value)
+
+
+class BinaryMslObject(MslObject):
+    """An object decoded from the binary format."""
+
+    __slots__ = ()
+
+    @property
+    def binary(self) -> bool:
+        """Always True."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"BinaryMslObject(keys={sorted(self._data)})"
+
+    def string_size(self) -> int:
+        """Total length of the top-level text and byte string values (for size limits)."""
+        return sum(len(v) for v in self._data.values() if type(v) is str or type(v) is bytes)
+
+    def get_bytes(self, key: str) -> bytes:
+        """A required byte string."""
+        return _as_raw_bytes(self._get(key), f"'{key}'")
+
+    def opt_bytes(self, key: str, default: _T = None) -> bytes | _T:  # type: ignore[assignment]
+        """An optional byte string."""
+        value = self._data.get(key, _MISSING)
+        return default if value is _MISSING else _as_raw_bytes(value, f"'{key}'")
+
+    def get_object(self, key: str) -> BinaryMslObject:
+        """A required nested object."""
+        return _as_binary_object(self._get(key), f"'{key}'")
+
+    def opt_object(self, key: str, default: _T = None) -> BinaryMslObject | _T:  # type: ignore[assignment]
+        """An optional nested object."""
+        value = self._data.get(key, _MISSING)
+        return default if value is _MISSING else _as_binary_object(value, f"'{key}'")
+
+    def get_array(self, key: str) -> BinaryMslArray:
+        """A required array."""
+        return _as_binary_array(self._get(key), f"'{key}'")
+
+    def opt_array(self, key: str, default: _T = None) -> BinaryMslArray | _T:  # type: ignore[assignment]
+        """An optional array."""
+        value = self._data.get(key, _MISSING)
+        return default if value is _MISSING else _as_binary_array(value, f"'{key}'")
+
+
+class BinaryMslArray(MslArray):
+    """An array decoded from the binary format."""
+
+    __slots__ = ()
+
+    def get_bytes(self, index: int) -> bytes:
+        """A byte string element."""
+        return _as_raw_bytes(self._get(index), f"element {index}")
+
+    def get_object(self, index: int) -> BinaryMslObject:
+        """An object element."""
+        return _as_binary_object(self._get(index), f"element {index}")
+
+    def get_array(self, index: int) -> BinaryMslArray:
+        """An array element."""
+        return _as_binary_array(self._get(index), f"element {index}")
+
+    def objects(self) -> list[MslObject]:
+        """Every element, each required to be an object."""
+        return [_as_binary_object(v, f"element {i}") for i, v in enumerate(self._data)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from missile.encoding import cbor
 from missile.encoding.codec import decode, decode_at
 from missile.encoding.mslobject import MslObject
 from missile.errors import MslEncodingException, MslError
@@ -53,6 +54,7 @@ class ObjectStreamDecoder:
         self._pos = 0  # scan position
         self._depth = 0
         self._in_string = False
+        self._need = 0  # bytes a binary object needs from its start before a rescan
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
@@ -88,6 +90,7 @@ class ObjectStreamDecoder:
         self._base = self._pos = self._depth = 0
         self._start = -1
         self._in_string = False
+        self._need = 0
         return rest
 
     def next_raw(self) -> bytes | None:
@@ -100,8 +103,10 @@ class ObjectStreamDecoder:
                 self._base = self._pos = len(buf)
                 self._compact()
                 return None
+            if buf[m.start()] == cbor.IDENTIFIER:
+                return self._next_binary(m.start())
             if buf[m.start()] != 0x7B:
-                raise MslEncodingException(MslError.MSL_PARSE_ERROR, "stream data is not a JSON object")
+                raise MslEncodingException(MslError.MSL_PARSE_ERROR, "stream data is not an MSL object")
             self._start = m.start()
             self._pos = self._start + 1
             self._depth = 1
@@ -127,6 +132,31 @@ class ObjectStreamDecoder:
         self._compact()
         return raw
 
+    def _next_binary(self, start: int) -> bytes | None:
+        """The next binary-format object starting at ``start``, or None if incomplete."""
+        buf = self._buf
+        if len(buf) - start < self._need:
+            return None
+        try:
+            end = cbor.item_end(buf, start + 1)
+        except cbor.IncompleteItem as incomplete:
+            self._need = incomplete.at_least - start
+            self._check_size(self._need)
+            return None
+        self._need = 0
+        self._check_size(end - start)
+        with memoryview(buf) as view:
+            raw = bytes(view[start:end])
+        self._base = self._pos = end
+        self._compact()
+        return raw
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_object_size:
+            raise MslEncodingException(
+                MslError.MSL_PARSE_ERROR, f"encoded object exceeds {self.max_object_size} bytes"
+            )
+
     def next_object(self) -> tuple[bytes, MslObject] | None:
         """The next complete object as ``(raw bytes, decoded object)``, or None."""
         buf = self._buf
@@ -143,7 +173,7 @@ class ObjectStreamDecoder:
         """A small complete object parsed in one pass, or None when that does not work
         out (incomplete, malformed, non-ASCII): the scan then decides, as always."""
         m = _NON_WS.search(buf, self._base)
-        if m is None or not buf.isascii():
+        if m is None or buf[m.start()] != 0x7B or not buf.isascii():
             return None  # ASCII only: string and byte offsets must agree
         start = m.start()
         try:

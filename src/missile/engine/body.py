@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from missile.engine.message_io import read_payload
 from missile.engine.transport import Channel
 from missile.errors import MslError, MslMessageException
-from missile.messages.events import PayloadReceived
 from missile.messages.reader import MessageReader
 
 __all__ = ["MessageBody"]
@@ -28,17 +28,8 @@ class MessageBody:
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            while self._pending:
-                yield self._pending.pop(0)
-            if self._reader.done:
-                return
-            data = await self._channel.read()
-            for event in self._reader.feed(data) if data else self._reader.end_of_stream():
-                if isinstance(event, PayloadReceived) and event.data:
-                    self._pending.append(event.data)
-            if not data and not self._pending:
-                return
+        async for chunk in read_payload(self._channel, self._reader, self._pending):
+            yield chunk
 
     async def read(self, limit: int | None = None) -> bytes:
         """The whole remaining payload; more than ``limit`` bytes is MESSAGE_FORMAT_ERROR."""

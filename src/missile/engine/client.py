@@ -17,6 +17,8 @@ new exchange would revoke the tokens the others had just obtained.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -26,23 +28,28 @@ from missile.crypto.context import CryptoContext
 from missile.encoding import next_id
 from missile.engine.body import MessageBody
 from missile.engine.errors import MslErrorResponse, MslMessageLimitExceeded
+from missile.engine.message_io import MessageStream, read_head, read_message, read_payload, write_message
 from missile.engine.options import MessageOptions
-from missile.engine.transport import Channel, ClientTransport
+from missile.engine.transport import Channel, ClientTransport, CountingChannel
 from missile.errors import MslError, MslException, MslMessageException, ResponseCode
 from missile.keyx.base import KeyRequestData
 from missile.messages.builder import build_request
 from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.messages.error_header import ErrorHeader
-from missile.messages.events import ErrorReceived, HeaderReceived, PayloadReceived
 from missile.messages.header import MessageHeader
+from missile.messages.negotiation import remember_peer_formats
 from missile.messages.reader import MessageReader, ReaderLimits
 from missile.messages.writer import DEFAULT_CHUNK_SIZE, MessageWriter
+from missile.observe.base import CURRENT, MessageObserved, Observer, RecoveryObserved
+from missile.observe.logs import LogObserver
 from missile.tokens.master import MasterToken
 from missile.tokens.service import ServiceToken
 from missile.tokens.user_id import UserIdToken
 from missile.userauth.base import UserAuthData
 
 __all__ = ["MAX_MESSAGES", "MslClient", "Response", "SharedStore", "StreamingResponse"]
+
+log = logging.getLogger("missile.client")
 
 #: Application data to send: any bytes-like object (a memoryview of a mapped file
 #: sends a large file without copying it into memory).
@@ -115,6 +122,14 @@ class _ResponseTokens:
     def user_id_token(self) -> UserIdToken | None:
         """The user ID token the response carried, if any."""
         return self.header.data.user_id_token
+
+    @property
+    def identity(self) -> str | None:
+        """The sender identity the response header names: the responder's entity
+        identity when it answered with entity authentication data, or the master
+        token's when that token is readable (None when the response uses a master token
+        a trusted-network client cannot open, which is the usual case)."""
+        return self.header.identity
 
 
 @dataclass(frozen=True)
@@ -211,10 +226,13 @@ class MslClient:
         reader_limits: ReaderLimits | None = None,
         max_messages: int = MAX_MESSAGES,
         max_payload_size: int = 256 * 1024 * 1024,
+        observer: Observer | None = None,
     ) -> None:
         """``key_requests`` produces fresh key request data (with private parts) each
         time the client asks for keys; without it the client cannot establish sessions.
-        ``max_payload_size`` bounds a buffered response (:meth:`request_stream` has none)."""
+        ``max_payload_size`` bounds a buffered response (:meth:`request_stream` has none).
+        ``observer`` is told of every message and recovery step (:mod:`missile.observe`;
+        by default a :class:`~missile.observe.LogObserver`)."""
         if ctx.store is None:
             raise ValueError("an MSL client needs a store")
         self.ctx = ctx
@@ -225,6 +243,7 @@ class MslClient:
         self.reader_limits = reader_limits
         self.max_messages = max_messages
         self.max_payload_size = max_payload_size
+        self.observer: Observer = observer if observer is not None else LogObserver()
         self.remote_offset_ms: int | None = None
         """Estimated remote clock minus local clock (control.md §9)."""
         # control.md §11: a master token in use by an in-flight exchange is deleted only
@@ -273,6 +292,18 @@ class MslClient:
     async def _run(
         self, data: Payload, options: MessageOptions, *, one_way: bool, stream: bool = False
     ) -> Response | StreamingResponse | None:
+        # The observer's trace context reaches the transport through the task's context.
+        observer = self.observer
+        token = CURRENT.set(observer)
+        try:
+            with observer.span("client request", {"msl.one_way": int(one_way)}):
+                return await self._attempts(data, options, one_way=one_way, stream=stream)
+        finally:
+            CURRENT.reset(token)
+
+    async def _attempts(
+        self, data: Payload, options: MessageOptions, *, one_way: bool, stream: bool
+    ) -> Response | StreamingResponse | None:
         attempt = _Attempt()
         used = 0
         last_error: MslException | None = None
@@ -280,7 +311,7 @@ class MslClient:
             if used + 2 > self.max_messages:
                 raise MslMessageLimitExceeded(last_error)
             used += 2
-            plan = await self._plan(options, attempt)
+            plan = await self._plan(options, attempt, empty=len(data) == 0)
             in_use = plan.master_token
             if in_use is not None:
                 self._in_use[in_use] = self._in_use.get(in_use, 0) + 1
@@ -296,6 +327,7 @@ class MslClient:
                     self._lock().release()
             if result.error is not None:
                 last_error = MslErrorResponse(result.error)
+                self._observe_recovery(result.error, used)
                 attempt = self._recover(plan, result.error, options)
                 continue
             assert result.header is not None
@@ -370,7 +402,7 @@ class MslClient:
             )
         )
 
-    async def _plan(self, options: MessageOptions, attempt: _Attempt) -> _Plan:
+    async def _plan(self, options: MessageOptions, attempt: _Attempt, *, empty: bool = False) -> _Plan:
         lock = self._lock()
         master_token, user_id_token = self._tokens(options, attempt)
         lock_held = False
@@ -407,7 +439,7 @@ class MslClient:
                 # Waiting may have let another exchange renew or delete these tokens.
                 master_token, user_id_token = self._tokens(options, attempt)
         try:
-            return self._finish_plan(options, attempt, master_token, user_id_token, lock_held, now)
+            return self._finish_plan(options, attempt, master_token, user_id_token, lock_held, now, empty=empty)
         except BaseException:
             if lock_held:
                 lock.release()
@@ -421,6 +453,8 @@ class MslClient:
         user_id_token: UserIdToken | None,
         renewable: bool,
         now: int | None,
+        *,
+        empty: bool = False,
     ) -> _Plan:
         encrypts, protects = self._protection(master_token, attempt)
         user_auth: UserAuthData | None = None
@@ -450,6 +484,8 @@ class MslClient:
         ):
             if self.key_requests is not None:
                 key_requests = list(self.key_requests())
+        if key_requests and empty and not handshake:
+            handshake, key_requests = _unambiguous_empty(master_token, now, attempt, key_requests)
         if handshake and not key_requests:
             raise MslMessageException(MslError.HANDSHAKE_DATA_MISSING, "no key request data to establish keys")
         return _Plan(master_token, user_id_token, user_auth, renewable, handshake, key_requests, renewable)
@@ -465,6 +501,85 @@ class MslClient:
         *,
         one_way: bool = False,
         stream: bool = False,
+    ) -> _Result | None:
+        """One message and its answer, in a tracing scope, told to the observer."""
+        start = time.perf_counter()
+        counted: list[CountingChannel] = []
+        result: _Result | None = None
+        failure: MslException | None = None
+        with self.observer.span("client message", {"msl.handshake": int(plan.handshake)}):
+            try:
+                result = await self._exchange_once(
+                    plan, attempt, data, options, counted, one_way=one_way, stream=stream
+                )
+                return result
+            except MslException as exc:
+                failure = exc
+                raise
+            finally:
+                self._observe(plan, result, failure, counted, time.perf_counter() - start)
+
+    def _observe(
+        self,
+        plan: _Plan,
+        result: _Result | None,
+        failure: MslException | None,
+        counted: list[CountingChannel],
+        duration: float,
+    ) -> None:
+        header = result.header if result is not None else None
+        error = result.error if result is not None else None
+        krd = header.data.key_response_data if header is not None else None
+        if error is not None or failure is not None:
+            kind = "error"
+        elif plan.handshake:
+            kind = "handshake"
+        elif krd is not None:
+            kind = "renewal" if plan.master_token is not None else "key_exchange"
+        else:
+            kind = "application"
+        try:
+            self.observer.message(
+                MessageObserved(
+                    role="client",
+                    kind=kind,
+                    identity=_own_identity(self.ctx),
+                    message_id=header.message_id if header is not None else None,
+                    key_exchange=krd.scheme if krd is not None else None,
+                    error=_error_name(error, failure),
+                    response_code=error.error_code.name if error is not None else None,
+                    bytes_in=counted[0].received if counted else 0,
+                    bytes_out=counted[0].sent if counted else 0,
+                    duration=duration,
+                )
+            )
+        except Exception:
+            log.exception("an observer failed")
+
+    def _observe_recovery(self, error: ErrorHeader, used: int) -> None:
+        try:
+            self.observer.recovery(
+                RecoveryObserved(
+                    error=_error_name(error, None) or "",
+                    response_code=error.error_code.name,
+                    action=_RECOVERY_ACTIONS.get(error.error_code, "report the error to the application"),
+                    message=used,
+                    budget=self.max_messages,
+                )
+            )
+        except Exception:
+            log.exception("an observer failed")
+
+    async def _exchange_once(
+        self,
+        plan: _Plan,
+        attempt: _Attempt,
+        data: Payload,
+        options: MessageOptions,
+        counted: list[CountingChannel],
+        *,
+        one_way: bool,
+        stream: bool,
     ) -> _Result | None:
         ctx = self.ctx
         store = ctx.store
@@ -495,18 +610,13 @@ class MslClient:
         )
         writer = MessageWriter(built.header, built.payload_crypto_context, chunk_size=self.chunk_size)
         try:
-            channel = await self.transport.connect()
+            counting = CountingChannel(await self.transport.connect())
+            counted.append(counting)
         except OSError as exc:
             raise MslException(MslError.MSL_COMMS_FAILURE, f"cannot connect: {exc.strerror or exc}") from exc
+        channel: Channel = counting
         try:
-            await channel.write(writer.header_bytes())
-            if not plan.handshake:
-                view = memoryview(data)
-                for start in range(0, len(data), self.chunk_size):
-                    out = writer.write(view[start : start + self.chunk_size])
-                    if out:
-                        await channel.write(out)
-                await channel.write(writer.close())
+            await write_message(channel, writer, None if plan.handshake else data, self.chunk_size, header_first=True)
             await channel.finish()
             result = await self._receive(
                 channel, built.header, plan, options, one_way=one_way, stream=stream and not plan.handshake
@@ -532,43 +642,28 @@ class MslClient:
         stream: bool = False,
     ) -> _Result | None:
         reader = self._reader(options, plan.key_requests)
-        header: MessageHeader | None = None
-        error: ErrorHeader | None = None
-        keyx_context: CryptoContext | None = None
+        source = MessageStream(channel)
+        pending: list[bytes] = []
+        if not await read_head(source, reader, pending):
+            if one_way and not plan.handshake:
+                return None  # a one-way message the server did not answer
+            raise MslMessageException(MslError.MSL_PARSE_ERROR, "no response")
+        header, error, keyx_context = reader.header, reader.error_header, reader.key_exchange_crypto_context
+        if stream and header is not None:
+            body = MessageBody(reader, source, pending)
+            return _Result(request, header, error, b"", keyx_context, (), body, channel)
         payload: list[bytes] = []
         received_size = 0
-        first = True
-        eof = False
-        while True:
-            chunk = await channel.read()
-            if not chunk and first and one_way and not plan.handshake:
-                return None  # a one-way message the server did not answer
-            first = False
-            eof = not chunk
-            events = reader.feed(chunk) if chunk else reader.end_of_stream()
-            for event in events:
-                if isinstance(event, HeaderReceived):
-                    header = event.header
-                    keyx_context = event.key_exchange_crypto_context
-                elif isinstance(event, ErrorReceived):
-                    error = event.error_header
-                elif isinstance(event, PayloadReceived):
-                    payload.append(event.data)
-                    received_size += len(event.data)
-                    if received_size > self.max_payload_size and not stream:
-                        raise MslMessageException(
-                            MslError.MESSAGE_FORMAT_ERROR, f"response payload exceeds {self.max_payload_size} bytes"
-                        )
-            if stream and header is not None and not eof:
-                body = MessageBody(reader, channel, [p for p in payload if p])
-                return _Result(request, header, error, b"", keyx_context, (), body, channel)
-            if eof or reader.done:
-                break
-        if header is None and error is None:
-            raise MslMessageException(MslError.MSL_PARSE_ERROR, "no response")
+        async for chunk in read_payload(source, reader, pending):
+            received_size += len(chunk)
+            if received_size > self.max_payload_size:
+                raise MslMessageException(
+                    MslError.MESSAGE_FORMAT_ERROR, f"response payload exceeds {self.max_payload_size} bytes"
+                )
+            payload.append(chunk)
         pushes: tuple[bytes, ...] = ()
-        if not eof and getattr(channel, "one_exchange", True):
-            pushes = await self._pushes(channel, reader.remaining(), options)
+        if not source.at_eof and getattr(channel, "one_exchange", True):
+            pushes = await self._pushes(source, options)
         return _Result(request, header, error, b"".join(payload), keyx_context, pushes)
 
     def _reader(self, options: MessageOptions, key_requests: Sequence[KeyRequestData] = ()) -> MessageReader:
@@ -579,33 +674,14 @@ class MslClient:
             limits=self.reader_limits,
         )
 
-    async def _pushes(self, channel: Channel, pending: bytes, options: MessageOptions) -> tuple[bytes, ...]:
+    async def _pushes(self, source: MessageStream, options: MessageOptions) -> tuple[bytes, ...]:
         """Messages the server pushed after the response, until the channel ends."""
         pushes: list[bytes] = []
-        eof = False
         while True:
-            reader = self._reader(options)
-            data: list[bytes] = []
-            chunk = pending
-            pending = b""
-            started = False
-            while True:
-                if not chunk and not eof:
-                    chunk = await channel.read()
-                    eof = not chunk
-                if chunk.strip():
-                    started = True
-                if not started and eof:
-                    return tuple(pushes)
-                events = reader.feed(chunk) if chunk else reader.end_of_stream()
-                chunk = b""
-                data.extend(e.data for e in events if isinstance(e, PayloadReceived))
-                if reader.done or eof:
-                    break
-            pushes.append(b"".join(data))
-            pending = reader.remaining()
-            if eof and not pending.strip():
+            push = await read_message(source, self._reader(options), max_payload=self.max_payload_size)
+            if push is None:
                 return tuple(pushes)
+            pushes.append(push.payload)
 
     # -- bookkeeping --------------------------------------------------------------------
 
@@ -615,6 +691,8 @@ class MslClient:
         store = ctx.store
         assert store is not None
         expected_id = next_id(result.request.message_id)
+        # The server's encoder formats, for the format of later requests (negotiation.py).
+        remember_peer_formats(store, result.request, result.header, result.error)
         if result.error is not None:
             eh = result.error
             if eh.timestamp is not None:
@@ -732,3 +810,45 @@ class MslClient:
         if code == ResponseCode.REPLAYED:
             return nxt
         raise MslErrorResponse(error)
+
+
+def _unambiguous_empty(
+    master_token: MasterToken | None, now: int | None, attempt: _Attempt, key_requests: list[KeyRequestData]
+) -> tuple[bool, list[KeyRequestData]]:
+    """Whether to send a handshake first, and the key requests to send, for an empty payload.
+
+    A renewable message with key request data and one empty end-of-message chunk is how
+    older stacks marked a handshake, and receivers (the reference, and
+    :class:`~missile.engine.server.MslServer`, for interoperability) still read it so
+    (messages.md §9): the application would never see it. So an empty payload never
+    travels with key requests: when keys are needed (no master token, an expired one, or
+    a forced exchange) a real handshake goes first and the payload follows under the new
+    master token; an optional renewal waits for a message that carries data.
+    """
+    if master_token is None or master_token.is_expired(now) or attempt.force_renewable:
+        return True, key_requests
+    return False, []
+
+
+_RECOVERY_ACTIONS = {
+    ResponseCode.ENTITY_REAUTH: "re-authenticate the entity",
+    ResponseCode.ENTITYDATA_REAUTH: "re-authenticate the entity with new data",
+    ResponseCode.USER_REAUTH: "re-authenticate the user",
+    ResponseCode.USERDATA_REAUTH: "re-authenticate the user with new data",
+    ResponseCode.SSOTOKEN_REJECTED: "re-authenticate the user",
+    ResponseCode.KEYX_REQUIRED: "resend with key exchange",
+    ResponseCode.EXPIRED: "renew the master token",
+    ResponseCode.REPLAYED: "resend with a new non-replayable ID",
+}
+
+
+def _error_name(error: ErrorHeader | None, failure: MslException | None) -> str | None:
+    if error is not None:
+        known = error.error
+        return known.name if known is not None else f"code {error.internal_code}"
+    return failure.error.name if failure is not None else None
+
+
+def _own_identity(ctx: MslContext) -> str | None:
+    ead = ctx.entity_auth_data
+    return ead.identity if ead is not None else None

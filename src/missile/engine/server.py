@@ -11,6 +11,7 @@ renewed tokens and service tokens, or with the right error message when anything
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,21 +20,38 @@ from missile.crypto.context import CryptoContext
 from missile.engine.body import MessageBody
 from missile.engine.errors import ReadTimeout
 from missile.engine.issuer import check_request, record_issued
+from missile.engine.message_io import read_head, write_message
 from missile.engine.options import MessageOptions
-from missile.engine.transport import Channel, TimedChannel
+from missile.engine.transport import Channel, CountingChannel, TimedChannel
 from missile.errors import MslError, MslException, MslInternalException
 from missile.messages.builder import BuiltMessage, build_error_response, build_push, build_response
 from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
-from missile.messages.events import ErrorReceived, HeaderReceived, PayloadReceived
 from missile.messages.header import MessageHeader
 from missile.messages.reader import MessageReader, ReaderLimits
 from missile.messages.writer import DEFAULT_CHUNK_SIZE, MessageWriter
+from missile.observe.base import MessageObserved, Observer
+from missile.observe.logs import LogObserver
 from missile.tokens.service import ServiceToken
 from missile.tokens.user import MslUser
 
-__all__ = ["MslServer", "Reply", "Request", "RequestRejected"]
+__all__ = ["MslServer", "Origin", "Reply", "Request", "RequestRejected"]
 
 log = logging.getLogger("missile.server")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from, as the transport knows it (nothing here is authenticated)."""
+
+    path: str = "/"
+    """The request path relative to where the application is mounted (always starts with "/")."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Transport headers (HTTP), names lower-cased; repeated headers joined with ", "."""
+    client: tuple[str, int] | None = None
+    """The peer's address (host, port), when the transport knows it."""
+
+
+_NO_ORIGIN = Origin()
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,34 @@ class Request:
     """The application data (empty when the server streams: use :attr:`body`)."""
     body: MessageBody | None = None
     """With a streaming server: the payload, chunk by chunk as each one verifies."""
+    origin: Origin = _NO_ORIGIN
+    """Path, transport headers and client address (unauthenticated: MSL protects the
+    payload, not the HTTP envelope around it)."""
+
+    @property
+    def path(self) -> str:
+        """The request path relative to the mount point ("/" over non-HTTP transports)."""
+        return self.origin.path
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The transport's headers (HTTP), names lower-cased; unauthenticated."""
+        return self.origin.headers
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """The peer's (host, port), when known; unauthenticated."""
+        return self.origin.client
+
+    @property
+    def message_id(self) -> int:
+        """The request's message ID."""
+        return self.header.message_id
+
+    @property
+    def non_replayable(self) -> bool:
+        """True when the request was non-replayable (and its ID was checked against replays)."""
+        return self.header.data.non_replayable_id is not None
 
     @property
     def identity(self) -> str | None:
@@ -63,11 +109,11 @@ class Request:
         return self.header.data.service_tokens
 
 
-@dataclass
+@dataclass(init=False)
 class Reply:
     """The application's answer."""
 
-    data: bytes | AsyncIterable[bytes] = field(default=b"", repr=False)
+    payload: bytes | AsyncIterable[bytes] = field(default=b"", repr=False)
     """Response application data: bytes, or an async iterable streamed chunk by chunk."""
     service_tokens: Sequence[ServiceToken] = ()
     """Service tokens to set (a token with empty data deletes the client's copy)."""
@@ -77,6 +123,28 @@ class Reply:
     """False for a one-way request: nothing is sent back unless tokens must be issued."""
     pushes: Sequence[bytes] = ()
     """Extra server-initiated messages sent after the response on the same connection."""
+
+    def __init__(
+        self,
+        payload: bytes | AsyncIterable[bytes] = b"",
+        service_tokens: Sequence[ServiceToken] = (),
+        options: MessageOptions | None = None,
+        respond: bool = True,
+        pushes: Sequence[bytes] = (),
+        *,
+        data: bytes | AsyncIterable[bytes] | None = None,
+    ) -> None:
+        """``data`` is the former name of ``payload``, kept for existing callers."""
+        self.payload = data if data is not None else payload
+        self.service_tokens = service_tokens
+        self.options = options
+        self.respond = respond
+        self.pushes = pushes
+
+    @property
+    def data(self) -> bytes | AsyncIterable[bytes]:
+        """Former name of :attr:`payload`."""
+        return self.payload
 
 
 class RequestRejected(MslException):
@@ -106,7 +174,16 @@ Handler = Callable[[Request], Awaitable[Reply | bytes | None]]
 
 @dataclass
 class MslServer:
-    """An asyncio MSL responder for a trusted services network."""
+    """An asyncio MSL responder for a trusted services network.
+
+    The issuer's state lives in ``ctx.token_factory.state``. Servers in several
+    processes (``uvicorn --workers``, several hosts) must share it: a
+    :class:`~missile.stores.SqliteTokenState` file on one host, or
+    :class:`~missile.stores.RedisTokenState` (Redis or Redis Cluster). Otherwise each
+    process keeps its own replay windows and accepts a replayed message once per process.
+    The in-memory default refuses to be used by a forked process for that reason, and it
+    forgets everything on restart: use it only for tests and single-process tools.
+    """
 
     ctx: MslContext
     """The server's context (token keys, token factory, schemes)."""
@@ -140,33 +217,69 @@ class MslServer:
     starts in time raises :class:`~missile.engine.errors.ReadTimeout` from
     :meth:`serve_channel`, so a connection transport can close it."""
 
-    async def serve_channel(self, channel: Channel) -> None:
-        """Read one request from ``channel``, respond, and finish the channel."""
+    observer: Observer = field(default_factory=LogObserver)
+    """Told of every message (kind, identity, error, sizes, duration) and asked for a
+    tracing scope around it (:mod:`missile.observe`)."""
+
+    async def serve_channel(self, channel: Channel, origin: Origin = _NO_ORIGIN) -> None:
+        """Read one request from ``channel``, respond, and finish the channel. ``origin``
+        (path, headers, client address) is handed to the handler with the request."""
         if self.read_timeout is not None:
             channel = TimedChannel(channel, self.read_timeout)
+        counted = CountingChannel(channel)
+        outcome = _Outcome(time.perf_counter())
         idle = False
-        try:
-            await self._serve(channel)
-        except ReadTimeout:
-            idle = True  # no request started: the transport decides what to do
-            raise
-        finally:
-            if not idle:
-                await channel.finish()
+        observer = self.observer
+        with observer.extract(origin.headers), observer.span("server message", {"msl.path": origin.path}):
+            try:
+                await self._serve(counted, origin, outcome)
+            except ReadTimeout:
+                idle = True  # no request started: the transport decides what to do
+                raise
+            finally:
+                if not idle:
+                    await channel.finish()
+                    if outcome.reader is not None and outcome.reader.bytes_received:
+                        self._observe(outcome, counted.sent, origin)
 
-    async def _serve(self, channel: Channel) -> None:
+    def _observe(self, outcome: _Outcome, sent: int, origin: Origin) -> None:
+        header = outcome.header
+        user = header.user if header is not None else None
+        try:
+            self.observer.message(
+                MessageObserved(
+                    role="server",
+                    kind=outcome.kind,
+                    identity=header.identity if header is not None else None,
+                    user=user.encode() if user is not None else None,
+                    message_id=header.message_id if header is not None else None,
+                    path=origin.path,
+                    key_exchange=outcome.key_exchange,
+                    error=outcome.error.error.name if outcome.error is not None else None,
+                    response_code=outcome.error.error.response_code.name if outcome.error is not None else None,
+                    bytes_in=outcome.reader.bytes_received if outcome.reader is not None else 0,
+                    bytes_out=sent,
+                    duration=time.perf_counter() - outcome.start,
+                )
+            )
+        except Exception:
+            log.exception("an observer failed")
+
+    async def _serve(self, channel: Channel, origin: Origin, outcome: _Outcome) -> None:
         reader = MessageReader(
             self.ctx,
             service_token_contexts=self.service_token_contexts,
             limits=self.reader_limits,
             single_message=True,
         )
+        outcome.reader = reader
         header: MessageHeader | None = None
         pending: list[bytes] = []
         try:
             header = await self._read_header(channel, reader, pending)
             if header is None:
                 return
+            outcome.header = header
             await check_request(self.ctx, header)
             if not header.is_handshake and not self.streaming:
                 body = MessageBody(reader, channel, pending)
@@ -174,14 +287,14 @@ class MslServer:
         except ReadTimeout as exc:
             if not reader.bytes_received:
                 raise  # idle: no request started, so there is nothing to answer
-            await self._send_error(channel, exc, header)
+            await self._send_error(channel, outcome.failed(exc), header)
             return
         except MslException as exc:
-            await self._send_error(channel, exc, header)
+            await self._send_error(channel, outcome.failed(exc), header)
             return
         except Exception as exc:
             log.exception("unexpected failure reading a request")
-            await self._send_error(channel, MslInternalException(cause=exc), header)
+            await self._send_error(channel, outcome.failed(MslInternalException(cause=exc)), header)
             return
         out = _TrackingChannel(channel)
         try:
@@ -190,14 +303,15 @@ class MslServer:
                 # the message is closed normally (header + empty end-of-message chunk).
                 built = build_response(self.ctx, header, capabilities=self.capabilities)
                 await record_issued(self.ctx, header, built.header)
+                outcome.answered(built, handshake=True)
                 await self._write(out, built, b"")
                 return
             if self.streaming:
-                request = Request(header, body=MessageBody(reader, channel, pending))
+                request = Request(header, body=MessageBody(reader, channel, pending), origin=origin)
             else:
-                request = Request(header, payload)
+                request = Request(header, payload, origin=origin)
             result = await self.handler(request)
-            reply = result if isinstance(result, Reply) else Reply(data=result or b"")
+            reply = result if isinstance(result, Reply) else Reply(result or b"")
             if not reply.respond and not _needs_response(header):
                 return
             options = reply.options or self.options
@@ -210,6 +324,7 @@ class MslServer:
             if options.encrypted and not encrypts:
                 raise MslException(MslError.RESPONSE_REQUIRES_ENCRYPTION)
             await record_issued(self.ctx, header, built.header)
+            outcome.answered(built)
             pushes = [(build_push(self.ctx, header), push) for push in reply.pushes]
             for push_built, _ in pushes:
                 # Pushes carry no key exchange: they are protected like the request was.
@@ -218,38 +333,22 @@ class MslServer:
                     raise MslException(MslError.RESPONSE_REQUIRES_INTEGRITY_PROTECTION, "push")
                 if options.encrypted and not push_encrypts:
                     raise MslException(MslError.RESPONSE_REQUIRES_ENCRYPTION, "push")
-            await self._write(out, built, reply.data)
+            await self._write(out, built, reply.payload)
             for push_built, push in pushes:
                 await self._write(out, push_built, push)
         except MslException as exc:
-            await self._fail(out, exc, header)
+            await self._fail(out, outcome.failed(exc), header)
         except Exception as exc:
             log.exception("unexpected failure answering a request")
-            await self._fail(out, MslInternalException(cause=exc), header)
+            await self._fail(out, outcome.failed(MslInternalException(cause=exc)), header)
 
-    async def _read_header(
-        self, channel: Channel, reader: MessageReader, pending: list[bytes]
-    ) -> MessageHeader | None:
+    async def _read_header(self, channel: Channel, reader: MessageReader, pending: list[bytes]) -> MessageHeader | None:
         """Read up to the header; None when the peer sent nothing or an error message."""
-        received = False
-        while True:
-            data = await channel.read()
-            if not data and not received:
-                return None  # the peer closed without sending a message
-            received = True
-            header: MessageHeader | None = None
-            for event in reader.feed(data) if data else reader.end_of_stream():
-                if isinstance(event, HeaderReceived):
-                    header = event.header
-                elif isinstance(event, PayloadReceived) and event.data:
-                    pending.append(event.data)
-                elif isinstance(event, ErrorReceived):
-                    log.info("error message received: %s", event.error_header.error_code.name)
-                    return None
-            if header is not None:
-                return header
-            if not data:
-                return None
+        if not await read_head(channel, reader, pending):
+            return None  # the peer closed without sending a message
+        if reader.error_header is not None:
+            log.info("error message received: %s", reader.error_header.error_code.name)
+        return reader.header
 
     async def _fail(self, channel: _TrackingChannel, exc: MslException, header: MessageHeader | None) -> None:
         if channel.started:
@@ -263,28 +362,17 @@ class MslServer:
         writer = MessageWriter(built.header, built.payload_crypto_context, chunk_size=self.chunk_size)
         # The header goes out with the first chunk: if producing the data fails before
         # that, nothing has been sent and the requester still gets a proper error message.
-        head = writer.header_bytes()
-        if isinstance(data, bytes | bytearray | memoryview):
-            view = memoryview(data)
-            for start in range(0, len(view), self.chunk_size):
-                out = writer.write(view[start : start + self.chunk_size])
-                if out:
-                    await channel.write(head + out if head else out)
-                    head = b""
-        else:
-            async for piece in data:
-                out = writer.write(piece)
-                if out:
-                    await channel.write(head + out if head else out)
-                    head = b""
-        await channel.write(head + writer.close())
+        await write_message(channel, writer, data, self.chunk_size)
 
     async def _send_error(self, channel: Channel, exc: MslException, header: MessageHeader | None) -> None:
         message_id = header.message_id if header is not None else exc.message_id
         languages: Sequence[str] = ()
         if header is not None and header.data.capabilities is not None:
             languages = header.data.capabilities.languages
-        user_message = self.error_messages(exc.error, languages) if self.error_messages else None
+        # An exception may carry its own user message (the front door's unknown route does).
+        user_message: str | None = getattr(exc, "user_message", None)
+        if user_message is None and self.error_messages is not None:
+            user_message = self.error_messages(exc.error, languages)
         log.info("answering with %s", exc.error.name)
         try:
             error = build_error_response(self.ctx, exc, message_id, user_message=user_message)
@@ -292,6 +380,34 @@ class MslServer:
             log.exception("cannot build an error response")
             return
         await channel.write(error.encode())
+
+
+class _Outcome:
+    """What became of one request, for the observer."""
+
+    __slots__ = ("error", "header", "key_exchange", "kind", "reader", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.reader: MessageReader | None = None
+        self.header: MessageHeader | None = None
+        self.kind = "application"
+        self.key_exchange: str | None = None
+        self.error: MslException | None = None
+
+    def answered(self, built: BuiltMessage, handshake: bool = False) -> None:
+        keyx = built.key_exchange
+        if keyx is not None:
+            self.key_exchange = keyx.response.scheme
+        if handshake:
+            self.kind = "handshake"
+        elif keyx is not None:
+            renewing = self.header is not None and self.header.master_token is not None
+            self.kind = "renewal" if renewing else "key_exchange"
+
+    def failed(self, exc: MslException) -> MslException:
+        self.kind, self.error = "error", exc
+        return exc
 
 
 class _TrackingChannel:

@@ -15,7 +15,15 @@ from typing import Protocol
 
 from missile.engine.errors import ReadTimeout
 
-__all__ = ["Channel", "ClientTransport", "LoopbackTransport", "PipeChannel", "TimedChannel", "channel_pair"]
+__all__ = [
+    "Channel",
+    "ClientTransport",
+    "CountingChannel",
+    "LoopbackTransport",
+    "PipeChannel",
+    "TimedChannel",
+    "channel_pair",
+]
 
 
 class Channel(Protocol):
@@ -62,6 +70,42 @@ class TimedChannel:
 
     async def close(self) -> None:
         await self._channel.close()
+
+
+class CountingChannel:
+    """A channel that counts the bytes written to it and read from it (for observers)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self.sent = 0
+        """Bytes written so far."""
+        self.received = 0
+        """Bytes read so far."""
+
+    async def write(self, data: bytes) -> None:
+        """Send bytes, counting them."""
+        self.sent += len(data)
+        await self._channel.write(data)
+
+    async def finish(self) -> None:
+        """Signal the end of what this side sends."""
+        await self._channel.finish()
+
+    async def read(self, n: int = 65536) -> bytes:
+        """Receive up to ``n`` bytes, counting them."""
+        data = await self._channel.read(n)
+        self.received += len(data)
+        return data
+
+    async def close(self) -> None:
+        """Release the channel."""
+        await self._channel.close()
+
+    @property
+    def one_exchange(self) -> bool:
+        """The wrapped channel's: True when it carries one exchange (HTTP), False when
+        the connection carries more (TCP), where reading pushes must not wait for its end."""
+        return bool(getattr(self._channel, "one_exchange", True))
 
 
 class ClientTransport(Protocol):

@@ -93,6 +93,7 @@ class InMemoryKeySetStore:
             self._keys.pop(identity, None)
 
     def get_keys(self, identity: str) -> KeySet | None:
+        """The key set of ``identity``, or None when unknown."""
         with self._lock:
             return self._keys.get(identity)
 
@@ -417,10 +418,12 @@ class InMemoryX509Store:
             self._private[rfc2253_name(cert.subject)] = private_key
 
     def get_private_key(self, identity: str) -> rsa.RSAPrivateKey | None:
+        """The private key of ``key_pair_id`` (only the local entity's), or None."""
         with self._lock:
             return self._private.get(identity)
 
     def is_trusted(self, cert: x509.Certificate, now_ms: int) -> bool:
+        """True when ``cert`` is valid at ``now_ms`` and issued by a trusted certificate."""
         _check_validity(cert, now_ms)
         if self._issuer_of(cert) is None:
             raise MslEntityAuthException(MslError.X509CERT_VERIFICATION_FAILED, rfc2253_name(cert.subject))
@@ -452,6 +455,7 @@ class InMemoryIdentityProvisioningService:
         self._lock = threading.Lock()
 
     def next_identity(self) -> str:
+        """A new unique identity."""
         with self._lock:
             n = next(self._counter)
         return f"{self._prefix}{n}-{self._random.random_bytes(8).hex()}"

@@ -129,6 +129,7 @@ class InMemoryDiffieHellmanParameters:
             self._specs[parameters_id] = spec
 
     def parameter_spec(self, parameters_id: str) -> DhParameterSpec | None:
+        """The parameters with this ID, or None."""
         with self._lock:
             return self._specs.get(parameters_id)
 

@@ -49,6 +49,7 @@ class StaticPskWrapKeyLookup:
         )
 
     def wrap_crypto_context(self, identity: str) -> CryptoContext | None:
+        """The identity's Kpw context, or None when the identity has no PSK key set."""
         return self._contexts.get(identity)
 
     def identities(self) -> list[str]:

@@ -41,14 +41,17 @@ class InMemoryWrapCryptoContextRepository:
         self._contexts: dict[bytes, CryptoContext] = {}
 
     def add_crypto_context(self, wrapdata: bytes, crypto_context: CryptoContext) -> None:
+        """Remember ``crypto_context`` for the wrapping key identified by ``wrapdata``."""
         with self._lock:
             self._contexts[bytes(wrapdata)] = crypto_context
 
     def get_crypto_context(self, wrapdata: bytes) -> CryptoContext | None:
+        """The context stored for ``wrapdata``, or None."""
         with self._lock:
             return self._contexts.get(bytes(wrapdata))
 
     def remove_crypto_context(self, wrapdata: bytes) -> None:
+        """Forget the context stored for ``wrapdata`` (no error when absent)."""
         with self._lock:
             self._contexts.pop(bytes(wrapdata), None)
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.crypto.random import random_long
-from missile.encoding import next_id
+from missile.encoding import EncoderFormat, next_id
 from missile.entityauth.base import EntityAuthData
 from missile.errors import MslError, MslException, MslInternalException, MslKeyExchangeException, MslMessageException
 from missile.keyx.base import KeyExchangeResult, KeyRequestData
 from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.messages.error_header import ErrorHeader
 from missile.messages.header import HeaderData, MessageHeader
+from missile.messages.negotiation import best_format, request_format
 from missile.tokens.master import MasterToken
 from missile.tokens.service import ServiceToken
 from missile.tokens.user_id import UserIdToken
@@ -59,9 +60,12 @@ def build_request(
     peer_master_token: MasterToken | None = None,
     peer_user_id_token: UserIdToken | None = None,
     peer_service_tokens: Iterable[ServiceToken] = (),
+    encoder_format: EncoderFormat | None = None,
 ) -> BuiltMessage:
     """A request: random message ID, the newest stored master token unless
-    ``use_entity_auth`` (then the context's entity auth data)."""
+    ``use_entity_auth`` (then the context's entity auth data). ``encoder_format`` None
+    means the best one the server advertised to the store, else JSON
+    (:func:`~missile.messages.negotiation.request_format`)."""
     if master_token is None and not use_entity_auth and ctx.store is not None:
         master_token = ctx.store.get_master_token()
     entity_auth_data = None
@@ -98,7 +102,11 @@ def build_request(
         peer_user_id_token=peer_user_id_token,
         peer_service_tokens=tuple(peer_service_tokens),
     )
-    header = MessageHeader.create(ctx, data, master_token=master_token, entity_auth_data=entity_auth_data)
+    if encoder_format is None:
+        encoder_format = request_format(ctx.store, capabilities)
+    header = MessageHeader.create(
+        ctx, data, master_token=master_token, entity_auth_data=entity_auth_data, encoder_format=encoder_format
+    )
     return BuiltMessage(header, header.crypto_context)
 
 
@@ -206,7 +214,11 @@ def build_response(
         service_tokens=tuple(unique.values()),
         peer_master_token=peer_master_token,
     )
-    header = MessageHeader.create(ctx, header_data, master_token=master_token, entity_auth_data=entity_auth_data)
+    # The best encoder format both sides advertise (docs/binary-format.md §8).
+    encoder_format = best_format(caps.encoder_formats) if caps is not None else EncoderFormat.JSON
+    header = MessageHeader.create(
+        ctx, header_data, master_token=master_token, entity_auth_data=entity_auth_data, encoder_format=encoder_format
+    )
     payload_crypto = keyx.crypto_context if keyx is not None and not ctx.peer_to_peer else header.crypto_context
     return BuiltMessage(header, payload_crypto, keyx)
 

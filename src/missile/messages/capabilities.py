@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from missile.encoding import EncoderFormat, MslObject
+from missile.encoding import EncoderFormat, MslObject, cbor
+from missile.encoding.codec import java_ordered
 from missile.encoding.compression import CompressionAlgorithm, choose_algorithm
 
 __all__ = ["MessageCapabilities", "DEFAULT_CAPABILITIES"]
@@ -77,7 +78,12 @@ class MessageCapabilities:
     @functools.cached_property
     def json_value(self) -> dict[str, Any]:
         """:meth:`to_msl` as a JSON value, computed once (capabilities never change)."""
-        return self.to_msl()
+        return java_ordered(self.to_msl())
+
+    @functools.cached_property
+    def cbor_encoded(self) -> bytes:
+        """:meth:`to_msl` as a binary-format map (no identifier byte), computed once."""
+        return cbor.encode_value(self.to_msl())
 
     def intersection(self, other: MessageCapabilities | None) -> MessageCapabilities | None:
         """Capabilities both sides share, in this side's order (a response to ``self``'s request)."""
@@ -117,7 +123,10 @@ _PARSED_MAX = 64
 _ALGO_NAMES = frozenset(a.value for a in CompressionAlgorithm)
 _FORMAT_NAMES = frozenset(f.value for f in EncoderFormat)
 
-#: What missile advertises by default: both compression algorithms, JSON.
+#: What missile advertises by default: both compression algorithms, its binary format
+#: and JSON (docs/binary-format.md §8: a peer that lists only JSON gets only JSON).
 DEFAULT_CAPABILITIES = MessageCapabilities(
-    (CompressionAlgorithm.GZIP, CompressionAlgorithm.LZW), ("en-US",), (EncoderFormat.JSON,)
+    (CompressionAlgorithm.GZIP, CompressionAlgorithm.LZW),
+    ("en-US",),
+    (EncoderFormat.MISSILE_CBOR, EncoderFormat.JSON),
 )

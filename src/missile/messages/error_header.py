@@ -11,7 +11,8 @@ from typing import Any
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject, decode, encode, in_range
+from missile.crypto.envelopes import envelope_in_format
+from missile.encoding import EncoderFormat, MslObject, decode, encode, in_range
 from missile.entityauth.base import EntityAuthData, parse_entity_auth_data
 from missile.errors import MslError, MslException, MslMessageException, ResponseCode
 from missile.messages.header import select_header_crypto_context
@@ -53,6 +54,8 @@ class ErrorHeader:
     """The signature over ``errordata``."""
     raw_error_code: int | None = None
     """The ``errorcode`` integer as received."""
+    encoder_format: EncoderFormat = EncoderFormat.JSON
+    """The format the error header is written in (or was received in)."""
 
     @property
     def error(self) -> MslError | None:
@@ -70,8 +73,9 @@ class ErrorHeader:
         internal_code: int | None = None,
         error_message: str | None = None,
         user_message: str | None = None,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> ErrorHeader:
-        """Build and protect an error header."""
+        """Build and protect an error header, written in ``encoder_format``."""
         if not in_range(message_id):
             raise MslMessageException(MslError.MESSAGE_ID_OUT_OF_RANGE, str(message_id))
         crypto = select_header_crypto_context(ctx, None, entity_auth_data)
@@ -84,7 +88,7 @@ class ErrorHeader:
             KEY_ERROR_MESSAGE: error_message,
             KEY_USER_MESSAGE: user_message,
         }
-        errordata = crypto.encrypt(encode(fields))
+        errordata = envelope_in_format(crypto.encrypt(encode(fields, encoder_format)), encoder_format)
         return cls(
             entity_auth_data=entity_auth_data,
             message_id=message_id,
@@ -96,6 +100,7 @@ class ErrorHeader:
             errordata=errordata,
             signature=crypto.sign(errordata),
             raw_error_code=int(error_code),
+            encoder_format=encoder_format,
         )
 
     @classmethod
@@ -107,6 +112,7 @@ class ErrorHeader:
         error: MslError,
         *,
         user_message: str | None = None,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> ErrorHeader:
         """An error header for an MslError, as the reference responds (errors.md §3)."""
         return cls.create(
@@ -117,6 +123,7 @@ class ErrorHeader:
             internal_code=error.internal_code,
             error_message=error.message,
             user_message=user_message,
+            encoder_format=encoder_format,
         )
 
     def to_msl(self) -> dict[str, Any]:
@@ -129,7 +136,7 @@ class ErrorHeader:
 
     def encode(self) -> bytes:
         """The encoded error header object."""
-        return encode(self.to_msl())
+        return encode(self.to_msl(), self.encoder_format)
 
     @classmethod
     def parse(cls, ctx: MslContext, obj: MslObject) -> ErrorHeader:
@@ -172,4 +179,5 @@ class ErrorHeader:
             errordata=errordata,
             signature=signature,
             raw_error_code=raw_code,
+            encoder_format=EncoderFormat.MISSILE_CBOR if obj.binary else EncoderFormat.JSON,
         )

@@ -15,9 +15,10 @@ from typing import Any
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject, decode, encode, in_range
-from missile.encoding.base64 import b64encode_bytes
-from missile.encoding.codec import encode_json, to_json_value
+from missile.crypto.envelopes import envelope_in_format
+from missile.encoding import EncoderFormat, MslObject, decode, encode, in_range
+from missile.encoding.base64 import b64encode, b64encode_bytes
+from missile.encoding.codec import encode_binary, encode_json, to_json_value
 from missile.entityauth.base import EntityAuthData, parse_entity_auth_data
 from missile.errors import MslError, MslException, MslInternalException, MslMessageException
 from missile.keyx.base import KeyRequestData, KeyResponseData, parse_key_request_data, parse_key_response_data
@@ -147,6 +148,9 @@ class MessageHeader:
     """Whether the protection encrypts (master token, or an encrypting scheme)."""
     user: MslUser | None = None
     """The authenticated user: from user auth data, else from a decrypted user ID token."""
+    encoder_format: EncoderFormat = EncoderFormat.JSON
+    """The format the header is written in (or was received in); its payload chunks use
+    it too (docs/binary-format.md)."""
 
     # -- convenience ------------------------------------------------------------------
 
@@ -183,18 +187,20 @@ class MessageHeader:
 
     def encode(self) -> bytes:
         """The encoded header object."""
+        if self.encoder_format is EncoderFormat.MISSILE_CBOR:
+            return encode_binary(self.to_msl())
         if self.master_token is not None:
-            # What encode(self.to_msl()) writes, from the token's cached encoding:
-            # base64 values never need escaping.
+            # What encode(self.to_msl()) writes (the reference's member order), from the
+            # token's cached encoding: base64 values never need escaping.
             return b"".join(
                 (
-                    b'{"mastertoken":',
-                    self.master_token.encoded,
-                    b',"headerdata":"',
+                    b'{"headerdata":"',
                     b64encode_bytes(self.headerdata),
                     b'","signature":"',
                     b64encode_bytes(self.signature),
-                    b'"}',
+                    b'","mastertoken":',
+                    self.master_token.encoded,
+                    b"}",
                 )
             )
         return encode(self.to_msl())
@@ -209,8 +215,10 @@ class MessageHeader:
         *,
         master_token: MasterToken | None = None,
         entity_auth_data: EntityAuthData | None = None,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> MessageHeader:
-        """Build and protect a header (messages.md §3.3 constraints apply)."""
+        """Build and protect a header (messages.md §3.3 constraints apply), written in
+        ``encoder_format`` (only ever one the receiver advertised, or JSON)."""
         if not in_range(data.message_id):
             raise MslInternalException(f"message ID {data.message_id} out of range")
         if master_token is None and entity_auth_data is None:
@@ -264,8 +272,12 @@ class MessageHeader:
                 fields[KEY_PEER_USER_ID_TOKEN] = data.peer_user_id_token.json_value
             if data.peer_service_tokens:
                 fields[KEY_PEER_SERVICE_TOKENS] = [token.json_value for token in data.peer_service_tokens]
-        plaintext = encode_json(fields)
-        headerdata = crypto.encrypt(plaintext)
+        if encoder_format is EncoderFormat.MISSILE_CBOR:
+            plaintext = encode_binary(_binary_fields(ctx, data, fields))
+            headerdata = envelope_in_format(crypto.encrypt(plaintext), encoder_format)
+        else:
+            plaintext = encode_json(fields)
+            headerdata = crypto.encrypt(plaintext)
         signature = crypto.sign(headerdata)
         stamped = data if data.timestamp is not None else _replace(data, timestamp=timestamp)
         user = data.user_id_token.user if data.user_id_token is not None else None
@@ -278,6 +290,7 @@ class MessageHeader:
             signature=signature,
             encrypting=encrypting,
             user=user,
+            encoder_format=encoder_format,
         )
 
     # -- parsing ----------------------------------------------------------------------
@@ -298,7 +311,7 @@ class MessageHeader:
             if KEY_ENTITY_AUTH_DATA in obj:
                 entity_auth_data = parse_entity_auth_data(obj.get_object(KEY_ENTITY_AUTH_DATA), ctx)
             if KEY_MASTER_TOKEN in obj:
-                master_token = ctx.parse_master_token(_token_object(obj, KEY_MASTER_TOKEN, limits))
+                master_token = _parse_master_token(ctx, _token_object(obj, KEY_MASTER_TOKEN, limits))
             signature = obj.get_bytes(KEY_SIGNATURE)
             headerdata = obj.get_bytes(KEY_HEADER_DATA)
             if not headerdata:
@@ -340,6 +353,8 @@ class MessageHeader:
                 encrypting,
                 service_token_contexts or {},
                 limits,
+                # The message's format is its outer object's (what a response answers in).
+                EncoderFormat.MISSILE_CBOR if obj.binary else EncoderFormat.JSON,
             )
         except MslException as exc:
             if master_token is not None:
@@ -364,6 +379,7 @@ class MessageHeader:
         encrypting: bool,
         st_contexts: Mapping[str, CryptoContext],
         limits: ReaderLimits,
+        encoder_format: EncoderFormat,
     ) -> MessageHeader:
         timestamp = obj.opt_int(KEY_TIMESTAMP)
         key_response: KeyResponseData | None = None
@@ -435,7 +451,7 @@ class MessageHeader:
         peer_service_tokens: tuple[ServiceToken, ...] = ()
         if ctx.peer_to_peer:
             if KEY_PEER_MASTER_TOKEN in obj:
-                peer_master_token = ctx.parse_master_token(_token_object(obj, KEY_PEER_MASTER_TOKEN, limits))
+                peer_master_token = _parse_master_token(ctx, _token_object(obj, KEY_PEER_MASTER_TOKEN, limits))
             peer_verifier = _peer_verification_master_token(key_response, peer_master_token)
             if KEY_PEER_USER_ID_TOKEN in obj:
                 peer_user_id_token = UserIdToken.parse(
@@ -475,7 +491,25 @@ class MessageHeader:
             signature=signature,
             encrypting=encrypting,
             user=user,
+            encoder_format=encoder_format,
         )
+
+
+def _binary_fields(ctx: MslContext, data: HeaderData, fields: dict[str, Any]) -> dict[str, Any]:
+    """The header data fields for the binary format: the scalar fields as :meth:`create`
+    prepared them, the structures as themselves (binary values stay bytes)."""
+    out = {k: v for k, v in fields.items() if type(v) is not dict and type(v) is not list}
+    out[KEY_CAPABILITIES] = data.capabilities
+    out[KEY_KEY_REQUEST_DATA] = list(data.key_request_data) or None
+    out[KEY_KEY_RESPONSE_DATA] = data.key_response_data
+    out[KEY_USER_AUTH_DATA] = data.user_auth_data
+    out[KEY_USER_ID_TOKEN] = data.user_id_token
+    out[KEY_SERVICE_TOKENS] = list(data.service_tokens) or None
+    if ctx.peer_to_peer:
+        out[KEY_PEER_MASTER_TOKEN] = data.peer_master_token
+        out[KEY_PEER_USER_ID_TOKEN] = data.peer_user_id_token
+        out[KEY_PEER_SERVICE_TOKENS] = list(data.peer_service_tokens) or None
+    return out
 
 
 def _user_factory(ctx: MslContext) -> Any:
@@ -508,6 +542,18 @@ def _parse_service_tokens(
             ServiceToken.parse(item, contexts, master_token, user_id_token, max_deflate_ratio=ctx.max_deflate_ratio)
         )
     return _dedupe_service_tokens(tokens)
+
+
+def _parse_master_token(ctx: MslContext, token: MslObject) -> MasterToken:
+    """``ctx.parse_master_token``, which caches parsed tokens by their JSON form: a token
+    from a binary-format message is presented in that form (the same bytes, as base64
+    text; its types were checked strictly already), so both formats share the cache."""
+    if token.binary:
+        raw = token.to_dict()
+        tokendata, signature = raw.get("tokendata"), raw.get("signature")
+        if type(tokendata) is bytes and type(signature) is bytes and len(raw) == 2:
+            token = MslObject({"tokendata": b64encode(tokendata), "signature": b64encode(signature)})
+    return ctx.parse_master_token(token)
 
 
 def _token_object(obj: MslObject, key: str, limits: ReaderLimits) -> MslObject:

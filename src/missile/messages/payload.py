@@ -3,7 +3,8 @@
 Each chunk is independently compressed (optionally), encrypted and signed, so a message
 of any length streams chunk by chunk. The chunk JSON is assembled directly from bytes:
 its fields are integers, fixed names and base64 text that never need escaping, which
-spares the JSON encoder a scan over megabytes of base64.
+spares the JSON encoder a scan over megabytes of base64. In the binary format
+(docs/binary-format.md §6) the chunk and its plaintext are CBOR maps with byte strings.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import re
 from dataclasses import dataclass, field
 
 from missile.crypto.context import CryptoContext
-from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion
+from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion, envelope_in_format
 from missile.crypto.symmetric import SymmetricCryptoContext
-from missile.encoding import MslObject, decode, in_range
+from missile.encoding import EncoderFormat, MslObject, cbor, decode, in_range
 from missile.encoding.base64 import b64encode_bytes
-from missile.encoding.codec import match_canonical
+from missile.encoding.codec import encode_binary, match_canonical
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO, CompressionAlgorithm, compress, decompress
 from missile.errors import MslEncodingException, MslError, MslException, MslInternalException, MslMessageException
 from missile.messages.large_chunks import STREAM_THRESHOLD, encode_large, open_large
@@ -60,9 +61,11 @@ def encode_chunk(
     end_of_message: bool = False,
     compression: CompressionAlgorithm | None = None,
     max_ratio: int | None = DEFAULT_MAX_DEFLATE_RATIO,
+    encoder_format: EncoderFormat = EncoderFormat.JSON,
 ) -> bytes:
-    """Build one encoded payload chunk; compression is kept only when it makes the data
-    smaller and stays within ``max_ratio`` (None lifts that cap, e.g. to craft tests)."""
+    """Build one encoded payload chunk in ``encoder_format``; compression is kept only
+    when it makes the data smaller and stays within ``max_ratio`` (None lifts that cap,
+    e.g. to craft tests)."""
     if not (in_range(sequence_number) and in_range(message_id)):
         raise MslInternalException(f"sequence number {sequence_number} or message ID {message_id} out of range")
     algo: CompressionAlgorithm | None = None
@@ -75,6 +78,8 @@ def encode_chunk(
         # or the receiver would refuse the chunk as a decompression bomb.
         if compressed is not None and (max_ratio is None or len(compressed) * max_ratio >= len(data)):
             data, algo = compressed, compression
+    if encoder_format is EncoderFormat.MISSILE_CBOR:
+        return _encode_binary_chunk(crypto, sequence_number, message_id, data, end_of_message, algo)
     parts = [b'{"sequencenumber":%d,"messageid":%d' % (sequence_number, message_id)]
     if end_of_message:
         parts.append(b',"endofmsg":true')
@@ -88,6 +93,42 @@ def encode_chunk(
     payload = crypto.encrypt(b"".join((head, _b64(data), b'"}')))
     signature = crypto.sign(payload)
     return b"".join((b'{"payload":"', _b64(payload), b'","signature":"', _b64(signature), b'"}'))
+
+
+def _encode_binary_chunk(
+    crypto: CryptoContext,
+    sequence_number: int,
+    message_id: int,
+    data: bytes | memoryview,
+    end_of_message: bool,
+    algo: CompressionAlgorithm | None,
+) -> bytes:
+    plaintext = encode_binary(
+        {
+            KEY_SEQUENCE_NUMBER: sequence_number,
+            KEY_MESSAGE_ID: message_id,
+            KEY_END_OF_MESSAGE: True if end_of_message else None,
+            KEY_COMPRESSION_ALGO: algo.value if algo is not None else None,
+            KEY_DATA: data,
+        }
+    )
+    payload = envelope_in_format(crypto.encrypt(plaintext), EncoderFormat.MISSILE_CBOR)
+    signature = crypto.sign(payload)
+    # {"payload": h'…', "signature": h'…'}, keys in their deterministic order.
+    return b"".join(
+        (
+            _BINARY_CHUNK_HEAD,
+            cbor.bytes_head(len(payload)),
+            payload,
+            _BINARY_SIGNATURE,
+            cbor.bytes_head(len(signature)),
+            signature,
+        )
+    )
+
+
+_BINARY_CHUNK_HEAD = bytes((cbor.IDENTIFIER,)) + cbor.map_head(2) + cbor.encode_text(KEY_PAYLOAD)
+_BINARY_SIGNATURE = cbor.encode_text(KEY_SIGNATURE)
 
 
 #: Chunk plaintext exactly as :func:`encode_chunk` (and the reference) writes it, up to the data.

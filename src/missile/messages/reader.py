@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject, ObjectStreamDecoder
+from missile.encoding import EncoderFormat, MslObject, ObjectStreamDecoder
 from missile.errors import MslError, MslException, MslKeyExchangeException, MslMessageException
 from missile.keyx.base import KeyRequestData, KeyResponseData
 from missile.messages.error_header import ErrorHeader
@@ -229,6 +229,9 @@ class MessageReader:
             return [MessageEnd()]
         assert self.header is not None and self.payload_crypto_context is not None
         try:
+            if obj.binary != (self.header.encoder_format is not EncoderFormat.JSON):
+                # One message, one encoder format (docs/binary-format.md §6).
+                raise MslMessageException(MslError.MSL_PARSE_ERROR, "payload chunk in another encoder format")
             if self._next_sequence > self.limits.max_chunks:
                 raise MslMessageException(
                     MslError.MESSAGE_FORMAT_ERROR, f"more than {self.limits.max_chunks} payload chunks"

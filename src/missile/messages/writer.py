@@ -5,7 +5,7 @@ The header is encoded at construction; application data then goes out chunk by c
 they fill, :meth:`flush` emits what is buffered as a chunk, :meth:`close` emits the
 final end-of-message chunk. Each method returns the bytes to send, so the caller
 decides how they travel. Compression follows the header's capabilities and is used
-only when it makes a chunk smaller.
+only when it makes a chunk smaller. Chunks are written in the header's encoder format.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class MessageWriter:
         self._buffer = bytearray()
         self._sequence = 1
         self._closed = False
+        self._format = header.encoder_format
         self._header_bytes = header.encode()
 
     def header_bytes(self) -> bytes:
@@ -162,6 +163,7 @@ class MessageWriter:
             data,
             end_of_message=end,
             compression=self._compression,
+            encoder_format=self._format,
         )
         self._sequence += 1
         return chunk

@@ -20,16 +20,19 @@ key, a token's contents, a password or payload data.
 from __future__ import annotations
 
 from missile.observe.base import (
+    CURRENT,
     KINDS,
     MessageObserved,
     Observer,
     Observers,
     RecoveryObserved,
     StateCallObserved,
+    trace_headers,
 )
 from missile.observe.logs import JsonFormatter, LogObserver
 
 __all__ = [
+    "CURRENT",
     "KINDS",
     "JsonFormatter",
     "LogObserver",
@@ -38,4 +41,5 @@ __all__ = [
     "Observers",
     "RecoveryObserved",
     "StateCallObserved",
+    "trace_headers",
 ]

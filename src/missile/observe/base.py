@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 __all__ = [
+    "CURRENT",
     "KINDS",
     "MessageObserved",
     "Observer",
     "Observers",
     "RecoveryObserved",
     "StateCallObserved",
+    "trace_headers",
 ]
 
 #: What a message was, from the protocol's point of view.
@@ -84,9 +88,16 @@ class StateCallObserved:
 class Observer:
     """The hooks the engine calls. Every hook does nothing here; override what you need.
 
+    An observer that opens spans or carries trace context (:meth:`span`,
+    :meth:`inject`, :meth:`extract`) sets :attr:`traces`, so that :class:`Observers`
+    enters the scopes of those observers only.
+
     Hooks run on the event loop, inline: keep them quick and never raise (an exception
     from a hook is logged and dropped by the engine, never turned into a protocol error).
     """
+
+    traces: bool = False
+    """True for an observer whose :meth:`span`, :meth:`inject` or :meth:`extract` do something."""
 
     def message(self, event: MessageObserved) -> None:
         """A message was handled."""
@@ -115,6 +126,8 @@ class Observers(Observer):
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self.observers = tuple(observers)
+        self._tracers = tuple(o for o in self.observers if o.traces)
+        self.traces = bool(self._tracers)
 
     def message(self, event: MessageObserved) -> None:
         for observer in self.observers:
@@ -128,20 +141,47 @@ class Observers(Observer):
         for observer in self.observers:
             observer.state_call(event)
 
-    @contextlib.contextmanager
-    def span(self, name: str, attributes: Mapping[str, str | int]) -> Iterator[None]:
-        with contextlib.ExitStack() as stack:
-            for observer in self.observers:
-                stack.enter_context(observer.span(name, attributes))
-            yield
+    def span(self, name: str, attributes: Mapping[str, str | int]) -> AbstractContextManager[None]:
+        if not self._tracers:
+            return contextlib.nullcontext()
+        if len(self._tracers) == 1:
+            return self._tracers[0].span(name, attributes)
+        return self._nested(lambda o: o.span(name, attributes))
 
     def inject(self, headers: MutableMapping[str, str]) -> None:
-        for observer in self.observers:
+        for observer in self._tracers:
             observer.inject(headers)
 
+    def extract(self, headers: Mapping[str, str]) -> AbstractContextManager[None]:
+        if not self._tracers:
+            return contextlib.nullcontext()
+        if len(self._tracers) == 1:
+            return self._tracers[0].extract(headers)
+        return self._nested(lambda o: o.extract(headers))
+
     @contextlib.contextmanager
-    def extract(self, headers: Mapping[str, str]) -> Iterator[None]:
+    def _nested(self, scope: Callable[[Observer], AbstractContextManager[None]]) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
-            for observer in self.observers:
-                stack.enter_context(observer.extract(headers))
+            for observer in self._tracers:
+                stack.enter_context(scope(observer))
             yield
+
+
+#: The observer of the client exchange running in this task: transports add its trace
+#: context to the requests they send (:func:`trace_headers`) without being told of it.
+CURRENT: ContextVar[Observer | None] = ContextVar("missile_observer", default=None)
+
+
+def trace_headers() -> dict[str, str]:
+    """Transport headers carrying the current exchange's trace context (often none)."""
+    observer = CURRENT.get()
+    if observer is None:
+        return {}
+    headers: dict[str, str] = {}
+    observer.inject(headers)
+    # Only what fits in an HTTP/1.1 field: a propagator never needs more.
+    return {k: v for k, v in headers.items() if _FIELD.fullmatch(k) and _VALUE.fullmatch(v)}
+
+
+_FIELD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_VALUE = re.compile(r"[\x20-\x7e]{0,512}")

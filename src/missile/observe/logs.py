@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from missile.observe.base import MessageObserved, Observer, RecoveryObserved, StateCallObserved
 
 __all__ = ["JsonFormatter", "LogObserver"]
 
+_MESSAGE_FIELDS = tuple(f.name for f in fields(MessageObserved) if f.name not in ("role", "duration"))
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -33,13 +34,17 @@ class LogObserver(Observer):
 
     def message(self, event: MessageObserved) -> None:
         log = self._loggers.get(event.role) or logging.getLogger(f"missile.{event.role}")
-        level = logging.INFO
-        if not log.isEnabledFor(level):
+        if not log.isEnabledFor(logging.INFO):
             return
-        fields = {k: v for k, v in asdict(event).items() if v is not None}
+        # Built by hand rather than with dataclasses.asdict: this runs for every message.
+        fields: dict[str, Any] = {"role": event.role}
+        for name in _MESSAGE_FIELDS:
+            value = getattr(event, name)
+            if value is not None:
+                fields[name] = value
         fields["duration"] = round(event.duration, 6)
-        text = " ".join(f"{k}={v}" for k, v in fields.items() if k != "role")
-        log.log(level, "%s message %s", event.role, text, extra={"msl": fields})
+        text = " ".join([f"{k}={v}" for k, v in fields.items() if k != "role"])
+        log.info("%s message %s", event.role, text, extra={"msl": fields})
 
     def recovery(self, event: RecoveryObserved) -> None:
         log = self._loggers["client"]

@@ -18,6 +18,7 @@ every worker's files (``missile serve --metrics`` does both).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from missile.observe.base import MessageObserved, Observer, StateCallObserved
 
@@ -69,23 +70,34 @@ class MetricsObserver(Observer):
             buckets=_STATE_BUCKETS,
             registry=target,
         )
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._state_children: dict[tuple[str, str], Any] = {}
         self._in = self.payload_bytes.labels("in")
         self._out = self.payload_bytes.labels("out")
 
     def message(self, event: MessageObserved) -> None:
-        self.messages.labels(event.role, event.kind).inc()
+        # Label children are cached: .labels() takes a lock and builds a key each time.
+        key = (event.role, event.kind)
+        counters = self._children.get(key)
+        if counters is None:
+            counters = self._children[key] = (self.messages.labels(*key), self.duration.labels(event.role))
+        counters[0].inc()
+        counters[1].observe(event.duration)
         if event.error is not None:
             self.errors.labels(event.role, event.error, event.response_code or "").inc()
         if event.key_exchange is not None:
             self.key_exchanges.labels(event.key_exchange).inc()
-        self.duration.labels(event.role).observe(event.duration)
         if event.bytes_in:
             self._in.inc(event.bytes_in)
         if event.bytes_out:
             self._out.inc(event.bytes_out)
 
     def state_call(self, event: StateCallObserved) -> None:
-        self.state_seconds.labels(event.backend, event.operation).observe(event.seconds)
+        key = (event.backend, event.operation)
+        child = self._state_children.get(key)
+        if child is None:
+            child = self._state_children[key] = self.state_seconds.labels(*key)
+        child.observe(event.seconds)
 
 
 def metrics_text(registry: CollectorRegistry | None = None) -> bytes:

@@ -28,6 +28,8 @@ __all__ = ["TracingObserver"]
 class TracingObserver(Observer):
     """Spans through ``tracer_provider`` (the global provider when None)."""
 
+    traces = True
+
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self._tracer = trace.get_tracer("missile", tracer_provider=tracer_provider)
 

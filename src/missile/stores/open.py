@@ -22,7 +22,10 @@ def open_token_state(location: str | os.PathLike[str], *, cluster: bool = False)
     if text.startswith(_REDIS_SCHEMES):
         from missile.stores.redis_state import RedisTokenState
 
-        return RedisTokenState(text, cluster=cluster)
+        try:
+            return RedisTokenState(text, cluster=cluster)
+        except ImportError as exc:  # the redis extra is not installed
+            raise ValueError(str(exc)) from exc
     if cluster:
         raise ValueError(f"a Redis Cluster is named by a redis:// URL, not {text!r}")
     if text == MEMORY:

@@ -292,6 +292,11 @@ _STORE_SCHEMA = (
         data BLOB,
         UNIQUE (name, mt_serial, uit_serial)
     )""",
+    # The encoder formats the server last advertised (docs/binary-format.md §8): one row.
+    """CREATE TABLE IF NOT EXISTS peer_encoder_formats (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        formats TEXT NOT NULL
+    )""",
 )
 
 _MT_DATA_COLUMNS = (
@@ -577,6 +582,7 @@ class SqliteStore:
     # -- master tokens ----------------------------------------------------------------
 
     def set_crypto_context(self, master_token: MasterToken, crypto_context: CryptoContext | None) -> None:
+        """Store a master token with its session context (None removes it)."""
         if crypto_context is None:
             self.remove_crypto_context(master_token)
             return
@@ -605,6 +611,7 @@ class SqliteStore:
             )
 
     def get_crypto_context(self, master_token: MasterToken) -> CryptoContext | None:
+        """The session context stored for ``master_token``."""
         with self._db.read() as conn:
             row = conn.execute(
                 f"SELECT {_MT_COLUMNS} FROM master_tokens WHERE serial = ? AND sequence = ? AND expiration = ?",
@@ -613,6 +620,7 @@ class SqliteStore:
         return None if row is None else self._master_row(row)[1]
 
     def get_master_token(self) -> MasterToken | None:
+        """The newest stored master token."""
         with self._db.read() as conn:
             rows = conn.execute(f"SELECT {_MT_COLUMNS} FROM master_tokens ORDER BY id").fetchall()
         newest: MasterToken | None = None
@@ -623,6 +631,7 @@ class SqliteStore:
         return newest
 
     def get_non_replayable_id(self, master_token: MasterToken) -> int:
+        """The next non-replayable ID for the master token's serial number (1, 2, …)."""
         serial = master_token.serial_number
         with self._db.write() as conn:
             row = conn.execute("SELECT value FROM non_replayable WHERE serial = ?", (serial,)).fetchone()
@@ -631,6 +640,7 @@ class SqliteStore:
         return value
 
     def remove_crypto_context(self, master_token: MasterToken) -> None:
+        """Remove a master token and, if no other token shares its serial, what is bound to it."""
         serial = master_token.serial_number
         with self._db.write() as conn:
             conn.execute(
@@ -648,13 +658,32 @@ class SqliteStore:
             conn.execute("DELETE FROM service_tokens WHERE mt_serial = ?", (serial,))
 
     def clear_crypto_contexts(self) -> None:
+        """Remove everything."""
         with self._db.write() as conn:
             for table in ("master_tokens", "non_replayable", "user_id_tokens", "service_tokens"):
                 conn.execute(f"DELETE FROM {table}")
 
+    # -- encoder formats ----------------------------------------------------------------
+
+    def set_peer_encoder_formats(self, formats: Sequence[str]) -> None:
+        """Remember the encoder format names the server advertised (docs/binary-format.md §8)."""
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO peer_encoder_formats (id, formats) VALUES (1, ?)", (",".join(formats),)
+            )
+
+    def get_peer_encoder_formats(self) -> tuple[str, ...] | None:
+        """The encoder format names the server last advertised, or None if never heard."""
+        with self._db.read() as conn:
+            row = conn.execute("SELECT formats FROM peer_encoder_formats WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        return tuple(name for name in str(row[0]).split(",") if name)
+
     # -- user ID tokens -----------------------------------------------------------------
 
     def add_user_id_token(self, user_id: str, user_id_token: UserIdToken) -> None:
+        """Store a user ID token under a local user ID."""
         user = user_id_token.user.encode() if user_id_token.user is not None else None
         with self._db.write() as conn:
             if not conn.execute(
@@ -675,11 +704,13 @@ class SqliteStore:
             )
 
     def get_user_id_token(self, user_id: str) -> UserIdToken | None:
+        """The user ID token stored under ``user_id``."""
         with self._db.read() as conn:
             row = conn.execute(f"SELECT {_UIT_COLUMNS} FROM user_id_tokens WHERE user_id = ?", (user_id,)).fetchone()
         return None if row is None else self._user_id_token_row(row)
 
     def remove_user_id_token(self, user_id_token: UserIdToken) -> None:
+        """Remove a user ID token and the service tokens bound to it."""
         key = (user_id_token.serial_number, user_id_token.mt_serial_number)
         with self._db.write() as conn:
             deleted = conn.execute("DELETE FROM user_id_tokens WHERE serial = ? AND mt_serial = ?", key).rowcount
@@ -687,6 +718,7 @@ class SqliteStore:
                 conn.execute("DELETE FROM service_tokens WHERE uit_serial = ?", (user_id_token.serial_number,))
 
     def clear_user_id_tokens(self) -> None:
+        """Remove every user ID token and their bound service tokens."""
         with self._db.write() as conn:
             conn.execute("DELETE FROM service_tokens WHERE uit_serial IN (SELECT serial FROM user_id_tokens)")
             conn.execute("DELETE FROM user_id_tokens")
@@ -694,6 +726,7 @@ class SqliteStore:
     # -- service tokens -----------------------------------------------------------------
 
     def add_service_tokens(self, tokens: Iterable[ServiceToken]) -> None:
+        """Store service tokens (all or nothing)."""
         tokens = list(tokens)
         with self._db.write() as conn:
             for st in tokens:
@@ -730,6 +763,7 @@ class SqliteStore:
     def get_service_tokens(
         self, master_token: MasterToken | None, user_id_token: UserIdToken | None
     ) -> list[ServiceToken]:
+        """Unbound tokens plus those bound to the given tokens."""
         if user_id_token is not None:
             if master_token is None:
                 raise MslException(MslError.USERIDTOKEN_MASTERTOKEN_NULL)
@@ -755,6 +789,7 @@ class SqliteStore:
         master_token: MasterToken | None,
         user_id_token: UserIdToken | None,
     ) -> None:
+        """Remove service tokens by name and/or binding."""
         if user_id_token is not None and master_token is not None and not user_id_token.is_bound_to(master_token):
             raise MslException(MslError.USERIDTOKEN_MASTERTOKEN_MISMATCH)
         clauses: list[str] = []

@@ -9,7 +9,8 @@ from typing import Any
 
 from missile.clock import Clock
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject, decode, encode, in_range
+from missile.crypto.envelopes import envelope_in_format
+from missile.encoding import EncoderFormat, MslObject, cbor, decode, encode, in_range
 from missile.encoding.codec import to_json_value
 from missile.errors import MslEncodingException, MslError, MslException
 
@@ -123,8 +124,10 @@ def sign_token_data(
     serial_keys: tuple[str, str],
     payload_key: str,
     payload: bytes,
+    encoder_format: EncoderFormat = EncoderFormat.JSON,
 ) -> SignedTokenData:
-    """Encrypt ``payload`` and sign the token data with the MSL keys (times in seconds)."""
+    """Encrypt ``payload`` and sign the token data with the MSL keys (times in seconds),
+    the token data and the envelope of ``payload`` written in ``encoder_format``."""
     renewal_window = renewal_window_ms // 1000
     expiration = expiration_ms // 1000
     tokendata = encode(
@@ -133,8 +136,9 @@ def sign_token_data(
             KEY_EXPIRATION: expiration,
             serial_keys[0]: serials[0],
             serial_keys[1]: serials[1],
-            payload_key: msl_crypto.encrypt(payload),
-        }
+            payload_key: envelope_in_format(msl_crypto.encrypt(payload), encoder_format),
+        },
+        encoder_format,
     )
     return SignedTokenData(
         tokendata, msl_crypto.sign(tokendata), True, renewal_window, expiration, serials, payload
@@ -167,6 +171,11 @@ class TimedToken:
     def json_value(self) -> dict[str, Any]:
         """:meth:`to_msl` as a JSON value, computed once (the token never changes)."""
         return to_json_value(self.to_msl())  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def cbor_encoded(self) -> bytes:
+        """:meth:`to_msl` as a binary-format map (no identifier byte), computed once."""
+        return cbor.encode_value(self.to_msl())
 
     @functools.cached_property
     def encoded(self) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any
 
 from missile.clock import Clock, system_clock
 from missile.crypto.context import CryptoContext
-from missile.encoding import MAX_LONG_VALUE, MslObject, decode, encode
+from missile.encoding import MAX_LONG_VALUE, EncoderFormat, MslObject, decode, encode
 from missile.errors import MslCryptoException, MslEncodingException, MslError
 from missile.tokens._common import (
     KEY_IDENTITY,
@@ -105,8 +105,11 @@ class MasterToken(TimedToken):
         issuer_data: dict[str, Any] | None = None,
         signature_algorithm: str = "HmacSHA256",
         clock: Clock = system_clock,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> MasterToken:
-        """Issue a master token protected by the issuer's MSL crypto context (tokens.md §1.3)."""
+        """Issue a master token protected by the issuer's MSL crypto context (tokens.md §1.3),
+        its token data and session data written in ``encoder_format`` (JSON by default: a
+        token may travel to any of the issuer's peers, docs/binary-format.md §7)."""
         serial_keys = (KEY_SEQUENCE_NUMBER, KEY_SERIAL_NUMBER)
         check_token_fields(_ERRORS, renewal_window_ms, expiration_ms, (sequence_number, serial_number))
         if signature_algorithm not in SIGNATURE_ALGORITHMS:
@@ -128,7 +131,8 @@ class MasterToken(TimedToken):
             (sequence_number, serial_number),
             serial_keys,
             KEY_SESSION_DATA,
-            encode(session),
+            encode(session, encoder_format),
+            encoder_format,
         )
         return cls(
             renewal_window=signed.renewal_window,

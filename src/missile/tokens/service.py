@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject, decode, encode, in_range
+from missile.encoding import EncoderFormat, MslObject, cbor, decode, encode, in_range
 from missile.encoding.codec import to_json_value
 from missile.encoding.compression import (
     DEFAULT_MAX_DEFLATE_RATIO,
@@ -78,8 +78,10 @@ class ServiceToken:
         encrypted: bool = True,
         compression: CompressionAlgorithm | None = None,
         max_ratio: int | None = DEFAULT_MAX_DEFLATE_RATIO,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> ServiceToken:
-        """Create a service token bound to the given tokens (tokens.md §3.3).
+        """Create a service token bound to the given tokens (tokens.md §3.3), its token
+        data written in ``encoder_format`` (the service data stays as ``crypto`` made it).
 
         Compression is kept only when smaller and within ``max_ratio`` (None lifts it).
         """
@@ -105,7 +107,7 @@ class ServiceToken:
             KEY_COMPRESSION_ALGO: algo,
             KEY_SERVICE_DATA: service_data,
         }
-        tokendata = encode(fields)
+        tokendata = encode(fields, encoder_format)
         return cls(
             name=name,
             mt_serial_number=mt_serial,
@@ -235,5 +237,10 @@ class ServiceToken:
     def json_value(self) -> dict[str, Any]:
         """:meth:`to_msl` as a JSON value, computed once (the token never changes)."""
         return to_json_value(self.to_msl())  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def cbor_encoded(self) -> bytes:
+        """:meth:`to_msl` as a binary-format map (no identifier byte), computed once."""
+        return cbor.encode_value(self.to_msl())
 
 

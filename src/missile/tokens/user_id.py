@@ -12,7 +12,7 @@ from typing import Any
 
 from missile.clock import Clock, system_clock
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject, decode, encode
+from missile.encoding import EncoderFormat, MslObject, decode, encode
 from missile.errors import MslEncodingException, MslError, MslException, MslUserIdTokenException
 from missile.tokens._common import (
     KEY_IDENTITY,
@@ -81,8 +81,10 @@ class UserIdToken(TimedToken):
         user: MslUser,
         issuer_data: dict[str, Any] | None = None,
         clock: Clock = system_clock,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> UserIdToken:
-        """Issue a user ID token bound to ``master_token`` (tokens.md §2.2)."""
+        """Issue a user ID token bound to ``master_token`` (tokens.md §2.2), written in
+        ``encoder_format``."""
         serials = (master_token.serial_number, serial_number)
         check_token_fields(_ERRORS, renewal_window_ms, expiration_ms, serials)
         identity = user.encode()
@@ -96,7 +98,8 @@ class UserIdToken(TimedToken):
             serials,
             (KEY_MT_SERIAL_NUMBER, KEY_SERIAL_NUMBER),
             KEY_USER_DATA,
-            encode(userdata),
+            encode(userdata, encoder_format),
+            encoder_format,
         )
         return cls(
             renewal_window=signed.renewal_window,

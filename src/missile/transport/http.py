@@ -5,7 +5,9 @@ body, status 200. Bodies stream in both directions.
 :class:`HttpTransport` is the client side on httpx (it opens a fresh exchange per
 message, as a trusted-network client does for every resend). :class:`MslAsgiApp` is an
 ASGI application serving an :class:`~missile.engine.server.MslServer` at any path; it
-runs under uvicorn and mounts in Starlette or FastAPI.
+runs under uvicorn and mounts in Starlette or FastAPI, and hands the handler the request's
+path below the mount point, its HTTP headers and the client address
+(:class:`~missile.engine.server.Origin`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any
 import httpx
 
 from missile.engine.errors import ReadTimeout
-from missile.engine.server import MslServer
+from missile.engine.server import MslServer, Origin
 from missile.errors import MslError, MslException
+from missile.observe.base import trace_headers
 
-__all__ = ["HttpTransport", "MslAsgiApp"]
+__all__ = ["HttpTransport", "MslAsgiApp", "origin_of", "route_path"]
 
 CONTENT_TYPE = "application/octet-stream"
 
@@ -60,7 +63,7 @@ class _HttpChannel:
 
     def _send(self, content: bytes | AsyncIterator[bytes]) -> None:
         request = self._client.build_request(
-            "POST", self._url, content=content, headers={"content-type": CONTENT_TYPE}
+            "POST", self._url, content=content, headers={"content-type": CONTENT_TYPE, **trace_headers()}
         )
         self._task = asyncio.ensure_future(self._client.send(request, stream=True))
 
@@ -242,6 +245,29 @@ def _set_nodelay(send: Send) -> None:
         pass
 
 
+def route_path(scope: Scope) -> str:
+    """The request path below the mount point: ``scope["path"]`` without ``root_path``
+    (Starlette's ``Mount`` keeps the full path and extends ``root_path``; older versions
+    strip it), always starting with "/" (the mount point itself is "/")."""
+    path: str = scope.get("path") or "/"
+    root: str = scope.get("root_path") or ""
+    if root and (path == root or path.startswith(root.rstrip("/") + "/")):
+        path = path[len(root.rstrip("/")) :]
+    return path if path.startswith("/") else "/" + path
+
+
+def origin_of(scope: Scope) -> Origin:
+    """Path, headers and client address of an ASGI HTTP scope, for the handler."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers") or ():
+        name = bytes(raw_name).decode("latin-1").lower()
+        value = bytes(raw_value).decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    client = scope.get("client")
+    address = (str(client[0]), int(client[1])) if client else None
+    return Origin(route_path(scope), headers, address)
+
+
 class MslAsgiApp:
     """ASGI application: every POST body is an MSL message answered by ``server``."""
 
@@ -266,7 +292,7 @@ class MslAsgiApp:
         _set_nodelay(send)
         channel = _AsgiChannel(receive, send)
         try:
-            await self.server.serve_channel(channel)
+            await self.server.serve_channel(channel, origin_of(scope))
         except ReadTimeout:
             # No request body arrived within the server's read timeout.
             if not channel.started:

@@ -77,6 +77,7 @@ from urllib.parse import urlsplit
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from missile.errors import MslError, MslException
+from missile.observe.base import trace_headers
 
 __all__ = ["PooledHttpTransport"]
 
@@ -92,6 +93,7 @@ _READ_LOW = 64 * 1024
 _VISIBLE_ASCII = re.compile(r"[!-~]+")
 # Errors with which a server's kernel refuses data its application did not read.
 _REFUSED = (ConnectionResetError, BrokenPipeError)
+_CHUNKED = b"Transfer-Encoding: chunked\r\n\r\n"
 
 
 def _comms(message: str) -> MslException:
@@ -414,10 +416,11 @@ class _Unexpected(Exception):
 class _PooledChannel:
     """One POST on a pooled connection: the request body out, the response body back."""
 
-    __slots__ = ("_conn", "_finished", "_pending", "_pending_size", "_request", "_started", "_transport")
+    __slots__ = ("_conn", "_finished", "_head", "_pending", "_pending_size", "_request", "_started", "_transport")
 
-    def __init__(self, transport: PooledHttpTransport, connection: _Connection) -> None:
+    def __init__(self, transport: PooledHttpTransport, connection: _Connection, head: bytes) -> None:
         self._transport = transport
+        self._head = head  # the request line and headers, up to the framing header
         self._conn: _Connection | None = connection
         self._pending: list[bytes] = []
         self._pending_size = 0
@@ -468,7 +471,7 @@ class _PooledChannel:
             self._started = True
             pending, self._pending = self._pending, []
             size = b"%x\r\n" % self._pending_size
-            await self._send_first(b"".join((self._transport._head_chunked, size, *pending, b"\r\n")))
+            await self._send_first(b"".join((self._head, _CHUNKED, size, *pending, b"\r\n")))
 
     async def finish(self) -> None:
         if self._finished:
@@ -480,7 +483,7 @@ class _PooledChannel:
             self._started = True
             pending, self._pending = self._pending, []
             length = b"Content-Length: %d\r\n\r\n" % self._pending_size
-            request = self._request = b"".join((self._transport._head, length, *pending))
+            request = self._request = b"".join((self._head, length, *pending))
             conn = self._connection()
             if conn.uses > 1 and not conn.alive():
                 conn = await self._reconnect(conn)  # nothing sent yet: always safe
@@ -588,10 +591,7 @@ class PooledHttpTransport:
         for value in (self.host_header, self.target):
             if not _VISIBLE_ASCII.fullmatch(value):
                 raise ValueError(f"URL needs escaping (spaces, controls or non-ASCII): {url!r}")
-        self._head = (
-            f"POST {self.target} HTTP/1.1\r\nHost: {self.host_header}\r\nContent-Type: application/octet-stream\r\n"
-        ).encode("ascii")
-        self._head_chunked = self._head + b"Transfer-Encoding: chunked\r\n\r\n"
+        self._head = self._head_for(self.target)
         self._idle: list[_Connection] = []  # oldest first
         self._open = 0  # connections open or opening, in use or idle
         # Requests waiting for a connection, first come first served: each gets a released
@@ -604,12 +604,24 @@ class PooledHttpTransport:
         self.resent = 0
         """Requests sent again on a fresh connection after a reused one was found reset."""
 
-    async def connect(self) -> _PooledChannel:
+    async def connect(self, path: str | None = None) -> _PooledChannel:
+        """A channel for one exchange: a POST to the URL's path, or to ``path`` (a path and
+        optional query on the same host, e.g. ``"/msl/notes"``) sharing this pool."""
+        head = self._head if path is None else self._head_for(path)
+        traced = trace_headers()
+        if traced:
+            head += "".join(f"{name}: {value}\r\n" for name, value in traced.items()).encode("ascii")
         self.connections += 1
         conn = self._take_idle()
         if conn is None:
             conn = await self._acquire()
-        return _PooledChannel(self, conn)
+        return _PooledChannel(self, conn, head)
+
+    def _head_for(self, path: str) -> bytes:
+        if not path.startswith("/") or not _VISIBLE_ASCII.fullmatch(path):
+            raise ValueError(f"not an escaped absolute path: {path!r}")
+        head = f"POST {path} HTTP/1.1\r\nHost: {self.host_header}\r\nContent-Type: application/octet-stream\r\n"
+        return head.encode("ascii")
 
     def _take_idle(self) -> _Connection | None:
         idle = self._idle

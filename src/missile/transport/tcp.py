@@ -6,17 +6,30 @@ a connection are in lockstep: the client sends a request and reads its response 
 sending the next. Messages must end with an end-of-message chunk (or be an error or
 handshake message); a peer that ends a response after its header without one (as the
 Java reference's automatic handshake response does) can only be used over HTTP.
+
+Peers (:class:`~missile.engine.peer.MslPeer`) use one connection the same way, except
+that the requester's key-exchange answer gets no reply, so the next request can follow
+it in the same segment: :func:`serve_peer_tcp` and :func:`connect_peer_tcp` read each
+connection through one :class:`~missile.engine.message_io.MessageStream`, which keeps
+the bytes after a message for the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from missile.engine.errors import ReadTimeout
+from missile.engine.message_io import MessageStream
+from missile.engine.peer import MslPeer
 from missile.engine.server import MslServer
 from missile.errors import MslError, MslException
 
-__all__ = ["TcpTransport", "serve_tcp"]
+__all__ = ["PeerConnection", "TcpTransport", "connect_peer_tcp", "serve_peer_tcp", "serve_tcp"]
+
+#: Seconds a peer connection may carry nothing before it is closed: a peer that went
+#: away without closing its end must not hold the connection (and its task) forever.
+PEER_READ_TIMEOUT_S = 300.0
 
 
 class _StreamChannel:
@@ -119,5 +132,55 @@ async def serve_tcp(server: MslServer, host: str = "127.0.0.1", port: int = 0) -
             pass
         finally:
             writer.close()
+
+    return await asyncio.start_server(handle, host, port)
+
+
+class _PeerChannel(_StreamChannel):
+    """A peer connection's channel: closing it closes the connection."""
+
+    async def close(self) -> None:
+        if not self._writer.is_closing():
+            self._writer.close()
+        # The other peer may have reset it first: it is closed either way.
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
+
+
+#: One peer-to-peer connection: pass it to :meth:`MslPeer.request` for every exchange,
+#: and ``await connection.close()`` when done.
+PeerConnection = MessageStream
+
+
+async def connect_peer_tcp(
+    host: str, port: int, *, read_timeout: float | None = PEER_READ_TIMEOUT_S
+) -> PeerConnection:
+    """Open a connection to a peer listening on ``host``:``port`` (see :func:`serve_peer_tcp`).
+
+    A reply that stalls for ``read_timeout`` seconds fails with MSL_COMMS_FAILURE
+    (:class:`~missile.engine.errors.ReadTimeout`) and the connection is closed.
+    """
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        raise MslException(MslError.MSL_COMMS_FAILURE, f"cannot connect: {exc.strerror or exc}") from exc
+    return MessageStream(_PeerChannel(reader, writer, None, read_timeout))
+
+
+async def serve_peer_tcp(
+    peer: MslPeer, host: str = "127.0.0.1", port: int = 0, *, read_timeout: float | None = PEER_READ_TIMEOUT_S
+) -> asyncio.Server:
+    """Answer peers connecting on TCP with ``peer``: each connection carries request
+    after request (and the key-exchange answers between them) until the other peer
+    closes it, or sends nothing for ``read_timeout`` seconds."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        channel = _PeerChannel(reader, writer, None, read_timeout)
+        try:
+            await peer.serve_channel(MessageStream(channel))
+        except (ConnectionError, asyncio.IncompleteReadError, ReadTimeout):
+            pass
+        finally:
+            await channel.close()
 
     return await asyncio.start_server(handle, host, port)

@@ -123,6 +123,7 @@ class InMemoryEmailPasswordStore:
             self._users.pop(email, None)
 
     def is_user(self, email: str, password: str) -> MslUser | None:
+        """The user with these (already trimmed) credentials, or None."""
         with self._lock:
             entry = self._users.get(email)
         given = _password_digest(password)
