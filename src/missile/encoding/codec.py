@@ -63,7 +63,9 @@ class MslEncodable(Protocol):
     already converted by :func:`to_json_value` (computed once, then reused by every
     message that carries it)."""
 
-    def to_msl(self) -> Mapping[str, Any]: ...
+    def to_msl(self) -> Mapping[str, Any]:
+        """The object's MSL form, ready to encode."""
+        ...
 
 
 def detect_format(data: bytes | bytearray | memoryview) -> EncoderFormat:

@@ -74,12 +74,15 @@ class MessageStream:
         return data
 
     async def write(self, data: bytes) -> None:
+        """Send bytes on the channel."""
         await self.channel.write(data)
 
     async def finish(self) -> None:
+        """Signal the end of what this side sends."""
         await self.channel.finish()
 
     async def close(self) -> None:
+        """Release the channel."""
         await self.channel.close()
 
 

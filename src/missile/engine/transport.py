@@ -55,12 +55,15 @@ class TimedChannel:
         self.timeout = timeout
 
     async def write(self, data: bytes) -> None:
+        """Send bytes."""
         await self._channel.write(data)
 
     async def finish(self) -> None:
+        """Signal the end of what this side sends."""
         await self._channel.finish()
 
     async def read(self, n: int = 65536) -> bytes:
+        """Receive up to ``n`` bytes; ReadTimeout after the timeout without data."""
         try:
             # asyncio.timeout, unlike wait_for on 3.11, runs the read in this task.
             async with asyncio.timeout(self.timeout):
@@ -69,6 +72,7 @@ class TimedChannel:
             raise ReadTimeout(self.timeout) from None
 
     async def close(self) -> None:
+        """Release the channel."""
         await self._channel.close()
 
 
@@ -131,13 +135,16 @@ class PipeChannel:
         self._out = outgoing
 
     async def write(self, data: bytes) -> None:
+        """Send bytes to the other end."""
         if data:
             await self._out.queue.put(bytes(data))
 
     async def finish(self) -> None:
+        """Signal the end of what this side sends."""
         await self._out.queue.put(b"")
 
     async def read(self, n: int = 65536) -> bytes:
+        """Receive up to ``n`` bytes; b"" once the other end finished."""
         pipe = self._in
         if not pipe.buffer:
             if pipe.eof:
@@ -150,6 +157,7 @@ class PipeChannel:
         return out
 
     async def close(self) -> None:
+        """Release the channel."""
         await self.finish()
 
 
@@ -169,6 +177,7 @@ class LoopbackTransport:
         """Number of channels opened so far (tests count round trips with it)."""
 
     async def connect(self) -> Channel:
+        """A new in-memory channel to the server, served by its own task."""
         client_end, server_end = channel_pair()
         self.connections += 1
         task: asyncio.Task[object] = asyncio.ensure_future(self._serve(server_end))

@@ -135,6 +135,7 @@ class MessageInputStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        """Read payload bytes into ``buffer``; the count read, 0 at the end."""
         view = memoryview(buffer).cast("B")
         data = self.read(len(view))
         view[: len(data)] = data
@@ -185,6 +186,7 @@ class MessageOutputStream(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
+        """Write payload bytes (sent in chunks); the count accepted."""
         payload = bytes(data)
         out = self._writer.write(payload)
         if out:

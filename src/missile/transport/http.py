@@ -139,6 +139,7 @@ class HttpTransport:
         """Exchanges opened so far."""
 
     async def connect(self) -> _HttpChannel:
+        """A channel for one exchange: one POST to the URL."""
         self.connections += 1
         return _HttpChannel(self.client, self.url)
 

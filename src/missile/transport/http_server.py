@@ -177,12 +177,14 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
     # -- parser callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        """A request starts: its head is counted and timed from here."""
         super().on_message_begin()
         self._in_head = True
         if self._head_deadline is None:
             self._head_deadline = self.loop.time() + self._limits.head_timeout
 
     def on_headers_complete(self) -> None:
+        """The head is complete: refuse it with 431 if it was too large."""
         if self._refused:
             return
         self._in_head = False
@@ -197,10 +199,12 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
+        """Body bytes (no longer counted against the head)."""
         if not self._refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        """The request is complete: the next head's deadline starts with its first byte."""
         if not self._refused:
             super().on_message_complete()
 

@@ -91,6 +91,7 @@ class TcpTransport:
         """TCP connections opened so far."""
 
     async def connect(self) -> _StreamChannel:
+        """A channel on the one TCP connection (opened on first use); exchanges take turns."""
         await self._lock.acquire()
         try:
             if self._streams is None or self._streams[1].is_closing() or self._streams[0].at_eof():
