@@ -18,6 +18,7 @@ import pytest
 from missile.clock import FixedClock
 from missile.context import INSECURE_SCHEMES, MslContext
 from missile.crypto.context import CryptoContext
+from missile.encoding import EncoderFormat
 from missile.keyfile import KeyFile
 from missile.keyx.base import KeyRequestData
 from missile.messages import (
@@ -30,6 +31,7 @@ from missile.messages import (
     PayloadReceived,
 )
 from missile.messages.builder import BuiltMessage, build_request, build_response
+from missile.messages.capabilities import BINARY_PREFERRED, DEFAULT_CAPABILITIES
 from missile.profiles import context_from_keyfile
 from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
@@ -176,7 +178,10 @@ def establish(
     )
     at_server = receive(server, encode_message(request, data))
     assert at_server.data == data
-    response = build_response(server, at_server.header_event.header)
+    # A request in the binary format is answered by a server preferring it.
+    binary = request_kw.get("encoder_format") is EncoderFormat.MISSILE_CBOR
+    caps = BINARY_PREFERRED if binary else DEFAULT_CAPABILITIES
+    response = build_response(server, at_server.header_event.header, capabilities=caps)
     assert response.key_exchange is not None
     at_client = receive(client, encode_message(response, b"welcome"), key_requests=key_requests)
     header = at_client.header_event.header

@@ -20,7 +20,7 @@ from missile.engine.transport import Channel, LoopbackTransport
 from missile.errors import MslError, MslException
 from missile.keyfile import KeyFile
 from missile.keyx.requests import key_request_factory
-from missile.messages.capabilities import MessageCapabilities
+from missile.messages.capabilities import BINARY_PREFERRED, MessageCapabilities
 from missile.profiles import context_from_keyfile
 from missile.stores.memory import InMemoryStore
 from missile.stores.sqlite import SqliteStore
@@ -40,7 +40,10 @@ def _keys(stem: str) -> KeyFile:
 
 
 def _server(capabilities: MessageCapabilities | None = None) -> MslServer:
-    server = MslServer(context_from_keyfile(_keys("01_a_psk_request_encrypted")).ctx, _echo)
+    # Both ends prefer the binary format (missile's default prefers JSON).
+    server = MslServer(
+        context_from_keyfile(_keys("01_a_psk_request_encrypted")).ctx, _echo, capabilities=BINARY_PREFERRED
+    )
     if capabilities is not None:
         server.capabilities = capabilities
     return server
@@ -90,7 +93,10 @@ def _client(recorder: _Recorder, store: Any = None) -> MslClient:
     assert ctx.store is not None
     ctx.store.clear_crypto_contexts()
     return MslClient(
-        ctx, LoopbackTransport(recorder.serve), key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED")
+        ctx,
+        LoopbackTransport(recorder.serve),
+        key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"),
+        capabilities=BINARY_PREFERRED,
     )
 
 
@@ -182,7 +188,10 @@ def test_formats_survive_a_restart_in_sqlite(tmp_path: Path) -> None:
             keys = _keys("03_c_response_asymmetric_wrapped_rsa")
             ctx = context_from_keyfile(keys, store=reopened).ctx
             client = MslClient(
-                ctx, LoopbackTransport(recorder.serve), key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED")
+                ctx,
+                LoopbackTransport(recorder.serve),
+                key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"),
+                capabilities=BINARY_PREFERRED,
             )
             assert (await client.request(b"after restart")).payload == b"echo: after restart"
         finally:

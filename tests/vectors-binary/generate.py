@@ -35,7 +35,7 @@ from missile.keyx.jwk_ladder import JwkLadderRequest  # noqa: E402
 from missile.keyx.symmetric_wrapped import SymmetricWrappedRequest  # noqa: E402
 from missile.messages import HeaderReceived, MessageReader, MessageWriter, PayloadReceived  # noqa: E402
 from missile.messages.builder import build_response  # noqa: E402
-from missile.messages.capabilities import DEFAULT_CAPABILITIES  # noqa: E402
+from missile.messages.capabilities import BINARY_PREFERRED  # noqa: E402
 from missile.messages.error_header import ErrorHeader  # noqa: E402
 from missile.messages.header import MessageHeader  # noqa: E402
 from missile.messages.payload import encode_chunk  # noqa: E402
@@ -218,7 +218,7 @@ def structures() -> dict[str, Any]:
         assert data == encode(decode(data), BIN), name  # deterministic
         items[name] = {"hex": data.hex(), "value": plain(decode(data).to_dict())}
 
-    add("capabilities", DEFAULT_CAPABILITIES)
+    add("capabilities", BINARY_PREFERRED)
     add(
         "ciphertext_envelope_v1",
         None,

@@ -152,6 +152,11 @@ def keygen(directory: Path, server_identity: str, client_identity: str, force: b
     help="Also log each HTTP request (the per-message MSL record already says what happened).",
 )
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at GET /metrics (missile[metrics]).")
+@click.option(
+    "--prefer-binary",
+    is_flag=True,
+    help="Answer clients that read it in the binary format (missile.cbor.v1) rather than JSON.",
+)
 def serve(
     keys_path: str | None,
     app_ref: str | None,
@@ -175,6 +180,7 @@ def serve(
     log_format: str,
     access_log: bool,
     metrics: bool,
+    prefer_binary: bool,
 ) -> None:
     """Run an MSL echo server over HTTP (POST at any path), or your own missile.Server (--app).
 
@@ -258,6 +264,7 @@ def serve(
             max_spool=max_spool,
             limits=fitted,
             state_timeout=state_timeout,
+            prefer_binary=prefer_binary,
         ).export(os.environ)
         serving.check_app()
     except serving.StartupError as exc:

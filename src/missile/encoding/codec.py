@@ -50,11 +50,6 @@ class EncoderFormat(str, Enum):
         """The first byte of data in this format."""
         return 0x7B if self is EncoderFormat.JSON else cbor.IDENTIFIER
 
-    @property
-    def preference(self) -> int:
-        """Higher is better: a responder answers in the best format both sides advertise."""
-        return 1 if self is EncoderFormat.MISSILE_CBOR else 0
-
 
 class MslEncodable(Protocol):
     """Anything that knows its own MSL object form (tokens, auth data, ...).

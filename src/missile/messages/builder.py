@@ -215,7 +215,11 @@ def build_response(
         peer_master_token=peer_master_token,
     )
     # The best encoder format both sides advertise (docs/binary-format.md §8).
-    encoder_format = best_format(caps.encoder_formats) if caps is not None else EncoderFormat.JSON
+    encoder_format = (
+        best_format(caps.encoder_formats, capabilities.encoder_formats)
+        if caps is not None and capabilities is not None
+        else EncoderFormat.JSON
+    )
     header = MessageHeader.create(
         ctx, header_data, master_token=master_token, entity_auth_data=entity_auth_data, encoder_format=encoder_format
     )

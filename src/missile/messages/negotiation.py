@@ -5,12 +5,21 @@ unchanged, because binary data goes only to a peer that said it reads it:
 
 * A client that has not heard from its server writes JSON and advertises every format
   it reads (its capabilities).
-* A server answers in the best format both sides advertise (the request's capabilities
-  intersected with its own); without capabilities, JSON.
+* A server answers in the first format of its own capabilities that the request also
+  advertises; without capabilities, JSON.
 * The client remembers the formats of the server's last response in its store (across
-  restarts, for a persistent store) and writes its requests in the best of them from
-  then on. A response without the binary format, or an error response saying that a
-  binary request could not be parsed, puts it back to JSON.
+  restarts, for a persistent store) and writes its requests in the first format of its
+  own capabilities that the server advertised, from then on.
+
+Each side's preference is the order of its own capabilities. missile's default
+(:data:`~missile.messages.capabilities.DEFAULT_CAPABILITIES`) advertises both formats
+and prefers JSON: measured today, missile's JSON codec (C) costs less CPU per small
+message than its binary one (pure Python), while binary is 2.4 times smaller and much
+faster to receive in bulk. Deployments that want binary list it first
+(:data:`~missile.messages.capabilities.BINARY_PREFERRED`) on both sides.
+
+A response without the binary format, or an error response saying that a binary request
+could not be parsed, puts a client back to JSON.
 
 Stores opt in by offering ``get_peer_encoder_formats``/``set_peer_encoder_formats``
 (the in-memory and SQLite stores do); with any other store a client keeps to JSON.
@@ -18,7 +27,7 @@ Stores opt in by offering ``get_peer_encoder_formats``/``set_peer_encoder_format
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from missile.encoding import EncoderFormat
 from missile.errors import MslError
@@ -33,16 +42,17 @@ __all__ = ["best_format", "remember_peer_formats", "request_format", "response_f
 _UNREADABLE = frozenset({MslError.MSL_PARSE_ERROR, MslError.MESSAGE_FORMAT_ERROR})
 
 
-def best_format(formats: Iterable[EncoderFormat]) -> EncoderFormat:
-    """The most preferred of ``formats``, JSON when there is none."""
-    return max(formats, key=lambda f: f.preference, default=EncoderFormat.JSON)
+def best_format(formats: Iterable[EncoderFormat], preference: Sequence[EncoderFormat]) -> EncoderFormat:
+    """The first format of ``preference`` among ``formats``; JSON when there is none."""
+    offered = set(formats)
+    return next((f for f in preference if f in offered), EncoderFormat.JSON)
 
 
 def response_format(request: MessageCapabilities | None, own: MessageCapabilities | None) -> EncoderFormat:
-    """The format of a response: the best one both sides advertise."""
+    """The format of a response: the first of this side's formats the request advertises."""
     if request is None or own is None:
         return EncoderFormat.JSON
-    return best_format(f for f in request.encoder_formats if f in own.encoder_formats)
+    return best_format(request.encoder_formats, own.encoder_formats)
 
 
 def request_format(store: object, own: MessageCapabilities | None) -> EncoderFormat:
@@ -53,7 +63,7 @@ def request_format(store: object, own: MessageCapabilities | None) -> EncoderFor
     if not names or own is None:
         return EncoderFormat.JSON
     known = {f.value: f for f in own.encoder_formats}
-    return best_format(known[name] for name in names if name in known)
+    return best_format((known[name] for name in names if name in known), own.encoder_formats)
 
 
 def remember_peer_formats(
