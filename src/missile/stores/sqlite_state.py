@@ -71,7 +71,8 @@ _USER = "user"
 _USER_ID_TOKEN = "uit"
 
 
-_Op = Callable[[sqlite3.Connection], Any]
+#: An operation and whether it may write (a batch of reads only needs no write lock).
+_Op = tuple[Callable[[sqlite3.Connection], Any], bool]
 
 
 class _Transactions(Batcher[_Op, Any]):
@@ -99,11 +100,14 @@ class _Transactions(Batcher[_Op, Any]):
         return await asyncio.get_running_loop().run_in_executor(self.worker(), self._transaction, ops)
 
     def _transaction(self, ops: Sequence[_Op]) -> list[Any]:
-        # One BEGIN IMMEDIATE ... COMMIT (and one fsync) for the whole batch. An SQLite
-        # failure rolls everything back and fails every operation (raised from here).
+        # One transaction (and, when it writes, one fsync) for the whole batch: BEGIN
+        # IMMEDIATE when any operation may write, else a plain read transaction that
+        # other processes' writers do not wait for. An SQLite failure rolls everything
+        # back and fails every operation (raised from here).
         results: list[Any] = []
-        with self._db.write() as conn:
-            for op in ops:
+        transaction = self._db.write() if any(write for _, write in ops) else self._db.read()
+        with transaction as conn:
+            for op, _ in ops:
                 try:
                     results.append(op(conn))
                 except MslException as exc:
@@ -136,8 +140,8 @@ class SqliteTokenState(TokenState):
     def describe(self) -> str:
         return f"sqlite {self.path}"
 
-    async def _run(self, op: Callable[..., _T], *args: object) -> _T:
-        result: _T = await self._batch.submit(partial(op, *args))
+    async def _run(self, op: Callable[..., _T], *args: object, write: bool = True) -> _T:
+        result: _T = await self._batch.submit((partial(op, *args), write))
         return result
 
     async def aclose(self) -> None:
@@ -152,12 +156,14 @@ class SqliteTokenState(TokenState):
     # -- the interface ----------------------------------------------------------------
 
     async def master_token_state(self, identity: str, serial_number: int) -> MasterTokenState:
-        return await self._run(_master_token_state, identity, serial_number)
+        return await self._run(_master_token_state, identity, serial_number, write=False)
 
     async def check_master_token(
         self, identity: str, serial_number: int, non_replayable_id: int | None = None
     ) -> tuple[MasterTokenState, MslError | None]:
-        return await self._run(_check_master_token, identity, serial_number, non_replayable_id)
+        return await self._run(
+            _check_master_token, identity, serial_number, non_replayable_id, write=non_replayable_id is not None
+        )
 
     async def accept_non_replayable_id(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
         return await self._run(_accept_largest, identity, serial_number, candidate)
@@ -169,7 +175,7 @@ class SqliteTokenState(TokenState):
         return await self._run(_record_renewal, serial_number, old_sequence, new_sequence)
 
     async def user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
-        return await self._run(_user_id_token_revoked, user, serial_number)
+        return await self._run(_user_id_token_revoked, user, serial_number, write=False)
 
     async def revoke_identity(self, identity: str) -> None:
         await self._run(_revoke, _IDENTITY, identity)
