@@ -976,3 +976,27 @@ def test_open_token_state(tmp_path: Path) -> None:
 def test_open_token_state_refuses(location: str, cluster: bool) -> None:
     with pytest.raises(ValueError):
         open_token_state(location, cluster=cluster)
+
+
+def test_sqlite_state_durability_setting(tmp_path: Path) -> None:
+    """The issuer's state commits without an fsync (NORMAL: survives restarts, like
+    Redis's default persistence); FULL is there for power-loss durability; a client
+    store keeps FULL."""
+    from missile.stores.sqlite import SqliteStore
+
+    def synchronous(db: object) -> int:
+        value: int = db._connection().execute("PRAGMA synchronous").fetchone()[0]  # type: ignore[attr-defined]
+        return value
+
+    normal = SqliteTokenState(tmp_path / "a.db")
+    full = SqliteTokenState(tmp_path / "b.db", synchronous="FULL")
+    store = SqliteStore(tmp_path / "client.db")
+    try:
+        assert synchronous(normal._db) == 1 and synchronous(full._db) == 2
+        assert synchronous(store._db) == 2  # type: ignore[attr-defined]
+        with pytest.raises(ValueError):
+            SqliteTokenState(tmp_path / "c.db", synchronous="OFF")
+    finally:
+        normal.close()
+        full.close()
+        store.close()

@@ -177,8 +177,15 @@ class SqliteDatabase:
         schema: Sequence[str],
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        synchronous: str = "FULL",
     ) -> None:
+        """``synchronous``: SQLite's PRAGMA of that name, FULL (an fsync per commit: a
+        commit survives power loss) or NORMAL (WAL: a commit survives the process, and the
+        operating system, but not a power loss: the last ones before it may be lost)."""
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous must be FULL or NORMAL")
         self.path = os.fspath(path)
+        self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
@@ -212,6 +219,7 @@ class SqliteDatabase:
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             self._conn, self._pid = conn, pid
         return self._conn
 

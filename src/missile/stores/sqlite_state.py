@@ -41,6 +41,15 @@ __all__ = ["SqliteTokenState"]
 #: enough that a worker thread stuck behind a crashed writer frees itself soon.
 STATE_BUSY_TIMEOUT_MS = 5_000
 
+#: SQLite's ``synchronous`` for the state: NORMAL. In WAL mode a commit then survives a
+#: crash or restart of the server, and of the operating system, but the last commits
+#: before a power loss may be lost, and with them the replay windows of those last
+#: messages. That is the guarantee of Redis's default persistence (``appendfsync
+#: everysec``), and it saves an fsync per non-replayable message (about 0.9 ms on the
+#: benchmark machine, which at 8 clients cost 40 % of the request rate). "FULL" buys
+#: power-loss durability back at that price.
+STATE_SYNCHRONOUS = "NORMAL"
+
 _T = TypeVar("_T")
 
 _SCHEMA = (
@@ -128,8 +137,15 @@ class SqliteTokenState(TokenState):
     shared = True
     durable = True
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = STATE_BUSY_TIMEOUT_MS) -> None:
-        self._db = SqliteDatabase(path, _SCHEMA, busy_timeout_ms=busy_timeout_ms)
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = STATE_BUSY_TIMEOUT_MS,
+        synchronous: str = STATE_SYNCHRONOUS,
+    ) -> None:
+        """``synchronous`` (:data:`STATE_SYNCHRONOUS`): "NORMAL" or "FULL"."""
+        self._db = SqliteDatabase(path, _SCHEMA, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
         self._batch = _Transactions(self._db)
 
     @property
