@@ -26,8 +26,15 @@ if grep -i -E "warning|deprecat" "$WORK/build.log"; then
 fi
 WHEEL="$(ls "$DIST"/missile-*.whl)"
 ls "$DIST"/missile-*.tar.gz >/dev/null
-unzip -l "$WHEEL" | grep -q "missile/engine/client.py" || { echo "wheel-check: wheel lacks missile.engine" >&2; exit 1; }
-unzip -l "$WHEEL" | grep -q "LICENSE" || { echo "wheel-check: wheel lacks LICENSE" >&2; exit 1; }
+# (zipfile, not `unzip -l | grep -q`: with pipefail, grep leaving early fails the pipe.)
+"$PYTHON" - "$WHEEL" <<'PY' || exit 1
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+for wanted, what in (("missile/engine/client.py", "missile.engine"), ("missile/observe/base.py", "missile.observe"),
+                     ("LICENSE", "LICENSE")):
+    if not any(name.endswith(wanted) for name in names):
+        sys.exit(f"wheel-check: wheel lacks {what}")
+PY
 
 VENV="$WORK/venv"
 "$PYTHON" -m venv "$VENV"
