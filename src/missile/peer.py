@@ -125,8 +125,9 @@ class PeerListener:
         the other peer closes them, they stay idle for ``read_timeout``, or the
         :class:`Peer` closes."""
         self._peer._listeners.discard(self)
+        # close() stops listening at once. Not wait_closed(): since Python 3.12 it also
+        # waits for the accepted connections, which are meant to go on being answered.
         self._server.close()
-        await self._server.wait_closed()
 
     async def __aenter__(self) -> PeerListener:
         return self
