@@ -12,27 +12,17 @@ from __future__ import annotations
 import asyncio
 
 from missile.clock import FixedClock
-from missile.engine.message_io import MessageStream
-from missile.engine.server import Reply, Request
-from missile.engine.transport import channel_pair
+from missile.engine.server import Request
 
-from .test_peer_io import HOUR, TIMEOUT_S, _echo, _keyfiles, _peer
+from .test_peer_io import HOUR, TIMEOUT_S, _connected
 
 
 def test_empty_payload_reaches_the_handler_fresh_renewable_and_expired() -> None:
     seen: list[Request] = []
 
-    async def handler(request: Request) -> Reply:
-        seen.append(request)
-        return await _echo(request)
-
     async def go() -> None:
-        keys = _keyfiles()
         clock = FixedClock(1_800_000_000_000)
-        alice, bob = _peer(keys["alice"], clock), _peer(keys["bob"], clock, handler=handler)
-        a_end, b_end = channel_pair()
-        serving = asyncio.ensure_future(bob.serve_channel(b_end))
-        stream = MessageStream(a_end)
+        alice, stream, serving = _connected(clock, seen)
 
         # No master token yet: a handshake establishes one, then the empty request goes.
         first = await alice.request(stream, b"")

@@ -87,6 +87,21 @@ def _peer(keys: KeyFile, clock: FixedClock, **kwargs: Any) -> MslPeer:
     return MslPeer(built.ctx, key_requests=lambda: [SymmetricWrappedRequest("PSK")], **kwargs)
 
 
+def _connected(clock: FixedClock, seen: list[Request]) -> tuple[MslPeer, MessageStream, asyncio.Future[None]]:
+    """Alice and Bob on one in-memory connection, Bob serving it with an echo that
+    records each request in ``seen``: (Alice, her stream, Bob's serving task)."""
+
+    async def handler(request: Request) -> Reply:
+        seen.append(request)
+        return await _echo(request)
+
+    keys = _keyfiles()
+    alice, bob = _peer(keys["alice"], clock), _peer(keys["bob"], clock, handler=handler)
+    a_end, b_end = channel_pair()
+    serving = asyncio.ensure_future(bob.serve_channel(b_end))
+    return alice, MessageStream(a_end), serving
+
+
 def _user() -> MessageOptions:
     return MessageOptions(user_id=USER, user_auth=EmailPasswordAuthData(USER, PASSWORD))
 
@@ -236,17 +251,9 @@ def test_key_exchange_answer_and_next_request_in_one_write() -> None:
 def test_user_id_token_issued_in_the_peer_slot_stored_reused_and_renewed() -> None:
     seen: list[Request] = []
 
-    async def handler(request: Request) -> Reply:
-        seen.append(request)
-        return await _echo(request)
-
     async def go() -> None:
-        keys = _keyfiles()
         clock = FixedClock(1_800_000_000_000)
-        alice, bob = _peer(keys["alice"], clock), _peer(keys["bob"], clock, handler=handler)
-        a_end, b_end = channel_pair()
-        serving = asyncio.ensure_future(bob.serve_channel(b_end))
-        stream = MessageStream(a_end)
+        alice, stream, serving = _connected(clock, seen)
 
         first = await alice.request(stream, b"one", _user())
         assert first.payload == b"got one [user user1@foo.com]"
