@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from missile.encoding import MAX_LONG_VALUE
+from missile.errors import MslError
 from missile.stores.redis_state import RedisTokenState
 from missile.tokens.state import NON_REPLAYABLE_WINDOW, check_non_replayable_id
 
@@ -46,3 +47,24 @@ async def _accept(url: str, prefix: str, candidate: int) -> object:
         return await state.accept_non_replayable_id("id", 7, candidate)
     finally:
         await state.aclose()
+
+
+def test_scripts_are_loaded_again_after_redis_forgets_them(redis_url: str, redis_prefix: str) -> None:
+    """A restarted or flushed Redis answers NOSCRIPT: the state loads its scripts again
+    and sends only the commands that did not run, so no ID is checked twice."""
+
+    async def go() -> None:
+        state = RedisTokenState(redis_url, prefix=redis_prefix)
+        try:
+            assert await state.accept_non_replayable_id("id", 7, 1) is None
+            await state.client.script_flush()
+            assert await state.accept_non_replayable_id("id", 7, 2) is None  # ran exactly once
+            assert await state.accept_non_replayable_id("id", 7, 2) is MslError.MESSAGE_REPLAYED
+            await state.client.script_flush()
+            await state.record_new_master_token("id", 8)
+            snapshot, verdict = await state.check_master_token("id", 8, 1)
+            assert (snapshot.newest_serial, snapshot.sequence, verdict) == (8, 0, None)
+        finally:
+            await state.aclose()
+
+    asyncio.run(go())
