@@ -87,6 +87,8 @@ class Backend:
     skipped: str | None = None
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    """The server's stderr (its tail explains a failure under load)."""
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -188,7 +190,7 @@ def _start_server(backend: Backend, keys: Path, tmp: Path) -> None:
     missile_bin = Path(sys.executable).with_name("missile")
     command = [str(missile_bin)] if missile_bin.exists() else [sys.executable, "-m", "missile.cli"]
     backend.port = _free_port()
-    log = tmp / f"serve-{backend.name}.log"
+    log = backend.log = tmp / f"serve-{backend.name}.log"
     with log.open("wb") as err:
         backend.proc = subprocess.Popen(
             [*command, "serve", "--keys", str(keys), "--host", "127.0.0.1", "--port", str(backend.port),
@@ -202,6 +204,11 @@ def _start_server(backend: Backend, keys: Path, tmp: Path) -> None:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
         backend.skipped = f"{exc}: {' | '.join(tail)}" if tail else str(exc)
         backend.proc = None
+
+
+def _log_tail(log: Path, lines: int = 5) -> str:
+    tail = log.read_text(errors="replace").strip().splitlines()[-lines:]
+    return f" [server log: {' | '.join(tail)}]" if tail else ""
 
 
 # -- load ---------------------------------------------------------------------------------------
@@ -235,6 +242,37 @@ class _Entities:
             self.idle.append(client)
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads), None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load_with_cpu(
+    backend: Backend, entities: _Entities, level: int, seconds: float, max_count: int, warmup: float
+) -> dict[str, Any]:
+    """:func:`_load`, plus the server's CPU time per request over every request of the
+    run (warm-up included). Unlike requests/s, CPU per request hardly moves when other
+    work shares the machine, so it compares backends (and versions) on a busy host."""
+    done = 0
+
+    async def call() -> None:
+        nonlocal done
+        await entities.call()
+        done += 1
+
+    assert backend.proc is not None
+    before = _cpu_seconds(backend.proc.pid)
+    result = await _load(call, level, seconds, max_count, warmup)
+    after = _cpu_seconds(backend.proc.pid)
+    if before is not None and after is not None and done:
+        result["server_cpu_us_per_request"] = (after - before) / done * 1e6
+    return result
+
+
 async def _measure(
     backends: list[Backend], client_keys: list[dict[str, Any]], levels: Sequence[int], seconds: float,
     max_count: int, repeats: int,
@@ -256,7 +294,8 @@ async def _measure(
                     if backend.skipped is not None:
                         continue
                     try:
-                        result = await _load(entities[backend.name].call, level, seconds, max_count, warmup)
+                        group = entities[backend.name]
+                        result = await _load_with_cpu(backend, group, level, seconds, max_count, warmup)
                     except Exception as exc:
                         backend.skipped = f"failed under load: {type(exc).__name__}: {exc}"
                         continue
@@ -285,6 +324,11 @@ def _ratios(out: dict[str, Any], levels: Sequence[int]) -> None:
             if memory is not None:
                 figure["ceiling_req_per_s"] = memory["req_per_s"]
                 figure["ratio"] = figure["req_per_s"] / memory["req_per_s"]
+                if "server_cpu_us_per_request" in figure and "server_cpu_us_per_request" in memory:
+                    # memory's CPU per request over this backend's: the throughput ratio
+                    # a CPU-bound server would reach, measured without the host's noise
+                    mine, ceiling = figure["server_cpu_us_per_request"], memory["server_cpu_us_per_request"]
+                    figure["cpu_ratio"] = ceiling / mine if mine else None
             if name == "redis_1ms" and redis_plain is not None:
                 figure["no_latency_req_per_s"] = redis_plain["req_per_s"]
                 figure["ratio_to_redis"] = figure["req_per_s"] / redis_plain["req_per_s"]
@@ -331,6 +375,8 @@ def bench_state(levels: Sequence[int], seconds: float, max_count: int, repeats: 
             for backend in backends:
                 if backend.proc is not None:
                     _stop(backend.proc)
+                    if backend.skipped is not None and backend.log is not None:
+                        backend.skipped += _log_tail(backend.log)
     for backend in backends:
         if backend.skipped is not None:
             print(f"state: {backend.name} skipped: {backend.skipped}", file=sys.stderr)
@@ -365,6 +411,10 @@ def state_rows(state: dict[str, Any], fmt: Callable[[float], str]) -> list[tuple
             ratio = f"{figure['ratio']:.2f}" if "ratio" in figure else ""
             rows.append((f"state {name}, {level} clients, vs memory{target}", fmt(figure["req_per_s"]),
                          ceiling, ratio, "req/s"))  # fmt: skip
+            if figure.get("cpu_ratio") is not None:
+                memory_cpu = state["backends"]["memory"][key]["server_cpu_us_per_request"]
+                rows.append((f"... server CPU per request, memory / {name}", fmt(figure["server_cpu_us_per_request"]),
+                             fmt(memory_cpu), f"{figure['cpu_ratio']:.2f}", "us"))  # fmt: skip
     return rows
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from missile.context import MslContext
+from missile.authutils import ConfigurableAuthenticationUtils
+from missile.clock import FixedClock, system_clock
+from missile.context import CONTEXT_OPTIONS, INSECURE_SCHEMES, MslConfiguration, MslContext
 from missile.crypto.context import CryptoContext
 from missile.crypto.null import NullCryptoContext
 from missile.crypto.symmetric import SessionCryptoContext, SymmetricCryptoContext
@@ -268,3 +272,130 @@ def test_only_verified_master_tokens_are_cached() -> None:
     client = MslContext(msl_crypto=ClientMslCryptoContext())
     first = client.parse_master_token(obj)
     assert not first.verified and client.parse_master_token(obj) is first
+
+
+# -- configuration and runtime state ------------------------------------------------------------------
+
+CONFIG_MEMBERS = [f.name for f in dataclasses.fields(MslConfiguration)]
+
+
+def test_keyword_construction_builds_a_configuration() -> None:
+    clock = FixedClock(5)
+    utils = ConfigurableAuthenticationUtils()
+    store = FakeStore({})
+    ctx = MslContext(
+        msl_crypto=MSL,
+        entity_auth_data=FakeAuth("e"),
+        clock=clock,
+        auth_utils=utils,
+        peer_to_peer=True,
+        max_deflate_ratio=7,
+        allowed_insecure_schemes=frozenset({"NONE"}),
+        store=store,  # type: ignore[arg-type]
+    )
+    config = ctx.config
+    assert isinstance(config, MslConfiguration)
+    assert config.msl_crypto is MSL and config.clock is clock and config.auth_utils is utils
+    assert config.peer_to_peer and config.max_deflate_ratio == 7 and config.allowed_insecure_schemes == {"NONE"}
+    # Every configuration member reads through the context.
+    for name in CONFIG_MEMBERS:
+        assert getattr(ctx, name) is getattr(config, name), name
+    assert ctx.store is store and ctx.wrap_repository is None
+    keywords = set(inspect.signature(MslContext).parameters)
+    assert keywords == {*CONFIG_MEMBERS, "store", "wrap_repository"} == CONTEXT_OPTIONS
+
+
+def test_keyword_defaults_match_the_configuration_defaults() -> None:
+    """The two ways in start from the same defaults (the signature repeats them)."""
+    by_keywords, by_config = MslContext(MSL).config, MslConfiguration(MSL)
+    for name in CONFIG_MEMBERS:
+        assert getattr(by_keywords, name) == getattr(by_config, name), name
+    assert by_config.clock is system_clock and by_config.allowed_insecure_schemes == frozenset()
+
+
+def test_from_config_gives_independent_runtime_state() -> None:
+    config = MslConfiguration(MSL, entity_auth_data=FakeAuth("e"))
+    store = FakeStore({})
+    one = MslContext.from_config(config, store=store)  # type: ignore[arg-type]
+    two = MslContext.from_config(config)
+    assert one.config is config and two.config is config
+    assert one.store is store and two.store is None
+    token = master_token()
+    one.master_tokens_in_use[token] = 1
+    assert two.master_tokens_in_use == {}
+    assert one.session_crypto_context(token) is not two.session_crypto_context(token)
+    assert one.renewal_lock is not two.renewal_lock
+
+
+@pytest.mark.parametrize("name", CONFIG_MEMBERS)
+def test_configuration_cannot_be_assigned(name: str) -> None:
+    ctx = MslContext(msl_crypto=MSL)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(ctx.config, name, None)
+    if name != "entity_auth_data":  # the context's current data is runtime state
+        with pytest.raises(AttributeError):
+            setattr(ctx, name, None)
+    with pytest.raises(AttributeError):
+        ctx.config = MslConfiguration(OTHER)  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        ctx.unknown_member = 1  # type: ignore[attr-defined]
+
+
+def test_factory_collections_are_read_only_copies() -> None:
+    class Keyx:
+        scheme = "K"
+
+    entity: dict[str, Any] = {"PSK": object()}
+    keyx: list[Any] = [Keyx()]
+    ctx = MslContext(msl_crypto=MSL, entity_auth_factories=entity, key_exchange_factories=keyx)
+    entity["RSA"] = object()
+    keyx.clear()
+    assert set(ctx.entity_auth_factories) == {"PSK"} and len(ctx.key_exchange_factories) == 1
+    with pytest.raises(TypeError):
+        ctx.entity_auth_factories["RSA"] = object()  # type: ignore[index]
+    with pytest.raises(TypeError):
+        ctx.user_auth_factories["X"] = object()  # type: ignore[index]
+    assert isinstance(ctx.key_exchange_factories, tuple)
+
+
+def test_replace_builds_a_changed_copy() -> None:
+    config = MslConfiguration(MSL, entity_auth_factories={"PSK": object()})  # type: ignore[dict-item]
+    changed = dataclasses.replace(config, msl_crypto=OTHER, peer_to_peer=True)
+    assert changed.msl_crypto is OTHER and changed.peer_to_peer
+    assert config.msl_crypto is MSL and not config.peer_to_peer
+    assert dict(changed.entity_auth_factories) == dict(config.entity_auth_factories)
+    with pytest.raises(ValueError, match="not insecure"):
+        dataclasses.replace(config, allowed_insecure_schemes=frozenset({"PSK"}))
+
+
+def test_unknown_insecure_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="not insecure schemes"):
+        MslContext(msl_crypto=MSL, allowed_insecure_schemes=frozenset({"PSK"}))
+    ctx = MslContext(msl_crypto=MSL, allowed_insecure_schemes=INSECURE_SCHEMES)
+    assert all(ctx.allows_insecure(scheme) for scheme in [*INSECURE_SCHEMES, "PSK"])
+    assert not MslContext(msl_crypto=MSL).allows_insecure("NONE")
+
+
+def test_provider_data_is_runtime_state() -> None:
+    """New data from the provider replaces the context's, never the configuration's."""
+    start = FakeAuth("start")
+    ctx = MslContext(msl_crypto=MSL, entity_auth_data=start, entity_auth_data_provider=lambda code: FakeAuth("new"))
+    assert ctx.identity == "new"
+    assert ctx.entity_auth_data is not start and ctx.config.entity_auth_data is start
+    fresh = MslContext.from_config(ctx.config)
+    assert fresh.entity_auth_data is start
+
+
+def test_store_and_wrap_repository_are_runtime_state() -> None:
+    ctx = MslContext(msl_crypto=MSL)
+    store = FakeStore({})
+    ctx.store = store  # type: ignore[assignment]
+    assert ctx.store is store
+    ctx.store = None
+    assert ctx.store is None
+
+
+def test_repr_names_the_entity_not_its_keys() -> None:
+    text = repr(MslContext(msl_crypto=MSL, entity_auth_data=FakeAuth("e1")))
+    assert text.startswith("MslContext(identity='e1', config=MslConfiguration(")
+    assert bytes(range(16)).hex() not in text and KE.hex() not in text

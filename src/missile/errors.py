@@ -306,8 +306,24 @@ _BY_INTERNAL_CODE: dict[int, MslError] = {e.internal_code: e for e in MslError}
 class MslException(Exception):
     """Base of every missile failure; carries an :class:`MslError` and protocol context."""
 
-    def __init__(self, error: MslError, detail: str | None = None, *, cause: BaseException | None = None) -> None:
+    user_message: str | None = None
+    """A message for the remote entity's user, sent in the error response's ``usermsg``
+    (errors.md §1, §3) when this failure is answered; None: none, or the one a server's
+    ``error_messages`` gives. Never put secrets in it: it travels in the clear."""
+
+    def __init__(
+        self,
+        error: MslError,
+        detail: str | None = None,
+        *,
+        cause: BaseException | None = None,
+        user_message: str | None = None,
+    ) -> None:
         self.error = error
+        if user_message is not None:
+            # Only when given: a subclass may answer it otherwise (the peer's own message
+            # for an error response it received, missile.engine.errors.MslErrorResponse).
+            self.user_message = user_message
         self.detail = detail
         self.master_token: Any = None
         self.entity_auth_data: Any = None

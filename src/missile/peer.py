@@ -248,14 +248,16 @@ class Peer:
                 user_id_token_renewal_ms=token_renewal * 1000,
                 user_id_token_expiration_ms=token_lifetime * 1000,
             )
+            # Users are part of the configuration: given to the context as it is built.
+            overrides: dict[str, Any] = {}
+            if users is not None:
+                overrides["user_auth_factories"] = user_factories(key_file, users)
             try:
                 built = context_from_keyfile(
-                    key_file, role="server", peer_to_peer=True, store=self._store, token_factory=factory
+                    key_file, role="server", peer_to_peer=True, store=self._store, token_factory=factory, **overrides
                 )
             except MslException as exc:
                 raise ConfigError(f"keys=: {exc.error.name} ({exc.detail or exc.error.message})") from exc
-            if users is not None:
-                built.ctx.user_auth_factories = user_factories(key_file, users)
             requests = key_requests(built.ctx, key_file, key_exchange, mechanism)
         except BaseException:
             _close_now(self._store, self._state)

@@ -9,11 +9,10 @@ context (it cannot open the tokens the servers issue).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from missile.clock import Clock, FixedClock, system_clock
-from missile.context import MslContext
+from missile.context import CONTEXT_OPTIONS, MslContext
 from missile.crypto.context import CryptoContext
 from missile.crypto.null import ClientMslCryptoContext
 from missile.crypto.random import DEFAULT_RANDOM, RandomSource
@@ -30,8 +29,6 @@ from missile.tokens.master import MasterToken
 from missile.userauth.config import user_auth_from_keyfile
 
 __all__ = ["context_from_keyfile", "KeyFileContext"]
-
-_CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(MslContext) if f.init)
 
 
 class KeyFileContext:
@@ -59,9 +56,11 @@ def context_from_keyfile(
 ) -> KeyFileContext:
     """Build the context a key file describes (``role`` defaults to the file's).
 
-    ``overrides`` are :class:`~missile.context.MslContext` fields replacing what the key
-    file gives (``user_auth_factories=...``, ``allowed_insecure_schemes=...``); an unknown
-    name is a TypeError naming it."""
+    ``overrides`` are :class:`~missile.context.MslContext` keywords (configuration
+    members, or ``wrap_repository``) replacing what the key file gives
+    (``user_auth_factories=...``, ``allowed_insecure_schemes=...``); an unknown name is a
+    TypeError naming it. They are given here because the configuration is frozen once the
+    context exists."""
     role = role or keys.role
     if clock is None:
         clock = FixedClock(keys.time_ms) if keys.time_ms is not None else system_clock
@@ -88,7 +87,7 @@ def context_from_keyfile(
         "random": random,
         "peer_to_peer": peer_to_peer,
     }
-    unknown = sorted(set(overrides) - _CONTEXT_FIELDS)
+    unknown = sorted(set(overrides) - CONTEXT_OPTIONS)
     if unknown:
         raise TypeError(f"context_from_keyfile: unknown MslContext option(s) {', '.join(unknown)}")
     # An override replaces what the key file gives (e.g. user_auth_factories).

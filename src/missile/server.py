@@ -32,7 +32,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from missile._setup import ConfigError, KeysOption, load_keys, open_state, user_factories
 from missile.context import INSECURE_SCHEMES
@@ -122,9 +122,11 @@ class Server:
             user_id_token_renewal_ms=token_renewal * 1000,
             user_id_token_expiration_ms=token_lifetime * 1000,
         )
-        built = context_from_keyfile(key_file, role="server", token_factory=factory, allowed_insecure_schemes=insecure)
-        if users is not None:
-            built.ctx.user_auth_factories = user_factories(key_file, users)
+        # Users are part of the configuration: given to the context as it is built.
+        overrides: dict[str, Any] = {} if users is None else {"user_auth_factories": user_factories(key_file, users)}
+        built = context_from_keyfile(
+            key_file, role="server", token_factory=factory, allowed_insecure_schemes=insecure, **overrides
+        )
         self._routes: dict[str, Callable[[Request], Awaitable[bytes | Reply | None]]] = {}
         self.engine = MslServer(
             built.ctx,

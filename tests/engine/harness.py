@@ -10,6 +10,7 @@ Expensive keys (RSA, the X.509 PKI) are generated once per test session.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -186,25 +187,28 @@ def server_context(
     *,
     token_factory: TokenFactory | None = None,
     extra_factories: dict[str, EntityAuthFactory] | None = None,
+    **overrides: Any,
 ) -> MslContext:
-    """The RSA-authenticated server of the vectors, knowing every client scheme."""
+    """The RSA-authenticated server of the vectors, knowing every client scheme
+    (``overrides``: other configuration, e.g. ``allowed_insecure_schemes``)."""
     factory = token_factory if token_factory is not None else TokenFactory()
-    # The test server knows every client scheme, the insecure ones included (a default
-    # context refuses them: tests/engine/test_insecure_defaults.py).
-    ctx = context_from_keyfile(
-        keyfile(SERVER_VECTOR), clock=clock, token_factory=factory, allowed_insecure_schemes=INSECURE_SCHEMES
-    ).ctx
+    keys = keyfile(SERVER_VECTOR)
     p = pki()
     ecc_store = InMemoryEccStore()
     ecc_store.add("ecckey1", ec_public(p.ecc_key))
     x509_store = InMemoryX509Store()
     x509_store.add_trusted(p.ca, T0)
-    psk_factory = ctx.entity_auth_factories["PSK"]
-    ctx.entity_auth_factories["ECC"] = EccEntityAuthFactory(ecc_store)
-    ctx.entity_auth_factories["X509"] = X509EntityAuthFactory(x509_store)
-    assert "PSK_PROFILE" in ctx.entity_auth_factories and psk_factory is not None
-    ctx.entity_auth_factories.update(extra_factories or {})
-    return ctx
+    _, factories = entity_auth_from_keyfile(keys)
+    assert "PSK" in factories and "PSK_PROFILE" in factories
+    factories["ECC"] = EccEntityAuthFactory(ecc_store)
+    factories["X509"] = X509EntityAuthFactory(x509_store)
+    factories.update(extra_factories or {})
+    # The test server knows every client scheme, the insecure ones included (a default
+    # context refuses them: tests/engine/test_insecure_defaults.py).
+    overrides.setdefault("allowed_insecure_schemes", INSECURE_SCHEMES)
+    return context_from_keyfile(
+        keys, clock=clock, token_factory=factory, entity_auth_factories=factories, **overrides
+    ).ctx
 
 
 def ec_public(key: ec.EllipticCurvePrivateKey) -> ec.EllipticCurvePublicKey:
@@ -371,6 +375,17 @@ class Pair:
     recorder: RecordingServer
     factory: TokenFactory
     handled: list[Request] = field(default_factory=list)
+    new_server: Callable[[MslContext], MslServer] | None = None
+    """Builds a server engine like the first one around another context."""
+
+    def restart_server(self, **changes: Any) -> None:
+        """Replace the server by a brand-new one running its configuration with ``changes``
+        (a redeployment: same token state, fresh caches), behind the same recorder."""
+        assert self.new_server is not None
+        self.server_ctx = MslContext.from_config(dataclasses.replace(self.server_ctx.config, **changes))
+        self.server = self.new_server(self.server_ctx)
+        fresh = RecordingServer(self.server_ctx, self.server.serve_channel)
+        self.recorder.serve, self.recorder.peek_ctx = fresh.serve, fresh.peek_ctx
 
     @property
     def store(self) -> InMemoryStore:
@@ -395,26 +410,35 @@ def make_pair(
     server_kwargs: dict[str, Any] | None = None,
     client_kwargs: dict[str, Any] | None = None,
     client_ctx: MslContext | None = None,
+    server_config: dict[str, Any] | None = None,
+    client_config: dict[str, Any] | None = None,
 ) -> Pair:
+    """A client and a server engine over loopback; ``server_config`` and ``client_config``
+    are configuration members for :func:`server_context` and :func:`client_context`."""
     clock = clock if clock is not None else FixedClock(T0)
     factory = token_factory if token_factory is not None else TokenFactory()
-    server_ctx = server_context(clock, token_factory=factory)
+    server_ctx = server_context(clock, token_factory=factory, **(server_config or {}))
     handled: list[Request] = []
 
     async def recording_handler(request: Request) -> Reply | bytes | None:
         handled.append(request)
         return await handler(request)
 
-    server = MslServer(
-        server_ctx, recording_handler, options=server_options or MessageOptions(), **(server_kwargs or {})
-    )
+    def new_server(ctx: MslContext) -> MslServer:
+        return MslServer(ctx, recording_handler, options=server_options or MessageOptions(), **(server_kwargs or {}))
+
+    server = new_server(server_ctx)
     recorder = RecordingServer(server_ctx, server.serve_channel)
     transport = LoopbackTransport(recorder)
-    cctx = client_ctx if client_ctx is not None else client_context(entity, client_clock or clock)
+    if client_ctx is not None:
+        assert client_config is None, "client_config= configures the harness's own client context"
+        cctx = client_ctx
+    else:
+        cctx = client_context(entity, client_clock or clock, **(client_config or {}))
     client = MslClient(
         cctx, transport, key_requests=key_requests_for(keyx, cctx.wrap_repository), **(client_kwargs or {})
     )
-    return Pair(clock, server_ctx, cctx, server, transport, client, recorder, factory, handled)
+    return Pair(clock, server_ctx, cctx, server, transport, client, recorder, factory, handled, new_server)
 
 
 __all__ = [

@@ -18,10 +18,8 @@ from .harness import T0, Pair, make_pair, run
 
 
 def _refusing(p_entity: str, keyx: str, allowed: frozenset[str] = frozenset()) -> Pair:
-    p = make_pair(p_entity, keyx)
     # The harness server enables every insecure scheme; put the server back to the default.
-    p.server_ctx.allowed_insecure_schemes = allowed
-    return p
+    return make_pair(p_entity, keyx, server_config={"allowed_insecure_schemes": allowed})
 
 
 @pytest.mark.parametrize("entity", ["NONE", "NONE_SUFFIXED"])

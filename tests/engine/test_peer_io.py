@@ -109,6 +109,8 @@ def _user() -> MessageOptions:
 class _Chunks:
     """A channel whose reads return the given pieces, then the end."""
 
+    one_exchange = True
+
     def __init__(self, pieces: list[bytes]) -> None:
         self._pieces = list(pieces)
 
@@ -136,6 +138,10 @@ class _Coalescing:
         self.coalesced = 0
         """Writes that carried more than one message's bytes."""
         self._writes = 0
+
+    @property
+    def one_exchange(self) -> bool:
+        return bool(self._channel.one_exchange)
 
     async def write(self, data: bytes) -> None:
         self._held += data

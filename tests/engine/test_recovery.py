@@ -72,8 +72,7 @@ def test_entity_reauth_after_server_changes_token_keys() -> None:
         await p.client.request(b"a")
         old = p.store.get_master_token()
         assert old is not None
-        p.server_ctx.msl_crypto = SymmetricCryptoContext("server1", bytes(16), bytes(32), bytes(16))
-        p.recorder.peek_ctx.msl_crypto = p.server_ctx.msl_crypto
+        p.restart_server(msl_crypto=SymmetricCryptoContext("server1", bytes(16), bytes(32), bytes(16)))
         response = await p.client.request(b"b")
         assert response.payload == b"echo b (client1/-)"
         failed, resent = p.seen[-2], p.seen[-1]
@@ -98,9 +97,8 @@ def test_entitydata_reauth_rsa_key_unknown_to_server() -> None:
             asked.append(code)
             return good if ResponseCode.ENTITYDATA_REAUTH in asked else stale
 
-        p = make_pair("RSA", "ASYMMETRIC_WRAPPED/JWE_RSA")
+        p = make_pair("RSA", "ASYMMETRIC_WRAPPED/JWE_RSA", client_config={"entity_auth_data_provider": provider})
         ctx = p.client_ctx
-        ctx.entity_auth_data_provider = provider
         # The client can sign under the stale key pair ID with its real private key.
         rsa_factory = ctx.entity_auth_factories["RSA"]
         store = rsa_factory.store  # type: ignore[attr-defined]
@@ -133,14 +131,14 @@ def test_entitydata_reauth_from_application_rejection() -> None:
                 raise RequestRejected(entity=True, request=request)
             return Reply(b"welcome back")
 
-        p = make_pair("PSK", "SYMMETRIC_WRAPPED", handler=handler)
-        # Hold no session: every request of the first call goes with entity auth data.
-
         def provider(code: ResponseCode | None) -> PskEntityAuthData:
             asked.append(code)
             return PskEntityAuthData("client1")
 
-        p.client_ctx.entity_auth_data_provider = provider
+        # Hold no session: every request of the first call goes with entity auth data.
+        p = make_pair(
+            "PSK", "SYMMETRIC_WRAPPED", handler=handler, client_config={"entity_auth_data_provider": provider}
+        )
         response = await p.client.request(b"let me in")
         assert response.payload == b"welcome back"
         assert ResponseCode.ENTITYDATA_REAUTH in asked

@@ -60,7 +60,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from missile.clock import FixedClock
-from missile.context import MslContext
+from missile.context import MslConfiguration, MslContext
 from missile.encoding.compression import decompress
 from missile.engine.client import MslClient
 from missile.engine.errors import MslErrorResponse
@@ -117,6 +117,8 @@ class Exchange:
 class _MemoryChannel:
     """The server's end of one exchange: the whole request in, the response collected."""
 
+    one_exchange = True
+
     def __init__(self, data: bytes) -> None:
         self._data = data
         self.out = bytearray()
@@ -143,6 +145,8 @@ class _ClientEnd:
     sending (the client picks its tokens without yielding before the first write), and
     when the client has read a response whole (it stores the tokens without yielding
     after the last read)."""
+
+    one_exchange = True
 
     def __init__(self, tap: TapTransport, inner: PipeChannel, exchange: Exchange) -> None:
         self._tap = tap
@@ -338,14 +342,14 @@ class Call:
 
 
 @cache
-def _server_template() -> MslContext:
-    """The server's keys and schemes, loaded once (each run gets its own copy)."""
-    return server_context(FixedClock(T0))
+def _server_template() -> MslConfiguration:
+    """The server's keys and schemes, loaded once (each run gets its own context)."""
+    return server_context(FixedClock(T0)).config
 
 
 @cache
-def _client_template(scheme: str) -> MslContext:
-    return client_context(scheme, FixedClock(T0))
+def _client_template(scheme: str) -> MslConfiguration:
+    return client_context(scheme, FixedClock(T0)).config
 
 
 class _ServerErrors(logging.Handler):
@@ -419,9 +423,8 @@ class ClientServerMachine(RuleBasedStateMachine):
         self.server = self._new_server()
         self.peek = self._peek_context(self.server.ctx)
         self.transport = TapTransport(self)
-        self.client_ctx = dataclasses.replace(
-            _client_template(scheme),
-            clock=self.client_clock,
+        self.client_ctx = MslContext.from_config(
+            dataclasses.replace(_client_template(scheme), clock=self.client_clock),
             store=InMemoryStore(),
             wrap_repository=InMemoryWrapCryptoContextRepository(),
         )
@@ -435,7 +438,8 @@ class ClientServerMachine(RuleBasedStateMachine):
 
     def _new_server(self) -> MslServer:
         # Same keys and schemes, a new context (fresh caches) over the persistent state.
-        ctx = dataclasses.replace(_server_template(), clock=self.clock, token_factory=self.factory)
+        config = dataclasses.replace(_server_template(), clock=self.clock, token_factory=self.factory)
+        ctx = MslContext.from_config(config)
         return MslServer(ctx, self._handle)
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Self
 
@@ -26,6 +27,7 @@ from missile.entityauth import (
     InMemoryIdentityProvisioningService,
     InMemoryKeySetStore,
     InMemoryRsaStore,
+    InMemoryX509Store,
     KeySet,
     MtProtectedEntityAuthData,
     MtProtectedEntityAuthFactory,
@@ -41,6 +43,7 @@ from missile.entityauth import (
     PskProfileEntityAuthFactory,
     RsaEntityAuthData,
     RsaEntityAuthFactory,
+    X509EntityAuthFactory,
     entity_auth_from_keyfile,
     parse_entity_auth_data,
 )
@@ -173,11 +176,9 @@ def test_missing_or_mistyped_fields(scheme: str, authdata: dict[str, Any]) -> No
             RsaEntityAuthFactory(InMemoryRsaStore()),
             EccEntityAuthFactory(InMemoryEccStore()),
             MtProtectedEntityAuthFactory(),
+            X509EntityAuthFactory(InMemoryX509Store()),
         ]
     )
-    from missile.entityauth import InMemoryX509Store, X509EntityAuthFactory
-
-    ctx.entity_auth_factories["X509"] = X509EntityAuthFactory(InMemoryX509Store())
     with raises(MslError.MSL_PARSE_ERROR):
         parse_entity_auth_data(MslObject({"scheme": scheme, "authdata": authdata}), ctx)
 
@@ -498,7 +499,8 @@ def test_mt_protected_checks_and_missing_inner_factory() -> None:
         factory.crypto_context(ctx, parsed)
     ctx = mt_ctx()
     obj = _mt_object(ctx)
-    del ctx.entity_auth_factories["PSK"]
+    without_psk = {scheme: f for scheme, f in ctx.entity_auth_factories.items() if scheme != "PSK"}
+    ctx = MslContext.from_config(dataclasses.replace(ctx.config, entity_auth_factories=without_psk))
     with raises(MslError.ENTITYAUTH_FACTORY_NOT_FOUND):
         parse_entity_auth_data(MslObject(obj), ctx)
     with raises(MslError.ENTITYAUTH_FACTORY_NOT_FOUND):

@@ -297,6 +297,8 @@ def test_missile_send_against_java_server(send_runs: dict[str, list[SendRun]], n
 class _RecordingChannel:
     """A channel that keeps a copy of every byte in both directions."""
 
+    one_exchange = True
+
     def __init__(self, inner: Channel, sent: bytearray, received: bytearray) -> None:
         self._inner = inner
         self._sent = sent

@@ -43,7 +43,7 @@ def test_parse_unknown_scheme_or_factory() -> None:
     with pytest.raises(MslKeyExchangeException) as info:
         parse_key_request_data(MslObject({"scheme": "AUTHENTICATED_DH", "keydata": {}}), ctx)
     assert info.value.error is MslError.UNIDENTIFIED_KEYX_SCHEME
-    ctx.key_exchange_factories = []
+    ctx = requester(keyx=[])
     with pytest.raises(MslKeyExchangeException) as info:
         parse_key_request_data(MslObject({"scheme": "JWE_LADDER", "keydata": {"mechanism": "PSK"}}), ctx)
     assert info.value.error is MslError.KEYX_FACTORY_NOT_FOUND

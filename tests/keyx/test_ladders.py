@@ -207,9 +207,8 @@ def test_not_permitted(exchange: type[LadderExchange], request_cls: type[LadderR
 
 
 def test_factory_repository_overrides_context() -> None:
-    server, client = responder(), requester()
     own = InMemoryWrapCryptoContextRepository()
-    client.key_exchange_factories = [JweLadderExchange(psk_lookup(), own)]
+    server, client = responder(), requester(keyx=[JweLadderExchange(psk_lookup(), own)])
     exchange = _run(server, client, JweLadderRequest("PSK"))
     assert isinstance(exchange.response, LadderResponse)
     assert exchange.response.wrapdata in own

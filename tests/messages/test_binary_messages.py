@@ -112,7 +112,7 @@ def test_a_json_only_request_gets_a_json_response(session: Session) -> None:
 @pytest.mark.parametrize("scheme", list(ENTITY_SCHEMES))
 def test_every_entity_auth_scheme_in_binary(scheme: str, clock: FixedClock) -> None:
     server = server_ctx(clock)
-    client, _ = ENTITY_SCHEMES[scheme](clock, server)
+    client, server, _ = ENTITY_SCHEMES[scheme](clock, server)
     from .test_roundtrip import asymmetric
 
     key_requests: list[KeyRequestData] = [asymmetric("RSA")]

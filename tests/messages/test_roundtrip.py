@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -18,7 +20,7 @@ from hypothesis import strategies as st
 from missile.clock import FixedClock
 from missile.context import MslContext
 from missile.encoding.compression import CompressionAlgorithm
-from missile.entityauth.base import EntityAuthData
+from missile.entityauth.base import EntityAuthData, EntityAuthFactory
 from missile.entityauth.ecc import EccEntityAuthData, EccEntityAuthFactory
 from missile.entityauth.mt_protected import MtProtectedEntityAuthData
 from missile.entityauth.none import NoneEntityAuthData
@@ -111,80 +113,82 @@ def dh_request(ctx: MslContext) -> DiffieHellmanRequest:
 # -- entity authentication schemes ---------------------------------------------------------
 
 
-def _psk(clock: FixedClock, server: MslContext) -> tuple[MslContext, str]:
-    return client_ctx(clock), "client1"
+def _adding(ctx: MslContext, factory: EntityAuthFactory, **changes: Any) -> MslContext:
+    """``ctx`` with one more entity auth factory (and other configuration ``changes``):
+    a new context, since configuration is frozen, keeping the store and wrap keys."""
+    factories = {**ctx.entity_auth_factories, factory.scheme: factory}
+    config = dataclasses.replace(ctx.config, entity_auth_factories=factories, **changes)
+    return MslContext.from_config(config, store=ctx.store, wrap_repository=ctx.wrap_repository)
 
 
-def _psk_profile(clock: FixedClock, server: MslContext) -> tuple[MslContext, str]:
-    client = client_ctx(clock)
-    client.entity_auth_data = PskProfileEntityAuthData("client1", "tv")
-    return client, "client1-tv"
+def _psk(clock: FixedClock, server: MslContext) -> tuple[MslContext, MslContext, str]:
+    return client_ctx(clock), server, "client1"
 
 
-def _none(clock: FixedClock, server: MslContext) -> tuple[MslContext, str]:
-    client = client_ctx(clock)
-    client.entity_auth_data = NoneEntityAuthData("anon-device-7")
-    return client, "anon-device-7"
+def _psk_profile(clock: FixedClock, server: MslContext) -> tuple[MslContext, MslContext, str]:
+    return client_ctx(clock, entity_auth_data=PskProfileEntityAuthData("client1", "tv")), server, "client1-tv"
 
 
-def _none_suffixed(clock: FixedClock, server: MslContext) -> tuple[MslContext, str]:
-    client = client_ctx(clock)
-    client.entity_auth_data = NoneSuffixedEntityAuthData("anon-root", "42")
-    return client, "anon-root.42"
+def _none(clock: FixedClock, server: MslContext) -> tuple[MslContext, MslContext, str]:
+    return client_ctx(clock, entity_auth_data=NoneEntityAuthData("anon-device-7")), server, "anon-device-7"
 
 
-def _rsa(clock: FixedClock, server: MslContext) -> tuple[MslContext, str]:
-    return client_ctx(clock, stem=RSA_CLIENT_KEYS), "rsaclient1"
+def _none_suffixed(clock: FixedClock, server: MslContext) -> tuple[MslContext, MslContext, str]:
+    client = client_ctx(clock, entity_auth_data=NoneSuffixedEntityAuthData("anon-root", "42"))
+    return client, server, "anon-root.42"
 
 
-def _ecc(clock: FixedClock, server: MslContext) -> tuple[MslContext, str]:
+def _rsa(clock: FixedClock, server: MslContext) -> tuple[MslContext, MslContext, str]:
+    return client_ctx(clock, stem=RSA_CLIENT_KEYS), server, "rsaclient1"
+
+
+def _ecc(clock: FixedClock, server: MslContext) -> tuple[MslContext, MslContext, str]:
     key = ecc_key()
     server_store, client_store = InMemoryEccStore(), InMemoryEccStore()
     server_store.add("ecckey1", key.public_key())
     client_store.add("ecckey1", private_key=key)
-    server.entity_auth_factories["ECC"] = EccEntityAuthFactory(server_store)
-    client = client_ctx(clock)
-    client.entity_auth_factories["ECC"] = EccEntityAuthFactory(client_store, "ecckey1")
-    client.entity_auth_data = EccEntityAuthData("eccclient1", "ecckey1")
-    return client, "eccclient1"
+    server = _adding(server, EccEntityAuthFactory(server_store))
+    client = _adding(
+        client_ctx(clock),
+        EccEntityAuthFactory(client_store, "ecckey1"),
+        entity_auth_data=EccEntityAuthData("eccclient1", "ecckey1"),
+    )
+    return client, server, "eccclient1"
 
 
-def _x509(clock: FixedClock, server: MslContext) -> tuple[MslContext, str]:
+def _x509(clock: FixedClock, server: MslContext) -> tuple[MslContext, MslContext, str]:
     ca, leaf, leaf_key = x509_chain()
     server_store, client_store = InMemoryX509Store(), InMemoryX509Store()
     server_store.add_trusted(ca, T0)
     client_store.add_trusted(ca, T0)
     client_store.set_private_key(leaf, leaf_key)
-    server.entity_auth_factories["X509"] = X509EntityAuthFactory(server_store)
-    client = client_ctx(clock)
-    client.entity_auth_factories["X509"] = X509EntityAuthFactory(client_store)
-    client.entity_auth_data = X509EntityAuthData(leaf)
-    return client, "CN=x509client1"
+    server = _adding(server, X509EntityAuthFactory(server_store))
+    client = _adding(client_ctx(clock), X509EntityAuthFactory(client_store), entity_auth_data=X509EntityAuthData(leaf))
+    return client, server, "CN=x509client1"
 
 
-def _mt_protected(clock: FixedClock, server: MslContext) -> tuple[MslContext, str]:
+def _mt_protected(clock: FixedClock, server: MslContext) -> tuple[MslContext, MslContext, str]:
     # A PSK client that already holds a master token wraps its PSK data under it.
     client = client_ctx(clock)
     token, _, _ = establish(server, client, [SymmetricWrappedRequest("PSK")])
+    # The data is built with the context, so it becomes the client's current data (runtime state).
     client.entity_auth_data = MtProtectedEntityAuthData.create(client, token, PskEntityAuthData("client1"))
     assert client.store is not None
     client.store.remove_crypto_context(token)  # so the next session's token is the one used
-    return client, "client1"
+    return client, server, "client1"
 
 
-def _provisioned(clock: FixedClock, server: MslContext) -> tuple[MslContext, str]:
-    server.entity_auth_factories["PROVISIONED"] = ProvisionedEntityAuthFactory(
-        InMemoryIdentityProvisioningService("device-")
+def _provisioned(clock: FixedClock, server: MslContext) -> tuple[MslContext, MslContext, str]:
+    server = _adding(server, ProvisionedEntityAuthFactory(InMemoryIdentityProvisioningService("device-")))
+    client = _adding(
+        client_ctx(clock),
+        ProvisionedEntityAuthFactory(InMemoryIdentityProvisioningService("self-")),
+        entity_auth_data=ProvisionedEntityAuthData(),
     )
-    client = client_ctx(clock)
-    client.entity_auth_factories["PROVISIONED"] = ProvisionedEntityAuthFactory(
-        InMemoryIdentityProvisioningService("self-")
-    )
-    client.entity_auth_data = ProvisionedEntityAuthData()
-    return client, "device-1-"
+    return client, server, "device-1-"
 
 
-ENTITY_SCHEMES: dict[str, Callable[[FixedClock, MslContext], tuple[MslContext, str]]] = {
+ENTITY_SCHEMES: dict[str, Callable[[FixedClock, MslContext], tuple[MslContext, MslContext, str]]] = {
     "NONE": _none,
     "NONE_SUFFIXED": _none_suffixed,
     "PSK": _psk,
@@ -227,7 +231,7 @@ def _second_request(server: MslContext, client: MslContext, token: MasterToken, 
 @pytest.mark.parametrize("scheme", list(ENTITY_SCHEMES))
 def test_entity_auth_scheme_round_trip(scheme: str, clock: FixedClock) -> None:
     server = server_ctx(clock)
-    client, expected = ENTITY_SCHEMES[scheme](clock, server)
+    client, server, expected = ENTITY_SCHEMES[scheme](clock, server)
     ead = client.get_entity_auth_data()
     assert isinstance(ead, EntityAuthData) and ead.scheme == scheme
     key_requests: list[KeyRequestData] = [asymmetric("RSA")]

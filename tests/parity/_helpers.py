@@ -4,9 +4,10 @@ exact MslError a failure carries."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,18 @@ def raises(error: MslError, fn: Callable[..., Any], *args: Any, **kw: Any) -> Ms
 def read_fails(ctx: MslContext, wire: bytes, error: MslError, **kw: Any) -> MslException:
     """Reading ``wire`` as one whole message raises ``error``."""
     return raises(error, receive, ctx, wire, **kw)
+
+
+def reconfigured(ctx: MslContext, **changes: Any) -> MslContext:
+    """A context like ``ctx`` with configuration ``changes`` (the configuration is frozen,
+    so a test wanting another one builds a new context), sharing its store and wrap keys."""
+    config = dataclasses.replace(ctx.config, **changes)
+    return MslContext.from_config(config, store=ctx.store, wrap_repository=ctx.wrap_repository)
+
+
+def without(factories: Mapping[str, Any], scheme: str) -> dict[str, Any]:
+    """``factories`` but the one for ``scheme``."""
+    return {name: factory for name, factory in factories.items() if name != scheme}
 
 
 def mutate(fields: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from missile.entityauth import (
 from missile.entityauth.base import EntityAuthData
 from missile.errors import MslError
 
-from ._helpers import raises
+from ._helpers import raises, reconfigured
 
 
 @pytest.mark.parametrize(
@@ -76,8 +76,7 @@ def test_envelope(obj: dict[str, Any]) -> None:
 )
 def test_scheme_required_fields(cls: type[EntityAuthData], authdata: dict[str, Any]) -> None:
     """The missing* cases of every *AuthenticationDataTest."""
-    ctx = mt_ctx()
-    ctx.allowed_insecure_schemes = frozenset(INSECURE_SCHEMES)
+    ctx = reconfigured(mt_ctx(), allowed_insecure_schemes=INSECURE_SCHEMES)
     raises(MslError.MSL_PARSE_ERROR, cls.parse, MslObject(authdata), ctx)
 
 
@@ -128,6 +127,4 @@ def _other_issuer() -> Any:
 
     from missile.crypto.symmetric import SymmetricCryptoContext
 
-    ctx = mt_ctx()
-    ctx.msl_crypto = SymmetricCryptoContext("other", os.urandom(16), os.urandom(32))
-    return ctx
+    return reconfigured(mt_ctx(), msl_crypto=SymmetricCryptoContext("other", os.urandom(16), os.urandom(32)))

@@ -28,7 +28,7 @@ from missile.keyx import (
 )
 from missile.tokens.master import MasterToken
 
-from ._helpers import raises
+from ._helpers import raises, reconfigured
 
 SCHEMES = ["ASYMMETRIC_WRAPPED", "SYMMETRIC_WRAPPED", "DIFFIE_HELLMAN", "JWE_LADDER", "JWK_LADDER"]
 
@@ -168,7 +168,8 @@ def test_key_response_data_scheme_errors() -> None:
     server, client = responder(), requester()
     obj = _wire(_response(server, SymmetricWrappedRequest("PSK")).to_msl())
     raises(MslError.UNIDENTIFIED_KEYX_SCHEME, parse_key_response_data, MslObject({**obj, "scheme": "NOPE"}), client)
-    client.key_exchange_factories = [f for f in client.key_exchange_factories if f.scheme != "SYMMETRIC_WRAPPED"]
+    factories = [f for f in client.key_exchange_factories if f.scheme != "SYMMETRIC_WRAPPED"]
+    client = reconfigured(client, key_exchange_factories=factories)
     raises(MslError.KEYX_FACTORY_NOT_FOUND, parse_key_response_data, MslObject(obj), client)
 
 

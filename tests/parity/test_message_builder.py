@@ -14,7 +14,7 @@ from missile.keyx.symmetric_wrapped import SymmetricWrappedRequest
 from missile.messages.builder import build_request, build_response, exchange_keys
 from missile.tokens import ServiceToken
 
-from ._helpers import issue_user_id_token, raises, server_master_token
+from ._helpers import issue_user_id_token, raises, reconfigured, server_master_token
 
 
 @pytest.mark.parametrize("value", [-1, MAX_LONG_VALUE + 1])
@@ -89,10 +89,9 @@ def _renewal_request(session: Session) -> object:
 def test_key_exchange_scheme_without_factory_renewing(session: Session) -> None:
     """unsupportedKeyExchangeRenewMasterToken."""
     header = _renewal_request(session)
-    session.server.key_exchange_factories = [
-        f for f in session.server.key_exchange_factories if f.scheme != "SYMMETRIC_WRAPPED"
-    ]
-    raises(MslError.KEYX_FACTORY_NOT_FOUND, exchange_keys, session.server, header)
+    factories = [f for f in session.server.key_exchange_factories if f.scheme != "SYMMETRIC_WRAPPED"]
+    server = reconfigured(session.server, key_exchange_factories=factories)
+    raises(MslError.KEYX_FACTORY_NOT_FOUND, exchange_keys, server, header)
 
 
 def test_key_exchange_scheme_without_factory_entity_auth(server: MslContext, client: MslContext) -> None:
@@ -101,7 +100,8 @@ def test_key_exchange_scheme_without_factory_entity_auth(server: MslContext, cli
         client, use_entity_auth=True, renewable=True, key_request_data=[SymmetricWrappedRequest("PSK")]
     )
     header = receive(server, encode_message(request)).header_event.header
-    server.key_exchange_factories = [f for f in server.key_exchange_factories if f.scheme != "SYMMETRIC_WRAPPED"]
+    factories = [f for f in server.key_exchange_factories if f.scheme != "SYMMETRIC_WRAPPED"]
+    server = reconfigured(server, key_exchange_factories=factories)
     raises(MslError.KEYX_FACTORY_NOT_FOUND, build_response, server, header)
 
 

@@ -27,8 +27,10 @@ from ._helpers import (
     peers,
     raises,
     read_fails,
+    reconfigured,
     server_master_token,
     session_header,
+    without,
 )
 
 # -- the outer header object -------------------------------------------------------------------
@@ -68,7 +70,7 @@ def test_entity_auth_data_not_an_object(server: MslContext, client: MslContext) 
 
 def test_entity_auth_scheme_without_factory(server: MslContext, client: MslContext) -> None:
     """unsupportedEntityAuthSchemeParseHeader: a known scheme the receiver has no factory for."""
-    del server.entity_auth_factories["PSK"]
+    server = reconfigured(server, entity_auth_factories=without(server.entity_auth_factories, "PSK"))
     read_fails(server, entity_header(client, header_fields()), MslError.ENTITYAUTH_FACTORY_NOT_FOUND)
 
 
@@ -212,7 +214,9 @@ def test_user_id_token_and_user_auth_data_name_different_users(session: Session)
 
 def test_user_auth_scheme_without_factory(session: Session) -> None:
     """unsupportedUserAuthSchemeParseHeader."""
-    del session.server.user_auth_factories["EMAIL_PASSWORD"]
+    session.server = reconfigured(
+        session.server, user_auth_factories=without(session.server.user_auth_factories, "EMAIL_PASSWORD")
+    )
     uad = EmailPasswordAuthData("user1@foo.com", "x")
     exc = read_fails(
         session.server,
@@ -255,7 +259,7 @@ def test_create_with_untrusted_master_token(session: Session) -> None:
 def test_create_with_entity_auth_scheme_without_factory(client: MslContext) -> None:
     """unsupportedEntityAuthSchemeCtor."""
     ead = client.get_entity_auth_data()
-    del client.entity_auth_factories["PSK"]
+    client = reconfigured(client, entity_auth_factories=without(client.entity_auth_factories, "PSK"))
     raises(
         MslError.ENTITYAUTH_FACTORY_NOT_FOUND,
         MessageHeader.create,

@@ -18,7 +18,7 @@ from missile.keyx.symmetric_wrapped import SymmetricWrappedRequest
 from missile.messages.builder import build_request, build_response
 from missile.tokens.factory import TokenFactory
 
-from ._helpers import entity_header, header_fields, issue_user_id_token, peers, read_fails
+from ._helpers import entity_header, header_fields, issue_user_id_token, peers, read_fails, reconfigured
 
 
 def issuer_fails(ctx: MslContext, wire: bytes, error: MslError) -> MslException:
@@ -34,7 +34,7 @@ def test_revoked_entity(server: MslContext, client: MslContext) -> None:
     """revokedEntity: entity authentication data of a revoked entity."""
     utils = ConfigurableAuthenticationUtils()
     utils.revoke("client1")
-    server.auth_utils = utils
+    server = reconfigured(server, auth_utils=utils)
     request = build_request(client, use_entity_auth=True)
     exc = read_fails(server, encode_message(request, b"x"), MslError.ENTITY_REVOKED)
     assert exc.entity_auth_data is not None and exc.entity_auth_data.identity == "client1"
@@ -82,7 +82,8 @@ def _key_response(server: MslContext, client: MslContext) -> bytes:
 def test_key_response_scheme_without_factory(server: MslContext, client: MslContext) -> None:
     """unsupportedKeyExchangeScheme."""
     wire = _key_response(server, client)
-    client.key_exchange_factories = [f for f in client.key_exchange_factories if f.scheme != "SYMMETRIC_WRAPPED"]
+    factories = [f for f in client.key_exchange_factories if f.scheme != "SYMMETRIC_WRAPPED"]
+    client = reconfigured(client, key_exchange_factories=factories)
     read_fails(client, wire, MslError.KEYX_FACTORY_NOT_FOUND, key_requests=[SymmetricWrappedRequest("PSK")])
 
 

@@ -329,6 +329,32 @@ async def test_revocations(backend: Backend) -> None:
 
 
 @sync
+async def test_revoked_serial_unknown_to_the_state_is_refused(backend: Backend) -> None:
+    """A token the state has no record of (issued before the state existed, or state
+    lost) is trusted on its signature, until its serial is revoked; a superseded serial
+    revoked stays refused; and revoking one identity's serial leaves others' alone."""
+    factory = backend.new()
+    ctx = context()
+    unknown = bare_token(serial=424242, identity="unrecorded")
+    assert await factory.is_master_token_revoked(ctx, unknown) is None
+    await factory.revoke_master_token(unknown.serial_number)
+    assert await factory.is_master_token_revoked(ctx, unknown) is MslError.MASTERTOKEN_IDENTITY_REVOKED
+    error, replay = await factory.check_master_token(ctx, unknown, 1)
+    assert error is MslError.MASTERTOKEN_IDENTITY_REVOKED and replay is None
+
+    old = await issue(factory, ctx, "device")
+    new = await issue(factory, ctx, "device")
+    await factory.revoke_master_token(old.serial_number)
+    assert await factory.is_master_token_revoked(ctx, old) is MslError.MASTERTOKEN_IDENTITY_REVOKED
+    assert await factory.is_master_token_revoked(ctx, new) is None
+    error, replay = await factory.check_master_token(ctx, new, 1)
+    assert (error, replay) == (None, None)
+    await factory.revoke_master_token(new.serial_number)
+    error, replay = await factory.check_master_token(ctx, new, 2)
+    assert error is MslError.MASTERTOKEN_IDENTITY_REVOKED
+
+
+@sync
 async def test_accept_non_replayable_id_sequence(backend: Backend) -> None:
     factory = backend.new()
     ctx = context()
@@ -431,6 +457,35 @@ async def test_two_factories_share_revocation_and_sequence(backend: Backend) -> 
     assert await a.is_user_id_token_revoked(ctx, newer, uit) is MslError.USERIDTOKEN_REVOKED
     await b.revoke_identity("device2")
     assert await a.is_master_token_revoked(ctx, newer) is MslError.MASTERTOKEN_IDENTITY_REVOKED
+
+
+def test_sqlite_state_worker_thread_ends_on_close_and_errors_reach_the_caller(tmp_path: Path) -> None:
+    """The SQLite state's own worker thread: a database error in it reaches the awaiting
+    caller as a transient failure, the state keeps working afterwards, and closing the
+    state ends the thread (no thread left behind per state)."""
+    before = set(threading.enumerate())
+
+    async def go() -> set[threading.Thread]:
+        state = SqliteTokenState(tmp_path / "state.db")
+        await state.record_new_master_token("device", 1)
+        started = set(threading.enumerate()) - before
+        with pytest.raises(MslException) as caught:
+            await state._run(_fail_in_worker)  # an SQLite error inside the batch's transaction
+        assert_transient(caught.value)
+        snapshot, verdict = await state.check_master_token("device", 1, 1)
+        assert (snapshot.newest_serial, snapshot.sequence, verdict) == (1, 0, None)
+        await state.aclose()
+        return started
+
+    started = asyncio.run(go())
+    assert [t.name for t in started] == ["missile-sqlite-state"]
+    for thread in started:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+def _fail_in_worker(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT * FROM no_such_table")
 
 
 @sync
@@ -637,8 +692,26 @@ async def test_redis_key_layout(redis_backend: Backend) -> None:
     second = await issue(factory, ctx, identity)
     fields = {k.decode(): v.decode() for k, v in (await state.client.hgetall(key)).items()}
     assert fields == {"newest": str(second.serial_number), f"seq:{second.serial_number}": "0"}
+    # The serial index follows the newest token: the superseded serial's entry is gone.
+    serial_index = f"{redis_backend.prefix}{{mt:{second.serial_number}}}"
+    assert await state.client.smembers(serial_index) == {identity.encode()}
+    assert not await state.client.exists(f"{redis_backend.prefix}{{mt:{serial}}}")
+    # Revocations of master tokens are flags in the identity's own hash.
+    await factory.revoke_master_token(second.serial_number)
     await factory.revoke_identity(identity)
-    assert await state.client.sismember(f"{redis_backend.prefix}{{revoked}}:identities", identity)
+    fields = {k.decode(): v.decode() for k, v in (await state.client.hgetall(key)).items()}
+    assert fields == {
+        "newest": str(second.serial_number),
+        f"seq:{second.serial_number}": "0",
+        f"revoked:{second.serial_number}": "1",
+        "revoked": "1",
+    }
+    revoked_serials = f"{redis_backend.prefix}{{revoked}}:serials"
+    assert await state.client.smembers(revoked_serials) == {str(second.serial_number).encode()}
+    # A newer token drops the flag of the serial it supersedes, not the identity's.
+    third = await issue(factory, ctx, identity)
+    fields = {k.decode(): v.decode() for k, v in (await state.client.hgetall(key)).items()}
+    assert fields == {"newest": str(third.serial_number), f"seq:{third.serial_number}": "0", "revoked": "1"}
     assert state.describe() == f"{redis_backend.kind.replace('-', ' ')} {redis_backend.location}"
 
 
@@ -993,7 +1066,7 @@ def test_sqlite_state_durability_setting(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "client.db")
     try:
         assert synchronous(normal._db) == 1 and synchronous(full._db) == 2
-        assert synchronous(store._db) == 2  # type: ignore[attr-defined]
+        assert synchronous(store._db) == 2
         with pytest.raises(ValueError):
             SqliteTokenState(tmp_path / "c.db", synchronous="OFF")
     finally:

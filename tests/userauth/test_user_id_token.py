@@ -28,12 +28,16 @@ OTHER_MSL = SymmetricCryptoContext("other", bytes(range(1, 17)), bytes(range(17,
 ALICE = MslUser("alice")
 
 
-def make_ctx(msl: Any = MSL) -> MslContext:
+def make_ctx(
+    msl: Any = MSL, *, auth_utils: ConfigurableAuthenticationUtils | None = None, token_factory: Any = None
+) -> MslContext:
+    """An issuer (or, with a client MSL crypto context, a client) context; the
+    configuration is frozen, so a test wanting other hooks builds another context."""
     return MslContext(
         msl_crypto=msl,
         user_auth_factories={"USER_ID_TOKEN": UserIdTokenAuthFactory()},
-        auth_utils=ConfigurableAuthenticationUtils(),
-        token_factory=TokenFactory(),
+        auth_utils=auth_utils or ConfigurableAuthenticationUtils(),
+        token_factory=token_factory or TokenFactory(),
         clock=FixedClock(NOW_MS),
     )
 
@@ -138,14 +142,13 @@ def test_embedded_user_id_token_not_decrypted() -> None:
 
 def test_permissions_in_order() -> None:
     ctx = make_ctx()
-    client = make_ctx(ClientMslCryptoContext())
-    undecrypted = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), client)
-    parsed = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), ctx)
     auth = ctx.auth_utils
     assert isinstance(auth, ConfigurableAuthenticationUtils)
+    client = make_ctx(ClientMslCryptoContext(), auth_utils=auth)
+    undecrypted = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), client)
+    parsed = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), ctx)
     auth.deny("client1", "USER_ID_TOKEN", ALICE)
     fails(MslError.USERAUTH_ENTITYUSER_INCORRECT_DATA, authenticate, ctx, parsed)
-    client.auth_utils = auth
     auth.deny("client1", "USER_ID_TOKEN")
     exc = fails(MslError.USERAUTH_ENTITY_INCORRECT_DATA, authenticate, client, undecrypted)  # checked first
     assert exc.response_code.name == "FAIL"
@@ -206,7 +209,7 @@ class BrokenState(MemoryTokenState):
 def test_revocation_check_error() -> None:
     ctx = make_ctx()
     parsed = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), ctx)
-    ctx.token_factory = TokenFactory(BrokenState(MslError.USERIDTOKEN_USERDATA_INVALID))
+    ctx = make_ctx(token_factory=TokenFactory(BrokenState(MslError.USERIDTOKEN_USERDATA_INVALID)))
     exc = fails(MslError.USERAUTH_USERIDTOKEN_REVOKE_CHECK_ERROR, issuer_check, ctx, parsed)
     assert isinstance(exc, MslUserAuthException)
     assert exc.user_auth_data == parsed
@@ -215,7 +218,7 @@ def test_revocation_check_error() -> None:
 def test_revocation_check_error_keeps_its_cause() -> None:
     ctx = make_ctx()
     parsed = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), ctx)
-    ctx.token_factory = TokenFactory(BrokenState(MslError.USERIDTOKEN_USERDATA_INVALID))
+    ctx = make_ctx(token_factory=TokenFactory(BrokenState(MslError.USERIDTOKEN_USERDATA_INVALID)))
     exc = fails(MslError.USERAUTH_USERIDTOKEN_REVOKE_CHECK_ERROR, issuer_check, ctx, parsed)
     assert isinstance(exc.__cause__, MslException)
     assert exc.__cause__.error is MslError.USERIDTOKEN_USERDATA_INVALID
@@ -225,7 +228,7 @@ def test_unreachable_state_is_a_transient_failure() -> None:
     """A state that cannot answer is TRANSIENT_FAILURE (retry), not a user re-authentication."""
     ctx = make_ctx()
     parsed = wire(UserIdTokenAuthData(*tokens(ctx)).to_msl(), ctx)
-    ctx.token_factory = TokenFactory(BrokenState(MslError.INTERNAL_EXCEPTION))
+    ctx = make_ctx(token_factory=TokenFactory(BrokenState(MslError.INTERNAL_EXCEPTION)))
     exc = fails(MslError.INTERNAL_EXCEPTION, issuer_check, ctx, parsed)
     assert exc.response_code is ResponseCode.TRANSIENT_FAILURE
 
@@ -246,5 +249,5 @@ def test_users_come_from_the_token_factory() -> None:
 
     ctx = make_ctx()
     obj = UserIdTokenAuthData(*tokens(ctx)).to_msl()
-    ctx.token_factory = Upper()
+    ctx = make_ctx(token_factory=Upper())
     assert authenticate(ctx, wire(obj, ctx)) == MslUser("ALICE")

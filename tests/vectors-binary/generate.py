@@ -13,7 +13,7 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -41,6 +41,7 @@ from missile.messages.header import MessageHeader  # noqa: E402
 from missile.messages.payload import encode_chunk  # noqa: E402
 from missile.profiles import context_from_keyfile  # noqa: E402
 from missile.tokens import MasterToken, ServiceToken, UserIdToken  # noqa: E402
+from missile.tokens.factory import TokenFactory  # noqa: E402
 from missile.tokens.user import MslUser  # noqa: E402
 from missile.userauth.email_password import EmailPasswordAuthData  # noqa: E402
 
@@ -129,22 +130,34 @@ def transcode(stem: str) -> dict[str, Any] | None:
 # -- responses and errors written by missile ---------------------------------------------------
 
 
-def _server(keys_stem: str = "01_a_psk_request_encrypted") -> tuple[MslContext, FixedClock, int]:
+def _server(
+    keys_stem: str = "01_a_psk_request_encrypted", factory: TokenFactory | None = None
+) -> tuple[MslContext, FixedClock, int]:
     keys = KeyFile.from_dict(java(keys_stem)["keys"])
     assert keys.time_ms is not None
     clock = FixedClock(keys.time_ms)
-    return context_from_keyfile(keys, role="server", clock=clock).ctx, clock, keys.time_ms
+    return context_from_keyfile(keys, role="server", clock=clock, token_factory=factory).ctx, clock, keys.time_ms
 
 
-def session_vectors() -> list[dict[str, Any]]:
-    """A binary request with SYMMETRIC_WRAPPED key request data and user auth, and the
-    server's binary response (key response, master token, user ID token, service token,
-    two chunks) read by the client; an error response."""
+class Issued(NamedTuple):
+    """A client's binary PSK request with SYMMETRIC_WRAPPED key request data and user
+    authentication, and a missile server's binary response issuing it tokens."""
+
+    server: MslContext
+    client: MslContext
+    request: Any
+    response_wire: bytes
+    client_keys: dict[str, Any]
+    server_keys: dict[str, Any]
+
+
+def issue(binary_tokens: bool = True) -> Issued:
+    """:class:`Issued`, the server's factory issuing binary tokens in binary responses
+    (missile's default) or JSON ones only (``binary_tokens=False``)."""
     from missile.messages.builder import build_request
 
-    server, _, now = _server()
-    client_vector = java("13_c_response_symmetric_wrapped_psk")
-    client_keys = dict(client_vector["keys"])
+    server, _, now = _server(factory=TokenFactory(binary_tokens=binary_tokens))
+    client_keys = dict(java("13_c_response_symmetric_wrapped_psk")["keys"])
     client_keys["time_ms"] = now
     client_keys["master_tokens"] = []
     client = context_from_keyfile(KeyFile.from_dict(client_keys), clock=FixedClock(now)).ctx
@@ -153,32 +166,43 @@ def session_vectors() -> list[dict[str, Any]]:
         use_entity_auth=True,
         renewable=True,
         key_request_data=[SymmetricWrappedRequest("PSK")],
-        user_auth_data=None,
+        user_auth_data=EmailPasswordAuthData("user1@foo.com", "user1pwd"),
         encoder_format=BIN,
     )
     writer = MessageWriter(request.header, request.payload_crypto_context)
-    request_wire = writer.header_bytes() + writer.close()
     reader = MessageReader(server)
-    events = reader.feed(request_wire) + reader.end_of_stream()
+    events = reader.feed(writer.header_bytes() + writer.close()) + reader.end_of_stream()
     assert isinstance(events[0], HeaderReceived)
     st_crypto = KeyFile.from_dict(client_keys).service_token_crypto_contexts()[""]
-    token = ServiceToken.create("binary-service-token", b"service data", st_crypto, encoder_format=BIN)
-    response = build_response(server, events[0].header, service_tokens=[token])
+    token_format = BIN if binary_tokens else EncoderFormat.JSON
+    token = ServiceToken.create("binary-service-token", b"service data", st_crypto, encoder_format=token_format)
+    response = build_response(server, events[0].header, service_tokens=[token], capabilities=BINARY_PREFERRED)
     assert response.key_exchange is not None
     writer = MessageWriter(response.header, response.payload_crypto_context, chunk_size=40)
     wire = writer.header_bytes() + writer.write(b"a binary response in two chunks, " * 2) + writer.close()
+    server_keys = {**java("01_a_psk_request_encrypted")["keys"], "time_ms": now}
+    return Issued(server, client, request, wire, client_keys, server_keys)
+
+
+def session_vectors() -> list[dict[str, Any]]:
+    """The server's binary response of :func:`issue` read by the client (key response,
+    binary-issued master token, user ID token and service token, two chunks); an error
+    response; the client's next binary request under the tokens it was issued."""
+    issued = issue()
+    server = issued.server
     out = []
     vector = {
         "name": "missile binary response, SYMMETRIC_WRAPPED key response",
         "description": "A missile server's binary response to a binary PSK request with SYMMETRIC_WRAPPED "
-        "key request data: key response data, a new master token (JSON-issued, kept byte for byte), "
-        "an unbound binary-issued service token, two payload chunks under the new session keys.",
+        "key request data and user authentication: key response data with a new binary-issued master "
+        "token, a binary-issued user ID token, an unbound binary-issued service token, two payload "
+        "chunks under the new session keys.",
         "source": None,
         "direction": "response",
         "receiver_role": "client",
         "encoder_format": BIN.value,
-        "keys": client_keys,
-        "message_b64": base64.b64encode(wire).decode(),
+        "keys": issued.client_keys,
+        "message_b64": base64.b64encode(issued.response_wire).decode(),
     }
     vector["expected"] = expected_of(vector)
     out.append(vector)
@@ -195,12 +219,64 @@ def session_vectors() -> list[dict[str, Any]]:
         "direction": "response",
         "receiver_role": "client",
         "encoder_format": BIN.value,
-        "keys": client_keys,
+        "keys": issued.client_keys,
         "message_b64": base64.b64encode(error.encode()).decode(),
     }
     vector["expected"] = expected_of(vector)
     out.append(vector)
+    out.append(next_request(issued, BIN))
     return out
+
+
+def next_request(issued: Issued, fmt: EncoderFormat) -> dict[str, Any]:
+    """The client's request after reading the response of ``issued``, in ``fmt``, under
+    the tokens it was issued, carried as they were issued; received by the server."""
+    from missile.messages.builder import build_request
+
+    client = issued.client
+    reader = MessageReader(client, key_requests=issued.request.header.data.key_request_data)
+    received = (reader.feed(issued.response_wire) + reader.end_of_stream())[0]
+    assert isinstance(received, HeaderReceived) and received.key_exchange_crypto_context is not None
+    data = received.header.data
+    assert data.key_response_data is not None and data.user_id_token is not None
+    master = data.key_response_data.master_token
+    assert client.store is not None
+    client.store.set_crypto_context(master, received.key_exchange_crypto_context)
+    built = build_request(
+        client,
+        message_id=77,
+        master_token=master,
+        user_id_token=data.user_id_token,
+        service_tokens=data.service_tokens,
+        encoder_format=fmt,
+    )
+    writer = MessageWriter(built.header, built.payload_crypto_context)
+    wire = writer.header_bytes() + writer.write(b"the next request, under the tokens it was issued") + writer.close()
+    issued_in = "binary" if master.tokendata[0] == BIN.identifier else "JSON"
+    written = "binary" if fmt is BIN else "JSON"
+    vector = {
+        "name": f"missile {written} request under {issued_in}-issued tokens",
+        "description": f"A {written} request under the master token, user ID token and service token a "
+        f"missile server issued in the {issued_in} format, carried as they were issued.",
+        "source": None,
+        "direction": "request",
+        "receiver_role": "server",
+        "encoder_format": fmt.value,
+        "keys": issued.server_keys,
+        "message_b64": base64.b64encode(wire).decode(),
+    }
+    vector["expected"] = expected_of(vector)
+    return vector
+
+
+def cross_format_vectors() -> dict[str, Any]:
+    """Requests whose tokens were issued in the other format (docs/binary-format.md §7): a
+    JSON request under binary-issued tokens (a client back on JSON), and a binary request
+    under JSON-issued tokens (from a server issuing JSON only, ``binary_tokens=False``)."""
+    return {
+        "description": "Requests carrying tokens issued in the other encoder format, received by the server.",
+        "vectors": [next_request(issue(True), EncoderFormat.JSON), next_request(issue(False), BIN)],
+    }
 
 
 # -- structures -----------------------------------------------------------------------------
@@ -354,12 +430,17 @@ def render_doc(path: Path) -> None:
 
 
 def main() -> None:
+    """Write every vector; ``--doc`` rewrites the document's examples instead, and
+    ``--missile`` keeps the transcoded Java vectors (01 to 23) as they are."""
     if sys.argv[1:] == ["--doc"]:
         render_doc(REPO / "docs" / "binary-format.md")
         return
     written = 0
     index = 1
     for stem in sorted(p.stem for p in JAVA.glob("[0-9][0-9]_*.json")):
+        if sys.argv[1:] == ["--missile"]:
+            index += (HERE / f"{index:02d}_{stem[3:]}.json").exists()
+            continue
         vector = transcode(stem)
         if vector is None:
             continue
@@ -372,6 +453,7 @@ def main() -> None:
         index += 1
         written += 1
     (HERE / "structures.json").write_text(json.dumps(structures(), indent=1) + "\n")
+    (HERE / "cross-format.json").write_text(json.dumps(cross_format_vectors(), indent=1) + "\n")
     print(f"wrote {written} message vectors and structures.json", file=sys.stderr)
 
 

@@ -156,6 +156,10 @@ class _ObservedChannel:
         self._channel = channel
         self._observer = observer
 
+    @property
+    def one_exchange(self) -> bool:
+        return self._channel.one_exchange
+
     async def write(self, data: bytes) -> None:
         await self._channel.write(data)
         self._observer.sent(data)

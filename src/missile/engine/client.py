@@ -19,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.encoding import next_id
+from missile.engine import choice
 from missile.engine.body import MessageBody
+from missile.engine.choice import Attempt, Needs, Renewal
 from missile.engine.errors import MslErrorResponse, MslMessageLimitExceeded
 from missile.engine.message_io import MessageStream, read_head, read_message, read_payload, write_message
 from missile.engine.options import MessageOptions
@@ -74,7 +77,8 @@ class SharedStore(Protocol):
 
 
 class _RenewalLock:
-    """The context's renewal lock, extended across processes by a :class:`SharedStore`.
+    """The context's renewal lock, extended across processes by a :class:`SharedStore`;
+    held with ``async with``.
 
     The in-process lock is always taken first, so a process asks for the shared lock
     once at a time per context, and all holders take the two in the same order.
@@ -86,9 +90,10 @@ class _RenewalLock:
         self._release_shared: Callable[[], None] | None = None
 
     def locked(self) -> bool:
+        """Whether a message of the context holds (or is taking) the lock."""
         return self._local.locked()
 
-    async def acquire(self) -> None:
+    async def __aenter__(self) -> None:
         await self._local.acquire()
         if self._store is None:
             return
@@ -98,7 +103,7 @@ class _RenewalLock:
             self._local.release()
             raise
 
-    def release(self) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         release, self._release_shared = self._release_shared, None
         try:
             if release is not None:
@@ -179,25 +184,17 @@ class StreamingResponse(_ResponseTokens):
         await self.aclose()
 
 
-@dataclass
-class _Attempt:
-    message_id: int | None = None
-    force_entity_auth: bool = False
-    force_renewable: bool = False
-    entity_reauth: ResponseCode | None = None
-    user_auth: UserAuthData | None = None
-    user_auth_delivered: bool = False
-
-
-@dataclass
+@dataclass(frozen=True)
 class _Plan:
+    """One message to send: a :class:`~missile.engine.choice.Decision` carried out."""
+
+    message_id: int | None
     master_token: MasterToken | None
     user_id_token: UserIdToken | None
     user_auth_data: UserAuthData | None
     renewable: bool
     handshake: bool
     key_requests: list[KeyRequestData] = field(default_factory=list)
-    lock_held: bool = False
 
 
 @dataclass
@@ -261,11 +258,6 @@ class MslClient:
             return None
         return self.ctx.clock() + self.remote_offset_ms
 
-    def _lock(self) -> _RenewalLock:
-        # control.md §3.2: one renewable message at a time per context, whichever
-        # client (and transport) sends it, and per shared store, whichever process.
-        return self._renewal_lock
-
     # -- public API -------------------------------------------------------------------
 
     async def request(self, data: Payload = b"", options: MessageOptions | None = None) -> Response:
@@ -304,27 +296,20 @@ class MslClient:
     async def _attempts(
         self, data: Payload, options: MessageOptions, *, one_way: bool, stream: bool
     ) -> Response | StreamingResponse | None:
-        attempt = _Attempt()
+        attempt = Attempt()
+        needs = Needs.of(options, empty=len(data) == 0)
         used = 0
         last_error: MslException | None = None
         while True:
             if used + 2 > self.max_messages:
                 raise MslMessageLimitExceeded(last_error)
             used += 2
-            plan = await self._plan(options, attempt, empty=len(data) == 0)
-            in_use = plan.master_token
-            if in_use is not None:
-                self._in_use[in_use] = self._in_use.get(in_use, 0) + 1
-            try:
-                result = await self._exchange(plan, attempt, data, options, one_way=one_way, stream=stream)
-                if result is None:
-                    return None
-                self._absorb(plan, result, options)
-            finally:
-                if in_use is not None:
-                    self._release_master_token(in_use)
-                if plan.lock_held:
-                    self._lock().release()
+            async with self._planned(options, needs, attempt) as plan:
+                with self._using(plan.master_token):
+                    result = await self._exchange(plan, data, options, one_way=one_way, stream=stream)
+                    if result is None:
+                        return None
+                    self._absorb(plan, result, options)
             if result.error is not None:
                 last_error = MslErrorResponse(result.error)
                 self._observe_recovery(result.error, used)
@@ -333,27 +318,96 @@ class MslClient:
             assert result.header is not None
             if plan.handshake:
                 # Resend the application data in response to the handshake response.
-                attempt = _Attempt(message_id=next_id(result.header.message_id))
+                attempt = Attempt(message_id=next_id(result.header.message_id))
                 continue
             if result.body is not None:
                 assert result.channel is not None
                 return StreamingResponse(result.header, result.body, used, result.channel)
             return Response(result.header, result.payload, used, result.pushes)
 
-    # -- planning -----------------------------------------------------------------------
+    # -- planning (the rules are in missile.engine.choice) ------------------------------
 
-    def _tokens(self, options: MessageOptions, attempt: _Attempt) -> tuple[MasterToken | None, UserIdToken | None]:
-        store = self.ctx.store
+    @asynccontextmanager
+    async def _planned(self, options: MessageOptions, needs: Needs, attempt: Attempt) -> AsyncIterator[_Plan]:
+        """The next message's plan, holding the renewal lock while the message is
+        renewable (control.md §3.2: one renewable message at a time per context,
+        whichever client sends it, and per shared store, whichever process)."""
+        lock = self._renewal_lock
+        state = self._state(options, needs, attempt)
+        need = choice.renewal(state, needs, attempt)
+        if need is Renewal.MANDATORY:
+            # Waiters re-evaluate with whatever the holder obtained.
+            before = self._newest_master_token()
+            async with lock:
+                newest = self._newest_master_token()
+                newer = newest is not None and newest != before
+                attempt = choice.after_wait(attempt, newer=newer)
+                state = self._state(options, needs, attempt)
+                need = choice.renewal(state, needs, attempt)
+                if not newer or need is Renewal.MANDATORY:
+                    yield self._plan(options, needs, attempt, state, renewable=True)
+                    return
+            # The holder's new master token made renewal optional: the lock is free again.
+        if need is Renewal.WANTED and not lock.locked():
+            async with lock:
+                # Waiting may have let another exchange renew or delete these tokens.
+                state = self._state(options, needs, attempt)
+                yield self._plan(options, needs, attempt, state, renewable=True)
+                return
+        yield self._plan(options, needs, attempt, state, renewable=False)
+
+    def _state(self, options: MessageOptions, needs: Needs, attempt: Attempt) -> choice.State[MasterToken, UserIdToken]:
+        """What the client holds for the next message, at the remote time."""
+        ctx = self.ctx
+        store = ctx.store
         assert store is not None
-        master_token = None if attempt.force_entity_auth else self._newest_master_token()
-        user_id_token = None
-        # A resend after a user reauth code carries fresh user auth data and no user ID
-        # token, even when the store keeps it (SSOTOKEN_REJECTED, errors.md §2).
-        if master_token is not None and options.user_id is not None and attempt.user_auth is None:
-            user_id_token = store.get_user_id_token(options.user_id)
-            if user_id_token is not None and not user_id_token.is_bound_to(master_token):
-                user_id_token = None
-        return master_token, user_id_token
+        now = self.remote_time_ms()
+        newest = self._newest_master_token()
+        user_token = None
+        if newest is not None and options.user_id is not None:
+            user_token = store.get_user_id_token(options.user_id)
+            if user_token is not None and not user_token.is_bound_to(newest):
+                user_token = None
+        master, user = choice.choose_tokens(choice.held(newest, now), choice.held(user_token, now), needs, attempt)
+        entity = None
+        if master is None:
+            ead = ctx.get_entity_auth_data(attempt.entity_reauth)
+            if ead is not None:
+                entity = choice.Protection(ead.encrypts, ead.protects_integrity)
+        return choice.State(master, user, entity, key_exchange=self.key_requests is not None)
+
+    def _plan(
+        self,
+        options: MessageOptions,
+        needs: Needs,
+        attempt: Attempt,
+        state: choice.State[MasterToken, UserIdToken],
+        *,
+        renewable: bool,
+    ) -> _Plan:
+        """The message :func:`~missile.engine.choice.decide` chooses, with the user
+        authentication data and key request data it needs."""
+        user_auth = None
+        if choice.asks_user_auth(state, needs):
+            user_auth = attempt.user_auth if attempt.user_auth is not None else options.user_auth_data(None)
+        have_user_auth = user_auth is not None
+        decision = choice.decide(state, needs, attempt, renewable=renewable, user_auth=have_user_auth)
+        key_requests: list[KeyRequestData] = []
+        if decision.key_exchange and self.key_requests is not None:
+            key_requests = list(self.key_requests())
+            if not key_requests:
+                # A factory that produces no key request data is as good as none.
+                unable = replace(state, key_exchange=False)
+                decision = choice.decide(unable, needs, attempt, renewable=renewable, user_auth=have_user_auth)
+        return _Plan(
+            attempt.message_id,
+            decision.master_token,
+            decision.user_id_token,
+            user_auth if decision.user_auth else None,
+            decision.renewable,
+            decision.handshake,
+            key_requests,
+        )
 
     def _newest_master_token(self) -> MasterToken | None:
         """The store's newest master token, passing over one that is being deleted (it
@@ -372,130 +426,23 @@ class MslClient:
             return latest
         return newest
 
-    def _protection(self, master_token: MasterToken | None, attempt: _Attempt) -> tuple[bool, bool]:
-        if master_token is not None:
-            return True, True
-        ead = self.ctx.get_entity_auth_data(attempt.entity_reauth)
-        if ead is None:
-            raise MslMessageException(MslError.MESSAGE_ENTITY_NOT_FOUND, "no entity authentication data")
-        return ead.encrypts, ead.protects_integrity
-
-    def _mandatory_renewable(
-        self,
-        options: MessageOptions,
-        attempt: _Attempt,
-        master_token: MasterToken | None,
-        user_id_token: UserIdToken | None,
-    ) -> bool:
-        encrypts, protects = self._protection(master_token, attempt)
-        now = self.remote_time_ms()
-        return (
-            (options.encrypted and not encrypts)
-            or (options.integrity_protected and not protects)
-            or attempt.force_renewable
-            or (options.non_replayable and master_token is None)
-            or (master_token is not None and master_token.is_expired(now))
-            or (options.user_id is not None and user_id_token is None and not (encrypts and protects))
-            or (
-                options.requesting_tokens
-                and (master_token is None or (options.user_id is not None and user_id_token is None))
-            )
-        )
-
-    async def _plan(self, options: MessageOptions, attempt: _Attempt, *, empty: bool = False) -> _Plan:
-        lock = self._lock()
-        master_token, user_id_token = self._tokens(options, attempt)
-        lock_held = False
-        if self._mandatory_renewable(options, attempt, master_token, user_id_token):
-            # control.md §3.2: one renewable message at a time; waiters re-evaluate
-            # with whatever the holder obtained.
-            before = self._newest_master_token()
-            await lock.acquire()
-            lock_held = True
-            newest = self._newest_master_token()
-            if newest is not None and newest != before:
-                # The holder obtained a new master token while we waited: use it (also
-                # for a resend that was going to re-authenticate or ask for keys), and
-                # keep the lock only if renewal is still mandatory with it.
-                attempt.force_entity_auth = False
-                attempt.force_renewable = False
-                master_token, user_id_token = self._tokens(options, attempt)
-                if not self._mandatory_renewable(options, attempt, master_token, user_id_token):
-                    lock.release()
-                    lock_held = False
-            else:
-                master_token, user_id_token = self._tokens(options, attempt)
-        now = self.remote_time_ms()
-        if not lock_held and not lock.locked():
-            wants = (
-                master_token is None
-                or master_token.is_renewable(now)
-                or (options.user_id is not None and user_id_token is None)
-                or (user_id_token is not None and user_id_token.is_renewable(now))
-            )
-            if wants:
-                await lock.acquire()
-                lock_held = True
-                # Waiting may have let another exchange renew or delete these tokens.
-                master_token, user_id_token = self._tokens(options, attempt)
+    @contextmanager
+    def _using(self, master_token: MasterToken | None) -> Iterator[None]:
+        """Count ``master_token`` in use while an exchange runs with it (control.md §11)."""
+        if master_token is None:
+            yield
+            return
+        self._in_use[master_token] = self._in_use.get(master_token, 0) + 1
         try:
-            return self._finish_plan(options, attempt, master_token, user_id_token, lock_held, now, empty=empty)
-        except BaseException:
-            if lock_held:
-                lock.release()
-            raise
-
-    def _finish_plan(
-        self,
-        options: MessageOptions,
-        attempt: _Attempt,
-        master_token: MasterToken | None,
-        user_id_token: UserIdToken | None,
-        renewable: bool,
-        now: int | None,
-        *,
-        empty: bool = False,
-    ) -> _Plan:
-        encrypts, protects = self._protection(master_token, attempt)
-        user_auth: UserAuthData | None = None
-        delay_user = False
-        if options.user_id is not None and user_id_token is None:
-            user_auth = attempt.user_auth if attempt.user_auth is not None else options.user_auth_data(None)
-            if user_auth is not None and not (encrypts and protects):
-                # User credentials never travel unprotected (control.md §3.3 step 1).
-                delay_user = True
-                user_auth = None
-        can_send = (
-            not delay_user
-            and (not options.encrypted or encrypts)
-            and (not options.integrity_protected or protects)
-            and (not options.non_replayable or master_token is not None)
-        )
-        handshake = not can_send
-        if handshake:
-            renewable = True
-        key_requests: list[KeyRequestData] = []
-        if renewable and (
-            master_token is None
-            or master_token.is_renewable(now)
-            or master_token.is_expired(now)
-            or options.non_replayable
-            or attempt.force_renewable
-        ):
-            if self.key_requests is not None:
-                key_requests = list(self.key_requests())
-        if key_requests and empty and not handshake:
-            handshake, key_requests = _unambiguous_empty(master_token, now, attempt, key_requests)
-        if handshake and not key_requests:
-            raise MslMessageException(MslError.HANDSHAKE_DATA_MISSING, "no key request data to establish keys")
-        return _Plan(master_token, user_id_token, user_auth, renewable, handshake, key_requests, renewable)
+            yield
+        finally:
+            self._release_master_token(master_token)
 
     # -- one exchange -----------------------------------------------------------------
 
     async def _exchange(
         self,
         plan: _Plan,
-        attempt: _Attempt,
         data: Payload,
         options: MessageOptions,
         *,
@@ -509,9 +456,7 @@ class MslClient:
         failure: MslException | None = None
         with self.observer.span("client message", {"msl.handshake": int(plan.handshake)}):
             try:
-                result = await self._exchange_once(
-                    plan, attempt, data, options, counted, one_way=one_way, stream=stream
-                )
+                result = await self._exchange_once(plan, data, options, counted, one_way=one_way, stream=stream)
                 return result
             except MslException as exc:
                 failure = exc
@@ -562,7 +507,7 @@ class MslClient:
                 RecoveryObserved(
                     error=_error_name(error, None) or "",
                     response_code=error.error_code.name,
-                    action=_RECOVERY_ACTIONS.get(error.error_code, "report the error to the application"),
+                    action=choice.recovery_action(error.error_code),
                     message=used,
                     budget=self.max_messages,
                 )
@@ -573,7 +518,6 @@ class MslClient:
     async def _exchange_once(
         self,
         plan: _Plan,
-        attempt: _Attempt,
         data: Payload,
         options: MessageOptions,
         counted: list[CountingChannel],
@@ -591,7 +535,7 @@ class MslClient:
             tokens[token.key] = token
         built = build_request(
             ctx,
-            message_id=attempt.message_id,
+            message_id=plan.message_id,
             master_token=plan.master_token,
             use_entity_auth=plan.master_token is None,
             user_id_token=plan.user_id_token,
@@ -662,7 +606,7 @@ class MslClient:
                 )
             payload.append(chunk)
         pushes: tuple[bytes, ...] = ()
-        if not source.at_eof and getattr(channel, "one_exchange", True):
+        if not source.at_eof and channel.one_exchange:
             pushes = await self._pushes(source, options)
         return _Result(request, header, error, b"".join(payload), keyx_context, pushes)
 
@@ -773,73 +717,33 @@ class MslClient:
             self._doomed.discard(master_token)
             self._remove_master_token(master_token)
 
-    def _recover(self, plan: _Plan, error: ErrorHeader, options: MessageOptions) -> _Attempt:
-        """The resend for an error response (errors.md §2), or raise it to the application."""
+    def _recover(self, plan: _Plan, error: ErrorHeader, options: MessageOptions) -> Attempt:
+        """The resend for an error response (errors.md §2, :data:`~missile.engine.choice.RECOVERY`),
+        or raise it to the application."""
         ctx = self.ctx
         store = ctx.store
         assert store is not None
         code = error.error_code
-        nxt = _Attempt(message_id=next_id(error.message_id))
-        if code in (ResponseCode.ENTITY_REAUTH, ResponseCode.ENTITYDATA_REAUTH):
-            if plan.master_token is not None:
-                self._remove_master_token(plan.master_token)
-            if ctx.get_entity_auth_data(code) is None:
-                raise MslErrorResponse(error)
-            nxt.force_entity_auth = True
-            nxt.entity_reauth = code
-            return nxt
-        if code in (ResponseCode.USER_REAUTH, ResponseCode.USERDATA_REAUTH, ResponseCode.SSOTOKEN_REJECTED):
-            if code != ResponseCode.SSOTOKEN_REJECTED and plan.user_id_token is not None:
-                store.remove_user_id_token(plan.user_id_token)
-            reauth = None if code == ResponseCode.USER_REAUTH else code
-            user_auth = options.user_auth_data(reauth)
-            if user_auth is None or options.user_id is None:
-                raise MslErrorResponse(error)
-            nxt.user_auth = user_auth
-            return nxt
-        if code == ResponseCode.KEYX_REQUIRED:
-            if plan.master_token is None and not self.key_requests:
-                raise MslErrorResponse(error)
-            nxt.force_entity_auth = True
-            nxt.force_renewable = True
-            return nxt
-        if code == ResponseCode.EXPIRED:
-            newest = self._newest_master_token()
-            nxt.force_renewable = plan.master_token is None or newest == plan.master_token
-            return nxt
-        if code == ResponseCode.REPLAYED:
-            return nxt
-        raise MslErrorResponse(error)
-
-
-def _unambiguous_empty(
-    master_token: MasterToken | None, now: int | None, attempt: _Attempt, key_requests: list[KeyRequestData]
-) -> tuple[bool, list[KeyRequestData]]:
-    """Whether to send a handshake first, and the key requests to send, for an empty payload.
-
-    A renewable message with key request data and one empty end-of-message chunk is how
-    older stacks marked a handshake, and receivers (the reference, and
-    :class:`~missile.engine.server.MslServer`, for interoperability) still read it so
-    (messages.md §9): the application would never see it. So an empty payload never
-    travels with key requests: when keys are needed (no master token, an expired one, or
-    a forced exchange) a real handshake goes first and the payload follows under the new
-    master token; an optional renewal waits for a message that carries data.
-    """
-    if master_token is None or master_token.is_expired(now) or attempt.force_renewable:
-        return True, key_requests
-    return False, []
-
-
-_RECOVERY_ACTIONS = {
-    ResponseCode.ENTITY_REAUTH: "re-authenticate the entity",
-    ResponseCode.ENTITYDATA_REAUTH: "re-authenticate the entity with new data",
-    ResponseCode.USER_REAUTH: "re-authenticate the user",
-    ResponseCode.USERDATA_REAUTH: "re-authenticate the user with new data",
-    ResponseCode.SSOTOKEN_REJECTED: "re-authenticate the user",
-    ResponseCode.KEYX_REQUIRED: "resend with key exchange",
-    ResponseCode.EXPIRED: "renew the master token",
-    ResponseCode.REPLAYED: "resend with a new non-replayable ID",
-}
+        rule = choice.RECOVERY.get(code)
+        if rule is None:
+            raise MslErrorResponse(error)
+        if rule.forget_master_token and plan.master_token is not None:
+            self._remove_master_token(plan.master_token)
+        if rule.forget_user_id_token and plan.user_id_token is not None:
+            store.remove_user_id_token(plan.user_id_token)
+        failure = choice.Failure(
+            message_id=error.message_id,
+            master_token=plan.master_token is not None,
+            newest=rule.renew and self._newest_master_token() == plan.master_token,
+            entity_auth=rule.reauthenticate_entity and ctx.get_entity_auth_data(code) is not None,
+            user_auth=options.user_auth_data(rule.user_reauth) if rule.reauthenticate_user else None,
+            user=options.user_id is not None,
+            key_exchange=self.key_requests is not None,
+        )
+        resend = choice.resend(code, failure)
+        if resend is None:
+            raise MslErrorResponse(error)
+        return resend
 
 
 def _error_name(error: ErrorHeader | None, failure: MslException | None) -> str | None:

@@ -16,7 +16,7 @@ class MslErrorResponse(MslException):
         detail = f"peer error {error_header.error_code.name}"
         if error_header.error_message:
             detail += f": {error_header.error_message}"
-        super().__init__(error, detail)
+        super().__init__(error, detail, user_message=error_header.user_message)
         self.error_header = error_header
         self.message_id = error_header.message_id
 
@@ -24,11 +24,6 @@ class MslErrorResponse(MslException):
     def response_code(self) -> ResponseCode:
         """The peer's response code."""
         return self.error_header.error_code
-
-    @property
-    def user_message(self) -> str | None:
-        """The peer's user-facing message, if any."""
-        return self.error_header.user_message
 
     @property
     def error_message(self) -> str | None:

@@ -50,6 +50,11 @@ class MessageStream:
         self._finished: MessageReader | None = None
 
     @property
+    def one_exchange(self) -> bool:
+        """The wrapped channel's."""
+        return self.channel.one_exchange
+
+    @property
     def at_eof(self) -> bool:
         """True once the channel ended and no kept bytes are left."""
         return self._eof and not self._kept

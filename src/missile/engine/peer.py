@@ -36,7 +36,8 @@ from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.crypto.random import random_long
 from missile.encoding import next_id
-from missile.engine.client import MAX_MESSAGES, Response, _Attempt, _unambiguous_empty
+from missile.engine import choice
+from missile.engine.client import MAX_MESSAGES, Response
 from missile.engine.errors import MslErrorResponse, MslMessageLimitExceeded, ReadTimeout
 from missile.engine.issuer import check_request, record_issued
 from missile.engine.message_io import Message, MessageStream, read_message, write_message
@@ -188,10 +189,12 @@ class MslPeer:
             else:
                 store.add_service_tokens([token])
 
+    def _held_primary(self) -> choice.Held[MasterToken] | None:
+        """The primary master token with its state at the remote time."""
+        return choice.held(self.primary, self._remote_now())
+
     def _needs_keys(self) -> bool:
-        primary = self.primary
-        now = self._remote_now()
-        return primary is None or primary.is_renewable(now) or primary.is_expired(now)
+        return choice.keys_due(self._held_primary())
 
     def _outgoing_tokens(
         self, user_id_token: UserIdToken | None, extra: Iterable[ServiceToken] = ()
@@ -309,7 +312,8 @@ class MslPeer:
             if used + 2 > self.max_messages:
                 raise MslMessageLimitExceeded(None)
             used += 2
-            needs_keys = self._needs_keys()
+            primary = self._held_primary()
+            needs_keys = choice.keys_due(primary)
             tokens, wants_user_token = self._request_tokens(options)
             renewable = needs_keys or wants_user_token or options.requesting_tokens
             key_requests = list(self.key_requests()) if needs_keys and self.key_requests else []
@@ -317,20 +321,17 @@ class MslPeer:
             if key_requests and not data:
                 # Empty data with key requests reads as a legacy handshake (messages.md §9)
                 # and would never reach the handler: the client's rule decides instead.
-                keys_first, key_requests = _unambiguous_empty(
-                    self.primary, self._remote_now(), _Attempt(), key_requests
-                )
+                keys_first = choice.handshake_for_empty(primary)
+                if not keys_first:
+                    key_requests = []
             header, encrypts, protects = self._build(
                 message_id, renewable=renewable, key_requests=key_requests, tokens=tokens
             )
-            # User credentials never travel unprotected (control.md §3.3 step 1); a
-            # non-replayable message needs a master token.
-            handshake = (
-                keys_first
-                or (options.non_replayable and self.primary is None)
-                or (options.encrypted and not encrypts)
-                or (options.integrity_protected and not protects)
-                or (tokens.user_auth_data is not None and not (encrypts and protects))
+            handshake = keys_first or choice.needs_handshake(
+                choice.Protection(encrypts, protects),
+                choice.Needs.of(options, empty=not data),
+                master_token=primary is not None,
+                user_auth=tokens.user_auth_data is not None,
             )
             if handshake:
                 if not key_requests:

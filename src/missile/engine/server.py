@@ -370,7 +370,7 @@ class MslServer:
         if header is not None and header.data.capabilities is not None:
             languages = header.data.capabilities.languages
         # An exception may carry its own user message (the front door's unknown route does).
-        user_message: str | None = getattr(exc, "user_message", None)
+        user_message = exc.user_message
         if user_message is None and self.error_messages is not None:
             user_message = self.error_messages(exc.error, languages)
         log.info("answering with %s", exc.error.name)
@@ -416,6 +416,11 @@ class _TrackingChannel:
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
         self.started = False
+
+    @property
+    def one_exchange(self) -> bool:
+        """The wrapped channel's."""
+        return self._channel.one_exchange
 
     async def write(self, data: bytes) -> None:
         if data:

@@ -29,6 +29,16 @@ __all__ = [
 class Channel(Protocol):
     """One exchange's byte stream."""
 
+    @property
+    def one_exchange(self) -> bool:
+        """True when the channel carries one exchange and then ends (HTTP, the in-memory
+        pair): after the response, a requester reads the messages the server pushes until
+        the channel ends (control.md §4.5). False when the connection carries more
+        exchanges (TCP): its end may be far away, so a requester must not wait for it.
+        Implementations declare it as a class attribute, or a property of a wrapper
+        that answers for the channel it wraps."""
+        ...
+
     async def write(self, data: bytes) -> None:
         """Send bytes."""
         ...
@@ -53,6 +63,11 @@ class TimedChannel:
     def __init__(self, channel: Channel, timeout: float) -> None:
         self._channel = channel
         self.timeout = timeout
+
+    @property
+    def one_exchange(self) -> bool:
+        """The wrapped channel's."""
+        return self._channel.one_exchange
 
     async def write(self, data: bytes) -> None:
         """Send bytes."""
@@ -109,7 +124,7 @@ class CountingChannel:
     def one_exchange(self) -> bool:
         """The wrapped channel's: True when it carries one exchange (HTTP), False when
         the connection carries more (TCP), where reading pushes must not wait for its end."""
-        return bool(getattr(self._channel, "one_exchange", True))
+        return self._channel.one_exchange
 
 
 class ClientTransport(Protocol):
@@ -129,6 +144,9 @@ class _Pipe:
 
 class PipeChannel:
     """One end of an in-memory channel pair."""
+
+    one_exchange = True
+    """A pair carries one exchange (:class:`LoopbackTransport` opens one per request)."""
 
     def __init__(self, incoming: _Pipe, outgoing: _Pipe) -> None:
         self._in = incoming

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from missile.crypto.context import CryptoContext
 from missile.crypto.symmetric import SessionCryptoContext
+from missile.encoding import EncoderFormat
 from missile.errors import (
     MslEntityAuthException,
     MslError,
@@ -125,6 +126,8 @@ class Issuance:
     identity: str
     master_token: MasterToken | None
     entity_auth_data: EntityAuthData | None
+    encoder_format: EncoderFormat = EncoderFormat.JSON
+    """The format of the response, and so of the master token issued."""
 
     def issue(self, ctx: MslContext, encryption_key: bytes, hmac_key: bytes) -> MasterToken:
         """Renew the master token or create one for the entity with the new session keys."""
@@ -132,9 +135,13 @@ class Issuance:
         if factory is None:
             raise MslInternalException("the responder has no token factory")
         if self.master_token is not None:
-            return factory.renew_master_token(ctx, self.master_token, encryption_key, hmac_key)
+            return factory.renew_master_token(
+                ctx, self.master_token, encryption_key, hmac_key, encoder_format=self.encoder_format
+            )
         assert self.entity_auth_data is not None
-        return factory.create_master_token(ctx, self.entity_auth_data.identity, encryption_key, hmac_key)
+        return factory.create_master_token(
+            ctx, self.entity_auth_data.identity, encryption_key, hmac_key, encoder_format=self.encoder_format
+        )
 
 
 class BuiltinKeyExchange(KeyExchangeFactory, Generic[_Req, _Resp]):
@@ -156,10 +163,12 @@ class BuiltinKeyExchange(KeyExchangeFactory, Generic[_Req, _Resp]):
         *,
         master_token: MasterToken | None = None,
         entity_auth_data: EntityAuthData | None = None,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> KeyExchangeResult:
         req = expect_type(request, self.request_class, "key request data")
         identity = responder_identity(ctx, self.scheme, master_token, entity_auth_data)
-        response = self._respond(ctx, req, Issuance(identity, master_token, entity_auth_data))
+        issuance = Issuance(identity, master_token, entity_auth_data, encoder_format)
+        response = self._respond(ctx, req, issuance)
         return KeyExchangeResult(response, ctx.session_crypto_context(response.master_token))
 
     def crypto_context(

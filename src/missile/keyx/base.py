@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from missile.crypto.context import CryptoContext
-from missile.encoding import MslObject
+from missile.encoding import EncoderFormat, MslObject
 from missile.errors import MslError, MslKeyExchangeException
 from missile.registry import SchemeRegistry
 from missile.tokens.master import MasterToken
@@ -117,9 +117,11 @@ class KeyExchangeFactory(ABC):
         *,
         master_token: MasterToken | None = None,
         entity_auth_data: EntityAuthData | None = None,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> KeyExchangeResult:
         """Responder: renew ``master_token`` or create one for ``entity_auth_data``
-        (exactly one is given) with fresh session keys protected for the requester."""
+        (exactly one is given) with fresh session keys protected for the requester. The
+        master token is issued in ``encoder_format``, the format of the response."""
 
     @abstractmethod
     def crypto_context(

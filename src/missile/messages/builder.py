@@ -5,6 +5,11 @@ These are the sans-IO building blocks the protocol engine drives: they pick the
 protecting token, message IDs, capabilities, key exchange and token issuance, and
 return a :class:`~missile.messages.header.MessageHeader` plus the crypto context its
 payload chunks use.
+
+A response issues its tokens (the master token of a key exchange, user ID tokens) in the
+response's own encoder format (docs/binary-format.md §7): the format is decided first,
+from the capabilities alone, and the tokens follow it. Tokens received are never
+re-encoded, whatever the format of the message that carries them back.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from missile.keyx.base import KeyExchangeResult, KeyRequestData
 from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.messages.error_header import ErrorHeader
 from missile.messages.header import HeaderData, MessageHeader
-from missile.messages.negotiation import best_format, request_format
+from missile.messages.negotiation import request_format, response_format
 from missile.tokens.master import MasterToken
 from missile.tokens.service import ServiceToken
 from missile.tokens.user_id import UserIdToken
@@ -111,14 +116,25 @@ def build_request(
 
 
 def exchange_keys(
-    ctx: MslContext, request: MessageHeader, *, now_ms: int | None = None
+    ctx: MslContext,
+    request: MessageHeader,
+    *,
+    now_ms: int | None = None,
+    encoder_format: EncoderFormat = EncoderFormat.JSON,
 ) -> KeyExchangeResult | None:
     """The responder's key exchange for a received request (keyx.md §1.1), or None.
 
     Key exchange happens only for a renewable request with key request data, and with a
     master token only when it is renewable or expired. Factories are tried in the
-    context's preference order; a failure of the last factory is raised at once.
+    context's preference order; a failure of the last factory is raised at once. The
+    master token is issued in ``encoder_format``, the format of the response carrying it.
     """
+    return _exchange_keys(ctx, request, now_ms, encoder_format)
+
+
+def _exchange_keys(
+    ctx: MslContext, request: MessageHeader, now_ms: int | None, encoder_format: EncoderFormat
+) -> KeyExchangeResult | None:
     data = request.data
     if not data.renewable or not data.key_request_data:
         return None
@@ -136,8 +152,12 @@ def exchange_keys(
                 continue
             try:
                 if master_token is not None:
-                    return factory.generate_response(ctx, key_request, master_token=master_token)
-                return factory.generate_response(ctx, key_request, entity_auth_data=request.entity_auth_data)
+                    return factory.generate_response(
+                        ctx, key_request, master_token=master_token, encoder_format=encoder_format
+                    )
+                return factory.generate_response(
+                    ctx, key_request, entity_auth_data=request.entity_auth_data, encoder_format=encoder_format
+                )
             except MslException as exc:
                 if index == len(factories) - 1:
                     raise
@@ -164,7 +184,10 @@ def build_response(
     renewable user ID token of a renewable request.
     """
     data = request.data
-    keyx = exchange_keys(ctx, request) if issue_tokens else None
+    # The best encoder format both sides advertise (docs/binary-format.md §8); the
+    # tokens issued below are written in it too (§7).
+    encoder_format = response_format(data.capabilities, capabilities)
+    keyx = exchange_keys(ctx, request, encoder_format=encoder_format) if issue_tokens else None
     # The response is protected like the request was: its master token, else the
     # server's own entity authentication (control.md §3.1).
     master_token = request.master_token
@@ -178,7 +201,7 @@ def build_response(
     factory = ctx.token_factory
     if issue_tokens and factory is not None and token_master is not None:
         if user_id_token is None and data.user_auth_data is not None and request.user is not None:
-            user_id_token = factory.create_user_id_token(ctx, request.user, token_master)
+            user_id_token = factory.create_user_id_token(ctx, request.user, token_master, encoder_format=encoder_format)
         elif (
             user_id_token is not None
             and user_id_token.verified
@@ -190,7 +213,7 @@ def build_response(
                 or not user_id_token.is_bound_to(token_master)
             )
         ):
-            user_id_token = factory.renew_user_id_token(ctx, user_id_token, token_master)
+            user_id_token = factory.renew_user_id_token(ctx, user_id_token, token_master, encoder_format=encoder_format)
     if user_id_token is not None and not user_id_token.is_bound_to(token_master):
         user_id_token = None
     tokens = [
@@ -213,12 +236,6 @@ def build_response(
         user_id_token=user_id_token,
         service_tokens=tuple(unique.values()),
         peer_master_token=peer_master_token,
-    )
-    # The best encoder format both sides advertise (docs/binary-format.md §8).
-    encoder_format = (
-        best_format(caps.encoder_formats, capabilities.encoder_formats)
-        if caps is not None and capabilities is not None
-        else EncoderFormat.JSON
     )
     header = MessageHeader.create(
         ctx, header_data, master_token=master_token, entity_auth_data=entity_auth_data, encoder_format=encoder_format

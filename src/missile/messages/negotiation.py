@@ -21,6 +21,10 @@ faster to receive in bulk. Deployments that want binary list it first
 A response without the binary format, or an error response saying that a binary request
 could not be parsed, puts a client back to JSON.
 
+Tokens follow the response: a binary response issues binary tokens (the builder passes
+:func:`response_format` to the token factory), so binary tokens, like binary messages,
+reach only a party that advertised the format (docs/binary-format.md §7).
+
 Stores opt in by offering ``get_peer_encoder_formats``/``set_peer_encoder_formats``
 (the in-memory and SQLite stores do); with any other store a client keeps to JSON.
 """

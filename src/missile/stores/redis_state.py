@@ -7,28 +7,47 @@ talks to Redis through ``redis.asyncio``, so a slow or hung Redis delays only th
 requests that wait for it (each call is bounded by the token factory) while the event
 loop goes on accepting and answering other connections.
 
-Key layout (``P`` is the prefix, ``H`` the identity's UTF-8 bytes in hex):
+Key layout (``P`` is the prefix, ``H`` the identity's UTF-8 bytes in hex, ``S`` a
+master token serial number in decimal):
 
 * ``P{H}`` — one hash per identity: ``newest`` (serial of its newest master token),
-  ``seq:<serial>`` (newest sequence number issued), ``nr:<serial>`` (largest accepted
-  non-replayable ID);
-* ``P{revoked}:identities|serials|users|uits`` — the revocation sets.
+  ``seq:S`` (newest sequence number issued), ``nr:S`` (largest accepted non-replayable
+  ID), ``revoked`` (the identity is revoked) and ``revoked:S`` (serial ``S``, the
+  identity's newest, is revoked);
+* ``P{mt:S}`` — the set of identities whose newest master token has serial ``S``: how a
+  revocation by serial number alone finds the identity hash to flag;
+* ``P{revoked}:serials|users|uits`` — every revoked master token serial, and the user
+  and user ID token revocations.
 
-The braces are Redis Cluster hash tags: everything an atomic script touches is one
-identity's hash, so it lives in one slot, and identities spread over the cluster. The
-identity is hex-encoded so that no identity can contain a brace or collide with another.
+The braces are Redis Cluster hash tags: a message's check reads one identity's hash
+only, so it touches one slot on one node, and identities spread over the cluster. The
+identity is hex-encoded so that no identity can contain a brace or collide with another
+(``mt:`` and ``revoked`` are not hex, so those tags never collide with an identity's).
+
+Why revocations of master tokens live in the identity's hash: a check that also read a
+shared revocation set would touch two slots, in a cluster two nodes, and cost two round
+trips' worth of client work per message. A revocation is rare and may cost more: revoking
+a serial number records it in ``P{revoked}:serials`` and flags it in the hash of each
+identity whose newest token has it (found through ``P{mt:S}``). A token whose identity
+hash has no ``newest`` (state lost, or a token issued before this state existed) is
+checked against ``P{revoked}:serials`` too, in a second round trip: such tokens are rare.
+A token under any serial but the newest is refused as superseded whatever its flags.
 
 Atomicity: each change is one Lua script on one identity's hash: a message's check
 (read the token's state and, for a non-replayable ID, apply the acceptance rule of
 :func:`~missile.tokens.state.check_non_replayable_id` and record the ID), a new master
-token's newest-serial switch, and a renewal's sequence compare-and-set. So no ID is
-accepted twice and one renewal wins, across any number of servers. Creating a new master
-token also discards the replay window of the identity's previous serial number, whose
-tokens are refused from then on (control.md §7 allows it).
+token's newest-serial switch, a renewal's sequence compare-and-set and a serial's
+revocation flag. So no ID is accepted twice and one renewal wins, across any number of
+servers. Creating a new master token also discards the replay window of the identity's
+previous serial number, whose tokens are refused from then on (control.md §7 allows it).
 
-Cost: a message costs one round trip (the check script and the two revocation reads in
-one pipeline), and operations that arrive while a pipeline is in flight share the next
-one (:mod:`missile.stores.batching`), so redis-py's per-call cost is paid per batch.
+Cost: a message costs one round trip to one node, and operations that arrive while a
+trip is in flight share the next one (:mod:`missile.stores.batching`), so redis-py's
+per-call cost is paid once per batch. That cost was most of a check's (about 100 us of
+Python per pipeline): on a single Redis a batch is written and read on a connection of
+its own with the connection's public methods, skipping the pool, retry and pipeline
+layers; in a cluster a batch of one command is sent as that command (see
+:class:`_Pipelines`).
 
 Durability is Redis's: without RDB snapshots or the append-only file, a Redis restart
 forgets the replay windows and a captured non-replayable message is accepted once more.
@@ -37,9 +56,9 @@ forgets the replay windows and a captured non-replayable message is accepted onc
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,9 +78,9 @@ from missile.tokens.state import NON_REPLAYABLE_CATCHUP, NON_REPLAYABLE_WINDOW, 
 
 __all__ = ["RedisTokenState", "redacted_url"]
 
-#: Connections to Redis per process. Requests beyond it wait for a free connection
-#: (bounded by the token factory's time bound) instead of opening sockets without end
-#: while Redis is slow.
+#: Connections to Redis per process (the client's pool; a single Redis's batches use one
+#: more per event loop). Requests beyond it wait for a free connection (bounded by the
+#: token factory's time bound) instead of opening sockets without end while Redis is slow.
 MAX_CONNECTIONS = 64
 
 #: The message of the ImportError raised when the ``redis`` package is not installed.
@@ -69,13 +88,14 @@ MISSING_REDIS = "Redis token state needs the redis package: pip install 'missile
 
 # KEYS[1] identity hash; ARGV: serial, candidate non-replayable ID ('' = none), the
 # window constants, and 'any' to check the ID even under a superseded serial. Returns
-# {newest, sequence, verdict}: the verdict is '' (no ID, or a superseded serial), 'ok'
-# (accepted and recorded), 'replayed' or 'unrecoverable'. The
-# rule is check_non_replayable_id's, in Lua so that a message costs one round trip; Lua
-# numbers are doubles, exact for these IDs (< 2^53). tests/stores prove the two agree.
+# {newest, sequence, verdict, identity revoked, serial revoked}: the verdict is '' (no
+# ID, or a superseded serial), 'ok' (accepted and recorded), 'replayed' or
+# 'unrecoverable'. The rule is check_non_replayable_id's, in Lua so that a message costs
+# one round trip; Lua numbers are doubles, exact for these IDs (< 2^53). tests/stores
+# prove the two agree. A missing field is false in Lua and None in the reply.
 _CHECK_SCRIPT = """
 local serial = ARGV[1]
-local r = redis.call('HMGET', KEYS[1], 'newest', 'seq:' .. serial, 'nr:' .. serial)
+local r = redis.call('HMGET', KEYS[1], 'newest', 'seq:' .. serial, 'nr:' .. serial, 'revoked', 'revoked:' .. serial)
 local verdict = ''
 if ARGV[2] ~= '' and (ARGV[6] == 'any' or not r[1] or r[1] == serial) then
   local largest = tonumber(r[3] or '0')
@@ -92,7 +112,7 @@ if ARGV[2] ~= '' and (ARGV[6] == 'any' or not r[1] or r[1] == serial) then
     redis.call('HSET', KEYS[1], 'nr:' .. serial, ARGV[2])
   end
 end
-return {r[1], r[2], verdict}
+return {r[1], r[2], verdict, r[4], r[5]}
 """
 
 _VERDICTS = {
@@ -111,13 +131,27 @@ redis.call('HSET', KEYS[1], field, ARGV[3])
 return 1
 """
 
-# KEYS[1] identity hash; ARGV: serial of the new master token.
+# KEYS[1] identity hash; ARGV: serial of the new master token. Returns the previous
+# newest serial (false: none), whose index entry the caller then removes. A previous
+# serial's revocation flag goes with it (its tokens are refused as superseded), unless
+# the same serial is recorded again.
 _NEW_MASTER_TOKEN_SCRIPT = """
 local previous = redis.call('HGET', KEYS[1], 'newest')
 if previous then
   redis.call('HDEL', KEYS[1], 'seq:' .. previous, 'nr:' .. previous)
+  if previous ~= ARGV[1] then redis.call('HDEL', KEYS[1], 'revoked:' .. previous) end
 end
 redis.call('HSET', KEYS[1], 'seq:' .. ARGV[1], '0', 'newest', ARGV[1])
+return previous
+"""
+
+# KEYS[1] identity hash; ARGV: a revoked serial. Flags it when it is the identity's
+# newest; any other serial is refused as superseded already, and a hash without a newest
+# serial makes the check read the shared set of revoked serials.
+_REVOKE_SERIAL_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'newest') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'revoked:' .. ARGV[1], '1')
+end
 return 1
 """
 
@@ -142,13 +176,9 @@ def _int(value: Any) -> int | None:
     return int(value)
 
 
-@asynccontextmanager
-async def _guard() -> AsyncIterator[None]:
-    try:
-        yield
-    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
-        # The cause keeps the details; the message says nothing about the server.
-        raise MslException(MslError.INTERNAL_EXCEPTION, "token state store unavailable", cause=exc) from exc
+def _unavailable(exc: Exception) -> MslException:
+    # The cause keeps the details; the message says nothing about the server.
+    return MslException(MslError.INTERNAL_EXCEPTION, "token state store unavailable", cause=exc)
 
 
 class RedisTokenState(TokenState):
@@ -202,7 +232,6 @@ class RedisTokenState(TokenState):
             )
             self._redis = redis.asyncio.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self.prefix = prefix
-        self._revoked_identities = f"{prefix}{{revoked}}:identities"
         self._revoked_serials = f"{prefix}{{revoked}}:serials"
         self._revoked_users = f"{prefix}{{revoked}}:users"
         self._revoked_uits = f"{prefix}{{revoked}}:uits"
@@ -218,11 +247,15 @@ class RedisTokenState(TokenState):
         return f"{kind} {self._url}" if self._url is not None else kind
 
     async def aclose(self) -> None:
+        await self._pipelines.aclose()
         if self._owned:
             await self._redis.aclose()
 
     def _identity_key(self, identity: str) -> str:
         return f"{self.prefix}{{{identity.encode('utf-8').hex()}}}"
+
+    def _serial_key(self, serial_number: int) -> str:
+        return f"{self.prefix}{{mt:{serial_number}}}"
 
     def pipeline(self) -> Any:
         """A pipeline without MULTI: its commands touch several slots, and each is
@@ -240,8 +273,10 @@ class RedisTokenState(TokenState):
                 await self._redis.execute_command("SCRIPT", "LOAD", source)
 
     async def _call(self, *commands: _Command) -> list[Any]:
-        async with _guard():
+        try:
             results: list[Any] = await self._pipelines.submit(commands)
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+            raise _unavailable(exc) from exc
         return results
 
     def _check(self, identity: str, serial_number: int, candidate: int | None, mode: str = "") -> _Command:
@@ -267,11 +302,13 @@ class RedisTokenState(TokenState):
     async def check_master_token(
         self, identity: str, serial_number: int, non_replayable_id: int | None = None
     ) -> tuple[MasterTokenState, MslError | None]:
-        (newest, sequence, verdict), identity_revoked, serial_revoked = await self._call(
-            self._check(identity, serial_number, non_replayable_id),
-            ("SISMEMBER", self._revoked_identities, identity),
-            ("SISMEMBER", self._revoked_serials, str(serial_number)),
+        ((newest, sequence, verdict, identity_revoked, serial_revoked),) = await self._call(
+            self._check(identity, serial_number, non_replayable_id)
         )
+        if newest is None and not serial_revoked:
+            # No record of the identity's newest token (see the module documentation):
+            # only the shared set can say whether this serial was revoked.
+            (serial_revoked,) = await self._call(("SISMEMBER", self._revoked_serials, str(serial_number)))
         state = MasterTokenState(
             identity_revoked=bool(identity_revoked),
             serial_revoked=bool(serial_revoked),
@@ -281,11 +318,18 @@ class RedisTokenState(TokenState):
         return state, _VERDICTS[_text(verdict)]
 
     async def accept_non_replayable_id(self, identity: str, serial_number: int, candidate: int) -> MslError | None:
-        ((_, _, verdict),) = await self._call(self._check(identity, serial_number, candidate, "any"))
+        ((_, _, verdict, _, _),) = await self._call(self._check(identity, serial_number, candidate, "any"))
         return _VERDICTS[_text(verdict)]
 
     async def record_new_master_token(self, identity: str, serial_number: int) -> None:
-        await self._call(("EVALSHA", _SHA["new"], 1, self._identity_key(identity), str(serial_number)))
+        previous, _ = await self._call(
+            ("EVALSHA", _SHA["new"], 1, self._identity_key(identity), str(serial_number)),
+            ("SADD", self._serial_key(serial_number), identity),
+        )
+        if previous is not None and _int(previous) != serial_number:
+            # Superseded: revoking that serial needs no flag any more. A failure here
+            # leaves a stale index entry, which a revocation only reads, never trusts.
+            await self._call(("SREM", self._serial_key(int(previous)), identity))
 
     async def record_renewal(self, identity: str, serial_number: int, old_sequence: int, new_sequence: int) -> bool:
         key = self._identity_key(identity)
@@ -295,6 +339,7 @@ class RedisTokenState(TokenState):
         return bool(renewed)
 
     async def user_id_token_revoked(self, user: str | None, serial_number: int) -> bool:
+        # Both sets share the {revoked} hash tag: one slot, one node.
         user_revoked, serial_revoked = await self._call(
             ("SISMEMBER", self._revoked_users, user if user is not None else ""),
             ("SISMEMBER", self._revoked_uits, str(serial_number)),
@@ -302,10 +347,21 @@ class RedisTokenState(TokenState):
         return (user is not None and bool(user_revoked)) or bool(serial_revoked)
 
     async def revoke_identity(self, identity: str) -> None:
-        await self._call(("SADD", self._revoked_identities, identity))
+        await self._call(("HSET", self._identity_key(identity), "revoked", "1"))
 
     async def revoke_master_token(self, serial_number: int) -> None:
-        await self._call(("SADD", self._revoked_serials, str(serial_number)))
+        # The shared set first: from then on a token unknown to its identity's hash is
+        # refused; then the flag in each identity hash whose newest token has the serial.
+        _, identities = await self._call(
+            ("SADD", self._revoked_serials, str(serial_number)),
+            ("SMEMBERS", self._serial_key(serial_number)),
+        )
+        flags = [
+            ("EVALSHA", _SHA["revoke"], 1, self._identity_key(_text(identity)), str(serial_number))
+            for identity in sorted(identities)
+        ]
+        if flags:
+            await self._call(*flags)
 
     async def revoke_user(self, user: str) -> None:
         await self._call(("SADD", self._revoked_users, user))
@@ -319,17 +375,33 @@ class RedisTokenState(TokenState):
 
 _Command = tuple[Any, ...]
 
-_SCRIPTS = {"check": _CHECK_SCRIPT, "renew": _RENEW_SCRIPT, "new": _NEW_MASTER_TOKEN_SCRIPT}
+_SCRIPTS = {
+    "check": _CHECK_SCRIPT,
+    "renew": _RENEW_SCRIPT,
+    "new": _NEW_MASTER_TOKEN_SCRIPT,
+    "revoke": _REVOKE_SERIAL_SCRIPT,
+}
 _SHA = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SCRIPTS.items()}
 
 
 class _Pipelines(Batcher[tuple[_Command, ...], Any]):
-    """Sends each batch of operations (each a few commands) as one pipeline: one round
-    trip, and redis-py's per-call cost paid once per batch instead of per command."""
+    """Sends each batch of operations (each a few commands) in one round trip, so
+    redis-py's per-call cost is paid once per batch instead of per command.
+
+    On a single Redis the batch goes out on a connection of its own, written and read
+    with the connection's public methods: one batch is in flight at a time (the
+    batcher's rule), so one connection per event loop is all it needs, and the client's
+    pool checkout, retry wrapper and pipeline object (most of redis-py's cost per trip)
+    are skipped. A command is sent once, never retried: a retry after a lost reply could
+    run a check script twice. In a cluster, a batch of one command is that command and a
+    larger one a cluster pipeline, which routes each command to its slot's node.
+    """
 
     def __init__(self, state: RedisTokenState) -> None:
         super().__init__()
         self._state = state
+        self._connection: Any = None
+        self._connection_loop: asyncio.AbstractEventLoop | None = None
 
     async def run_batch(self, ops: Sequence[tuple[_Command, ...]]) -> Sequence[Any]:
         commands = [command for op in ops for command in op]
@@ -351,7 +423,52 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
         return out
 
     async def _execute(self, commands: Sequence[_Command]) -> list[Any]:
+        if not self._state.cluster:
+            return await self._send(commands)
+        if len(commands) == 1:
+            # A pipeline object would cost more Python than the command itself. An error
+            # reply is that command's result, as in a pipeline; a connection failure
+            # fails the batch.
+            try:
+                return [await self._state.client.execute_command(*commands[0])]
+            except redis.exceptions.ResponseError as exc:
+                return [exc]
         pipe = self._state.pipeline()
         for command in commands:
             pipe.execute_command(*command)
         return list(await pipe.execute(raise_on_error=False))
+
+    async def _send(self, commands: Sequence[_Command]) -> list[Any]:
+        """``commands`` written at once on this loop's connection, then one reply each
+        (an error reply is that command's result)."""
+        conn = self._connection_for(asyncio.get_running_loop())
+        try:
+            if not conn.is_connected:
+                await conn.connect()
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            results: list[Any] = []
+            for _ in commands:
+                try:
+                    results.append(await conn.read_response())
+                except redis.exceptions.ResponseError as exc:
+                    results.append(exc)
+            return results
+        except BaseException:
+            # Replies may be left unread (a failure, a cancelled batch): the next batch
+            # must not read them as its own, so it starts on a new connection.
+            await conn.disconnect(nowait=True)
+            raise
+
+    def _connection_for(self, loop: asyncio.AbstractEventLoop) -> Any:
+        if self._connection is None or self._connection_loop is not loop:
+            # A connection's streams belong to the loop that opened them.
+            pool = self._state.client.connection_pool
+            self._connection = pool.connection_class(**pool.connection_kwargs)
+            self._connection_loop = loop
+        return self._connection
+
+    async def aclose(self) -> None:
+        """Close this loop's connection (one of another loop is left to that loop)."""
+        conn, self._connection = self._connection, None
+        if conn is not None and self._connection_loop is asyncio.get_running_loop():
+            await conn.disconnect()

@@ -14,6 +14,11 @@ burst of requests from occupying the default executor that applications share. C
 that arrive while a transaction runs are group-committed in the next one, so concurrent
 requests share one thread hop and one fsync (:mod:`missile.stores.batching`).
 
+What a check costs is mostly Python around SQLite, not SQLite: so the worker is a plain
+thread fed by a queue that wakes the event loop once per batch (an executor's futures
+cost several callbacks and locks per hop), and a message's check is two statements (one
+read of everything it needs, one upsert of an accepted ID), not one per table.
+
 Creating a new master token for an identity also discards the replay window of the
 identity's previous serial number, whose tokens are refused from then on (control.md §7
 allows it); this keeps the state bounded by the number of identities.
@@ -22,10 +27,12 @@ allows it); this keeps the state bounded by the number of identities.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -84,29 +91,74 @@ _USER_ID_TOKEN = "uit"
 _Op = tuple[Callable[[sqlite3.Connection], Any], bool]
 
 
+#: A job for the worker thread: the work, and the loop and future that await its result.
+_Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+class _Worker:
+    """One thread of this process running jobs in order; each result wakes the awaiting
+    event loop once (``call_soon_threadsafe``). A daemon thread: at interpreter exit a
+    transaction it is running is rolled back by SQLite, never half applied."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="missile-sqlite-state", daemon=True)
+        self._thread.start()
+
+    async def call(self, work: Callable[[], _T]) -> _T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._jobs.put((work, loop, future))
+        return await future
+
+    def stop(self) -> None:
+        """Let the thread end after the jobs queued so far."""
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            work, loop, future = job
+            try:
+                outcome: Any = work()
+                ok = True
+            except BaseException as exc:  # the awaiting caller must hear of it
+                outcome, ok = exc, False
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, future, outcome, ok)
+
+
+def _resolve(future: asyncio.Future[Any], outcome: Any, ok: bool) -> None:
+    if future.done():
+        return  # cancelled: the result is dropped
+    if ok:
+        future.set_result(outcome)
+    else:
+        future.set_exception(outcome)
+
+
 class _Transactions(Batcher[_Op, Any]):
     """Runs each batch of operations in one write transaction on the worker thread."""
 
     def __init__(self, db: SqliteDatabase) -> None:
         super().__init__()
         self._db = db
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._pid = 0
 
-    def worker(self) -> ThreadPoolExecutor:
+    def worker(self) -> _Worker:
         # Threads do not survive fork: a forked child starts its own worker.
-        if self._executor is None or self._pid != os.getpid():
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="missile-sqlite-state")
+        if self._worker is None or self._pid != os.getpid():
+            self._worker = _Worker()
             self._pid = os.getpid()
-        return self._executor
+        return self._worker
 
     def shutdown(self) -> None:
-        if self._executor is not None and self._pid == os.getpid():
-            self._executor.shutdown(wait=False)
-        self._executor = None
+        if self._worker is not None and self._pid == os.getpid():
+            self._worker.stop()
+        self._worker = None
 
     async def run_batch(self, ops: Sequence[_Op]) -> Sequence[Any]:
-        return await asyncio.get_running_loop().run_in_executor(self.worker(), self._transaction, ops)
+        return await self.worker().call(partial(self._transaction, ops))
 
     def _transaction(self, ops: Sequence[_Op]) -> list[Any]:
         # One transaction (and, when it writes, one fsync) for the whole batch: BEGIN
@@ -161,7 +213,7 @@ class SqliteTokenState(TokenState):
         return result
 
     async def aclose(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._batch.worker(), self._db.close)
+        await self._batch.worker().call(self._db.close)
         self.close()
 
     def close(self) -> None:
@@ -220,36 +272,54 @@ def _forget(serial_number: int, conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM mt_sequence WHERE serial = ?", (serial_number,))
 
 
-def _master_token_state(identity: str, serial_number: int, conn: sqlite3.Connection) -> MasterTokenState:
-    newest = conn.execute("SELECT serial FROM mt_newest WHERE identity = ?", (identity,)).fetchone()
-    sequence = conn.execute("SELECT sequence FROM mt_sequence WHERE serial = ?", (serial_number,)).fetchone()
-    return MasterTokenState(
-        identity_revoked=_is_revoked(conn, _IDENTITY, identity),
-        serial_revoked=_is_revoked(conn, _SERIAL, str(serial_number)),
-        newest_serial=int(newest[0]) if newest is not None else None,
-        sequence=int(sequence[0]) if sequence is not None else None,
+# Everything a message's check reads, in one statement (each sub-select is a primary key
+# lookup): ?1 identity, ?2 serial, ?3 the serial as text, ?4 and ?5 the revocation kinds.
+_CHECK_SQL = """SELECT
+    (SELECT serial FROM mt_newest WHERE identity = ?1),
+    (SELECT sequence FROM mt_sequence WHERE serial = ?2),
+    EXISTS (SELECT 1 FROM revoked WHERE kind = ?4 AND value = ?1),
+    EXISTS (SELECT 1 FROM revoked WHERE kind = ?5 AND value = ?3),
+    (SELECT largest FROM non_replayable WHERE identity = ?1 AND serial = ?2)"""
+
+_STORE_LARGEST_SQL = "INSERT OR REPLACE INTO non_replayable (identity, serial, largest) VALUES (?, ?, ?)"
+
+
+def _read(identity: str, serial_number: int, conn: sqlite3.Connection) -> tuple[MasterTokenState, int]:
+    newest, sequence, identity_revoked, serial_revoked, largest = conn.execute(
+        _CHECK_SQL, (identity, serial_number, str(serial_number), _IDENTITY, _SERIAL)
+    ).fetchone()
+    state = MasterTokenState(
+        identity_revoked=bool(identity_revoked),
+        serial_revoked=bool(serial_revoked),
+        newest_serial=None if newest is None else int(newest),
+        sequence=None if sequence is None else int(sequence),
     )
+    return state, 0 if largest is None else int(largest)
+
+
+def _master_token_state(identity: str, serial_number: int, conn: sqlite3.Connection) -> MasterTokenState:
+    return _read(identity, serial_number, conn)[0]
 
 
 def _check_master_token(
     identity: str, serial_number: int, non_replayable_id: int | None, conn: sqlite3.Connection
 ) -> tuple[MasterTokenState, MslError | None]:
-    state = _master_token_state(identity, serial_number, conn)
+    state, largest = _read(identity, serial_number, conn)
     if non_replayable_id is None or state.newest_serial not in (None, serial_number):
         return state, None
-    return state, _accept_largest(identity, serial_number, non_replayable_id, conn)
+    return state, _accept(identity, serial_number, largest, non_replayable_id, conn)
 
 
 def _accept_largest(identity: str, serial_number: int, candidate: int, conn: sqlite3.Connection) -> MslError | None:
-    row = conn.execute(
-        "SELECT largest FROM non_replayable WHERE identity = ? AND serial = ?", (identity, serial_number)
-    ).fetchone()
-    error = check_non_replayable_id(int(row[0]) if row is not None else 0, candidate)
+    return _accept(identity, serial_number, _read(identity, serial_number, conn)[1], candidate, conn)
+
+
+def _accept(
+    identity: str, serial_number: int, largest: int, candidate: int, conn: sqlite3.Connection
+) -> MslError | None:
+    error = check_non_replayable_id(largest, candidate)
     if error is None:
-        conn.execute(
-            "INSERT OR REPLACE INTO non_replayable (identity, serial, largest) VALUES (?, ?, ?)",
-            (identity, serial_number, candidate),
-        )
+        conn.execute(_STORE_LARGEST_SQL, (identity, serial_number, candidate))
     return error
 
 

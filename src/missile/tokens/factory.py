@@ -15,6 +15,14 @@ hung store never freezes the event loop and never lets a message through uncheck
 Issuing a master token is recorded by the engine after the response is built and before
 it is sent (:meth:`TokenFactory.record_issued`); a renewal that loses a race with
 another renewal of the same token is refused there.
+
+Tokens are issued in the encoder format of the response that carries them
+(docs/binary-format.md §7): a binary response carries binary tokens, about 40% smaller,
+and a binary response only ever goes to a party that advertised the binary format. The
+builder names the format (``encoder_format=``) and hands it to the key exchange
+factories, which pass it on when they issue a master token.
+A deployment whose issuing servers include JSON-only ones sharing the MSL keys (a
+reference server) turns this off with ``binary_tokens=False``.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from missile.crypto.random import random_long
-from missile.encoding import next_id
+from missile.encoding import EncoderFormat, next_id
 from missile.errors import MslError, MslException, MslMasterTokenException
 from missile.observe.base import Observer, StateCallObserved
 from missile.tokens.master import MasterToken
@@ -71,6 +79,9 @@ class TokenFactory:
     the newest sequence number of a serial number may be renewed afterwards. ``state``
     defaults to :class:`~missile.tokens.state.MemoryTokenState` (one process, lost on
     restart): a server behind several processes needs shared state.
+
+    Tokens are issued in the format of the response carrying them; with
+    ``binary_tokens=False`` always in JSON, readable by every MSL stack sharing the keys.
     """
 
     def __init__(
@@ -83,6 +94,7 @@ class TokenFactory:
         user_id_token_expiration_ms: int = 7 * DAY_MS,
         state_timeout: float = DEFAULT_STATE_TIMEOUT,
         observer: Observer | None = None,
+        binary_tokens: bool = True,
     ) -> None:
         if state_timeout <= 0:
             raise ValueError("state_timeout must be positive")
@@ -96,6 +108,8 @@ class TokenFactory:
         self.mt_expiration_ms = master_token_expiration_ms
         self.uit_renewal_ms = user_id_token_renewal_ms
         self.uit_expiration_ms = user_id_token_expiration_ms
+        self.binary_tokens = binary_tokens
+        """Issue tokens in the binary format inside binary responses (else always JSON)."""
 
     async def _bounded(self, call: Coroutine[Any, Any, _T], operation: str) -> _T:
         observer = self.observer
@@ -249,8 +263,11 @@ class TokenFactory:
         encryption_key: bytes,
         hmac_key: bytes,
         issuer_data: dict[str, Any] | None = None,
+        *,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> MasterToken:
-        """A new master token (fresh serial, sequence 0) for ``identity``."""
+        """A new master token (fresh serial, sequence 0) for ``identity``, written in
+        ``encoder_format``."""
         now = ctx.clock()
         return MasterToken.create(
             ctx.msl_crypto,
@@ -263,6 +280,7 @@ class TokenFactory:
             signature_key=hmac_key,
             issuer_data=issuer_data,
             clock=ctx.clock,
+            encoder_format=self.issuing_in(encoder_format),
         )
 
     def renew_master_token(
@@ -272,9 +290,13 @@ class TokenFactory:
         encryption_key: bytes,
         hmac_key: bytes,
         issuer_data: dict[str, Any] | None = None,
+        *,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> MasterToken:
-        """The renewal of ``master_token``: same serial, next sequence number, new keys.
-        Whether it may be renewed is decided when it is recorded (:meth:`record_issued`)."""
+        """The renewal of ``master_token``: same serial, next sequence number, new keys,
+        written in ``encoder_format`` (as for :meth:`create_master_token`; the format of
+        the token renewed does not matter). Whether it may be renewed is decided when it
+        is recorded (:meth:`record_issued`)."""
         if not master_token.decrypted or master_token.identity is None:
             raise MslMasterTokenException(MslError.MASTERTOKEN_UNTRUSTED).set_master_token(master_token)
         merged = dict(master_token.issuer_data or {})
@@ -291,21 +313,48 @@ class TokenFactory:
             signature_key=hmac_key,
             issuer_data=merged or None,
             clock=ctx.clock,
+            encoder_format=self.issuing_in(encoder_format),
         )
 
-    def create_user_id_token(self, ctx: MslContext, user: MslUser, master_token: MasterToken) -> UserIdToken:
-        """A new user ID token for ``user`` bound to ``master_token``."""
-        return self._issue_user_id_token(ctx, user, master_token, random_long(ctx.random), None)
+    def create_user_id_token(
+        self,
+        ctx: MslContext,
+        user: MslUser,
+        master_token: MasterToken,
+        *,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
+    ) -> UserIdToken:
+        """A new user ID token for ``user`` bound to ``master_token``, written in
+        ``encoder_format`` (as for :meth:`create_master_token`)."""
+        return self._issue_user_id_token(
+            ctx, user, master_token, random_long(ctx.random), None, self.issuing_in(encoder_format)
+        )
 
     def renew_user_id_token(
-        self, ctx: MslContext, user_id_token: UserIdToken, master_token: MasterToken
+        self,
+        ctx: MslContext,
+        user_id_token: UserIdToken,
+        master_token: MasterToken,
+        *,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
     ) -> UserIdToken:
-        """Renewal keeps the serial number and the user, rebinds to ``master_token``."""
+        """Renewal keeps the serial number and the user, rebinds to ``master_token``;
+        written in ``encoder_format`` (as for :meth:`create_master_token`)."""
         if user_id_token.user is None:
             raise MslMasterTokenException(MslError.USERIDTOKEN_NOT_DECRYPTED)
         return self._issue_user_id_token(
-            ctx, user_id_token.user, master_token, user_id_token.serial_number, user_id_token.issuer_data
+            ctx,
+            user_id_token.user,
+            master_token,
+            user_id_token.serial_number,
+            user_id_token.issuer_data,
+            self.issuing_in(encoder_format),
         )
+
+    def issuing_in(self, requested: EncoderFormat) -> EncoderFormat:
+        """The format a token is issued in: ``requested``, unless this factory issues
+        JSON only (``binary_tokens=False``)."""
+        return requested if self.binary_tokens else EncoderFormat.JSON
 
     def _issue_user_id_token(
         self,
@@ -314,6 +363,7 @@ class TokenFactory:
         master_token: MasterToken,
         serial_number: int,
         issuer_data: dict[str, Any] | None,
+        encoder_format: EncoderFormat,
     ) -> UserIdToken:
         now = ctx.clock()
         return UserIdToken.create(
@@ -325,6 +375,7 @@ class TokenFactory:
             user=user,
             issuer_data=issuer_data,
             clock=ctx.clock,
+            encoder_format=encoder_format,
         )
 
     def create_user(self, ctx: MslContext, user_data: str) -> MslUser:

@@ -42,6 +42,9 @@ Send = Callable[[Message], Awaitable[None]]
 class _HttpChannel:
     """One POST: the request body streams out while the response streams back."""
 
+    one_exchange = True
+    """A POST carries one exchange: what follows the response is pushed (control.md §4.5)."""
+
     def __init__(self, client: httpx.AsyncClient, url: str) -> None:
         self._client = client
         self._url = url
@@ -150,6 +153,9 @@ class HttpTransport:
 
 
 class _AsgiChannel:
+    one_exchange = True
+    """A POST carries one exchange."""
+
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
         self._send = send

@@ -418,6 +418,10 @@ class _PooledChannel:
 
     __slots__ = ("_conn", "_finished", "_head", "_pending", "_pending_size", "_request", "_started", "_transport")
 
+    one_exchange = True
+    """A POST carries one exchange, although the connection is kept for the next: its
+    response body ends where the exchange does."""
+
     def __init__(self, transport: PooledHttpTransport, connection: _Connection, head: bytes) -> None:
         self._transport = transport
         self._head = head  # the request line and headers, up to the framing header

@@ -33,8 +33,8 @@ PEER_READ_TIMEOUT_S = 300.0
 
 
 class _StreamChannel:
-    # Many exchanges share the connection: nothing after a response belongs to it.
     one_exchange = False
+    """Many exchanges share the connection: nothing after a response belongs to it."""
 
     def __init__(
         self,
