@@ -21,6 +21,7 @@ from missile.crypto.asymmetric import (
     RsaWrappingCryptoContext,
     rsa_oaep_padding,
 )
+from missile.crypto.chunks import ChunkCodec, ChunkHead, GeneralChunkCodec
 from missile.crypto.context import CryptoContext
 from missile.crypto.derivation import (
     SessionKeys,
@@ -55,6 +56,8 @@ __all__ = [
     "AesKwCekContext",
     "AesKwJwkCryptoContext",
     "CekCryptoContext",
+    "ChunkCodec",
+    "ChunkHead",
     "CipherSpec",
     "CiphertextEnvelope",
     "ClientMslCryptoContext",
@@ -62,6 +65,7 @@ __all__ = [
     "EccCryptoContext",
     "EncryptionAlgo",
     "EnvelopeVersion",
+    "GeneralChunkCodec",
     "JsonWebKey",
     "JweAlgorithm",
     "JweCryptoContext",

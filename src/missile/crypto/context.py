@@ -6,11 +6,20 @@ bytes, ``sign`` returns signature-envelope bytes. ``verify`` returns False for a
 signature and raises :class:`~missile.errors.MslCryptoException` only for operational
 failures. An operation a context cannot perform raises the matching ``*_NOT_SUPPORTED``
 error.
+
+A context also offers the codec its payload chunks are sealed and opened with
+(:meth:`CryptoContext.chunk_codec`): by default the general one, built on the six
+operations; a context may return a faster one that writes and reads the same bytes.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from missile.crypto.chunks import ChunkCodec
+    from missile.encoding import EncoderFormat
 
 
 class CryptoContext(ABC):
@@ -39,3 +48,11 @@ class CryptoContext(ABC):
     @abstractmethod
     def verify(self, data: bytes, signature: bytes) -> bool:
         """True when ``signature`` is a valid signature envelope over ``data``."""
+
+    def chunk_codec(self, encoder_format: EncoderFormat) -> ChunkCodec:
+        """The codec that seals and opens payload chunks in ``encoder_format`` under this
+        context: the general one (messages.md §6 done with :meth:`encrypt`, :meth:`sign`,
+        :meth:`verify` and :meth:`decrypt`) unless a context offers its own."""
+        from missile.crypto.chunks import GeneralChunkCodec  # the codec builds on this module
+
+        return GeneralChunkCodec(self, encoder_format)

@@ -1,8 +1,8 @@
 """Ciphertext and signature envelopes (crypto.md §3, §4; interop.md B.9, B.10).
 
 Only version 1 is ever produced: a ciphertext envelope is the JSON object
-``{"keyid","iv","ciphertext","sha256":"AA=="}`` and a signature envelope is the raw
-tag. Version 2 is understood on input.
+``{"ciphertext","sha256":"AA==","keyid","iv"}`` (members in the reference's order) and a
+signature envelope is the raw tag. Version 2 is understood on input.
 
 In the binary format (docs/binary-format.md §5) a V1 envelope is the map
 ``{"keyid","iv","ciphertext"}`` with byte strings and no dummy ``sha256`` (it carries no
@@ -15,22 +15,25 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass
 from enum import IntEnum
 
 from missile.crypto.algorithms import CipherSpec, SignatureAlgo
 from missile.encoding import EncoderFormat, MslObject, cbor, decode, encode
-from missile.encoding.base64 import b64decode, b64encode_bytes
-from missile.encoding.codec import match_canonical
+from missile.encoding.base64 import b64encode_bytes
 from missile.errors import MslCryptoException, MslEncodingException, MslError
 
 __all__ = [
     "EnvelopeVersion",
     "CiphertextEnvelope",
     "SignatureEnvelope",
+    "V1_JSON_HEAD",
+    "encode_v1",
     "encode_v1_binary",
     "envelope_in_format",
+    "v1_binary_head",
+    "v1_json_iv_head",
+    "v1_json_tail",
 ]
 
 _KEY_VERSION = "version"
@@ -110,9 +113,6 @@ class CiphertextEnvelope:
         if isinstance(data, MslObject):
             obj = data
         else:
-            fast = _parse_v1_as_written(data) if version is not EnvelopeVersion.V2 else None
-            if fast is not None:
-                return fast
             try:
                 obj = decode(data)
             except MslEncodingException as e:
@@ -141,27 +141,6 @@ class CiphertextEnvelope:
         return cls(EnvelopeVersion.V2, ciphertext, iv, cipher_spec=CipherSpec.from_wire(spec_name))
 
 
-#: A V1 envelope exactly as missile (and the reference) writes it, up to the ciphertext.
-V1_HEAD = re.compile(rb'\{"keyid":"([ !#-\[\]-~]*)","iv":"([A-Za-z0-9+/]*={0,2})","ciphertext":"')
-V1_TAIL = b'","sha256":"AA=="}'
-
-
-def _parse_v1_as_written(data: bytes) -> CiphertextEnvelope | None:
-    """The envelope of a payload chunk, without the general object parser, when it is
-    byte for byte in the canonical form (printable ASCII key ID, no escapes, keys in the
-    written order); None for anything else, which the general parser then reads with
-    exactly the same result or error."""
-    matched = match_canonical(data, V1_HEAD, V1_TAIL)
-    if matched is None:
-        return None
-    head, ciphertext = matched
-    try:
-        iv = b64decode(head.group(2))
-    except MslEncodingException:
-        return None
-    return CiphertextEnvelope(EnvelopeVersion.V1, ciphertext, iv, key_id=head.group(1).decode("ascii"))
-
-
 def _detect_ciphertext_version(obj: MslObject) -> EnvelopeVersion:
     try:
         number = obj.opt_int(_KEY_VERSION)
@@ -175,39 +154,52 @@ def _detect_ciphertext_version(obj: MslObject) -> EnvelopeVersion:
         raise MslCryptoException(MslError.UNIDENTIFIED_CIPHERTEXT_ENVELOPE, f"envelope version {number}") from None
 
 
-def encode_v1(key_id: str, iv: bytes | None, ciphertext: bytes) -> bytes:
-    """Write a V1 ciphertext envelope directly (the hot path for payload chunks).
+def encode_v1(key_id: str, iv: bytes | None, ciphertext: bytes | memoryview) -> bytes:
+    """Write a V1 ciphertext envelope directly, members in the reference's order
+    (``ciphertext``, ``sha256``, ``keyid``, ``iv``; :func:`~missile.encoding.codec.java_order`).
 
     Equivalent to encoding ``{"keyid","iv","ciphertext","sha256":[0x00]}`` (crypto.md §3)
     without building intermediate strings for the (possibly megabyte-sized) ciphertext.
     """
-    return b"".join(encode_v1_parts(key_id, iv, ciphertext))
+    return b"".join((V1_JSON_HEAD, _b64(ciphertext), v1_json_tail(key_id, iv)))
+
+
+#: The text of a JSON V1 envelope before its base64 ciphertext.
+V1_JSON_HEAD = b'{"ciphertext":"'
 
 
 @functools.lru_cache(maxsize=1024)
-def _key_id_head(key_id: str) -> bytes:
-    """``{"keyid":<key_id>,"iv":"`` (a context encrypts many times under one key ID)."""
-    return b'{"keyid":' + json.dumps(key_id, ensure_ascii=False).encode("utf-8") + b',"iv":"'
+def _key_id_text(key_id: str) -> bytes:
+    """``","sha256":"AA==","keyid":<key_id>`` (a context encrypts many times under one key ID)."""
+    return b'","sha256":"AA==","keyid":' + json.dumps(key_id, ensure_ascii=False).encode("utf-8")
 
 
-def encode_v1_parts(key_id: str, iv: bytes | None, ciphertext: bytes | memoryview) -> tuple[bytes, bytes, bytes]:
-    """:func:`encode_v1` as three pieces: the text before the base64 ciphertext, the
-    base64 ciphertext, and the text after it."""
-    if iv is not None:
-        head = b"".join((_key_id_head(key_id), _b64(iv), b'","ciphertext":"'))
-    else:
-        head = b'{"keyid":' + json.dumps(key_id, ensure_ascii=False).encode("utf-8") + b',"ciphertext":"'
-    return head, _b64(ciphertext), V1_TAIL
+def v1_json_tail(key_id: str, iv: bytes | None) -> bytes:
+    """The text of a JSON V1 envelope after its base64 ciphertext."""
+    if iv is None:
+        return _key_id_text(key_id) + b"}"
+    return b"".join((v1_json_iv_head(key_id), _b64(iv), b'"}'))
+
+
+@functools.lru_cache(maxsize=1024)
+def v1_json_iv_head(key_id: str) -> bytes:
+    """The text of a JSON V1 envelope between its base64 ciphertext and its base64 IV."""
+    return _key_id_text(key_id) + b',"iv":"'
 
 
 def encode_v1_binary(key_id: str, iv: bytes | None, ciphertext: bytes | memoryview) -> bytes:
     """A V1 ciphertext envelope in the binary format, written directly: the map's keys
     in their deterministic order (``iv``, ``keyid``, ``ciphertext``), the ciphertext
     copied once."""
-    parts: list[bytes | memoryview] = [_BINARY_HEAD_WITH_IV if iv is not None else _BINARY_HEAD_NO_IV]
+    return b"".join((v1_binary_head(key_id, iv, len(ciphertext)), ciphertext))
+
+
+def v1_binary_head(key_id: str, iv: bytes | None, ciphertext_size: int) -> bytes:
+    """The bytes of a binary V1 envelope before its ciphertext of ``ciphertext_size`` bytes."""
+    parts: list[bytes] = [_BINARY_HEAD_WITH_IV if iv is not None else _BINARY_HEAD_NO_IV]
     if iv is not None:
         parts += (cbor.bytes_head(len(iv)), iv)
-    parts += (_BINARY_KEYID, cbor.encode_text(key_id), _BINARY_CIPHERTEXT, cbor.bytes_head(len(ciphertext)), ciphertext)
+    parts += (_BINARY_KEYID, cbor.encode_text(key_id), _BINARY_CIPHERTEXT, cbor.bytes_head(ciphertext_size))
     return b"".join(parts)
 
 
@@ -225,12 +217,10 @@ def envelope_in_format(protected: bytes, fmt: EncoderFormat) -> bytes:
     context) is returned as it is, since only its own context reads it back."""
     if fmt is EncoderFormat.JSON or not protected or protected[0] != 0x7B:
         return protected
-    envelope = _parse_v1_as_written(protected)
-    if envelope is None:
-        try:
-            envelope = CiphertextEnvelope.parse(protected, EnvelopeVersion.V1)
-        except MslCryptoException:
-            return protected
+    try:
+        envelope = CiphertextEnvelope.parse(protected, EnvelopeVersion.V1)
+    except MslCryptoException:
+        return protected
     return envelope.encode(fmt)
 
 

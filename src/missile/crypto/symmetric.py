@@ -7,17 +7,21 @@ tags as V1 (raw) signature envelopes, and RFC 3394 AES Key Wrap.
 from __future__ import annotations
 
 import hmac as std_hmac
-from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
 
-from cryptography.hazmat.primitives import cmac, hashes, hmac, keywrap, padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives import cmac, hashes, hmac, keywrap
+from cryptography.hazmat.primitives.ciphers import algorithms
 
+from missile.crypto import cbc
 from missile.crypto.algorithms import SignatureAlgo
+from missile.crypto.cbc import AES_BLOCK_SIZE
+from missile.crypto.chunks import ChunkCodec
 from missile.crypto.context import CryptoContext
-from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion, SignatureEnvelope, encode_v1, encode_v1_parts
+from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion, encode_v1
 from missile.crypto.random import DEFAULT_RANDOM, RandomSource
-from missile.encoding.base64 import b64encode_stream
-from missile.errors import MslCryptoException, MslError, MslInternalException
+from missile.crypto.symmetric_chunks import ChunkKeys, SymmetricChunkCodec, signature_tag
+from missile.encoding import EncoderFormat
+from missile.errors import MslCryptoException, MslError
 
 __all__ = [
     "SymmetricCryptoContext",
@@ -27,13 +31,8 @@ __all__ = [
     "aes_key_unwrap",
 ]
 
-AES_BLOCK_SIZE = 16
-#: Ciphertexts up to this size are decrypted with update() (cheapest for small ones),
-#: larger ones into a preallocated buffer.
-_IN_PLACE_THRESHOLD = 64 * 1024
-_PKCS7 = padding.PKCS7(128)
-#: PKCS#5/7 padding by length: n bytes of value n (1 to 16).
-_PADDING = tuple(bytes((n,)) * n for n in range(AES_BLOCK_SIZE + 1))
+#: The operations a payload chunk goes through; overriding one forgoes the streaming codec.
+_CHUNK_OPERATIONS = ("encrypt", "decrypt", "sign", "verify")
 _AES_KEY_SIZES = (16, 24, 32)
 
 
@@ -66,20 +65,6 @@ def aes_key_unwrap(key: bytes, data: bytes) -> bytes:
         raise MslCryptoException(MslError.INVALID_WRAPPING_KEY, "key unwrap failed", cause=e) from e
 
 
-def _unpad(block: bytes) -> bytes:
-    """The data in the last plaintext block, its PKCS#5 padding checked and removed."""
-    unpadder = _PKCS7.unpadder()
-    try:
-        return unpadder.update(block) + unpadder.finalize()
-    except ValueError as e:
-        raise MslCryptoException(MslError.CIPHERTEXT_BAD_PADDING, "invalid padding", cause=e) from e
-
-
-def _tag(signature: bytes) -> bytes:
-    """The tag in a signature envelope: the raw (V1) bytes unless they could be a V2 object."""
-    return SignatureEnvelope.parse(signature).signature if signature.startswith(b"{") else signature
-
-
 class SymmetricCryptoContext(CryptoContext):
     """AES-CBC / HMAC-SHA256 or AES-CMAC / AES-KW context (crypto.md §5).
 
@@ -88,8 +73,12 @@ class SymmetricCryptoContext(CryptoContext):
     envelope and never checked on decrypt. All randomness comes from ``random``.
     """
 
+    #: True when chunks may use the streaming codec (see :meth:`__init_subclass__`).
+    streams_chunks: ClassVar[bool] = True
+
     __slots__ = (
-        "_aes",
+        "_cbc",
+        "_chunk_codecs",
         "_encryption_key",
         "_key_id",
         "_mac_template",
@@ -112,11 +101,11 @@ class SymmetricCryptoContext(CryptoContext):
         self._key_id = key_id
         self._random = random
         self._encryption_key = encryption_key
-        self._aes: algorithms.AES | None = None
+        self._cbc: cbc.CbcKey | None = None
         if encryption_key is not None:
             if len(encryption_key) not in _AES_KEY_SIZES:
                 raise MslCryptoException(MslError.INVALID_ENCRYPTION_KEY, f"{len(encryption_key)}-byte AES key")
-            self._aes = algorithms.AES(encryption_key)
+            self._cbc = cbc.CbcKey(algorithms.AES(encryption_key))
 
         try:
             algo = SignatureAlgo(signature_algorithm)
@@ -140,6 +129,7 @@ class SymmetricCryptoContext(CryptoContext):
         if wrap_key is not None and len(wrap_key) not in _AES_KEY_SIZES:
             raise MslCryptoException(MslError.INVALID_WRAPPING_KEY, f"{len(wrap_key)}-byte AES key")
         self._wrap_key = wrap_key
+        self._chunk_codecs: dict[EncoderFormat, ChunkCodec] = {}
 
     # -- accessors ---------------------------------------------------------------------
 
@@ -175,134 +165,44 @@ class SymmetricCryptoContext(CryptoContext):
 
     def encrypt(self, data: bytes) -> bytes:
         """AES-CBC/PKCS#5 under a fresh random IV, as a V1 envelope (crypto.md §5)."""
-        if self._aes is None:
+        if self._cbc is None:
             raise MslCryptoException(MslError.ENCRYPT_NOT_SUPPORTED, "no encryption key")
         iv = self._random.random_bytes(AES_BLOCK_SIZE)
-        if not data:
-            return encode_v1(self._key_id, iv, b"")
-        encryptor = Cipher(self._aes, modes.CBC(iv)).encryptor()
-        # PKCS#5/7: the cipher holds back the last partial block until the padding completes it.
-        ciphertext = encryptor.update(data) + encryptor.update(_PADDING[AES_BLOCK_SIZE - len(data) % AES_BLOCK_SIZE])
-        encryptor.finalize()
-        return encode_v1(self._key_id, iv, ciphertext)
-
-    def encrypt_stream(self, pieces: Iterable[bytes | memoryview], size: int) -> Iterator[bytes]:
-        """:meth:`encrypt` of the concatenation of ``pieces`` (``size`` bytes in all),
-        produced piece by piece: the outputs concatenate to exactly the envelope
-        :meth:`encrypt` returns.
-
-        Only pieces the size of the inputs are ever held, so a megabyte payload chunk
-        needs no megabyte-sized temporaries (each would be fresh memory from the OS,
-        page-faulted in, costing more than the encryption itself).
-        """
-        if self._aes is None:
-            raise MslCryptoException(MslError.ENCRYPT_NOT_SUPPORTED, "no encryption key")
-        iv = self._random.random_bytes(AES_BLOCK_SIZE)
-        if not size:
-            yield encode_v1(self._key_id, iv, b"")
-            return
-        pad = AES_BLOCK_SIZE - size % AES_BLOCK_SIZE
-        head, _, tail = encode_v1_parts(self._key_id, iv, b"")
-        encryptor = Cipher(self._aes, modes.CBC(iv)).encryptor()
-        fed = 0
-
-        def ciphertext() -> Iterator[bytes]:
-            nonlocal fed
-            for piece in pieces:
-                fed += len(piece)
-                yield encryptor.update(piece)
-            if fed != size:
-                raise MslInternalException(f"encrypt_stream: {fed} bytes fed, {size} announced")
-            yield encryptor.update(_PADDING[pad])
-            yield encryptor.finalize()
-
-        yield head
-        yield from b64encode_stream(ciphertext())
-        yield tail
-
-    def signer(self) -> hmac.HMAC | cmac.CMAC:
-        """A fresh MAC under the signature key: ``update`` it with the data piece by
-        piece; ``finalize`` gives what :meth:`sign` of the whole would."""
-        if self._mac_template is None:
-            raise MslCryptoException(MslError.SIGN_NOT_SUPPORTED, "no signature key")
-        return self._mac_template.copy()
-
-    def verify_signer(self, mac: hmac.HMAC | cmac.CMAC, signature: bytes) -> bool:
-        """:meth:`verify` for data fed to ``mac`` (from :meth:`signer`) piece by piece."""
-        return std_hmac.compare_digest(mac.finalize(), _tag(signature))
-
-    def decrypt_stream(self, iv: bytes, pieces: Iterable[bytes]) -> Iterator[bytes]:
-        """The plaintext of AES-CBC ``pieces`` (any split) under ``iv``, piece by piece,
-        unpadded: the last piece is produced only once the padding has been checked.
-
-        A ciphertext that is not a whole number of blocks raises
-        CIPHERTEXT_ILLEGAL_BLOCK_SIZE, a wrong IV INVALID_ALGORITHM_PARAMS, bad padding
-        CIPHERTEXT_BAD_PADDING, as :meth:`decrypt` would; an empty one (which
-        :meth:`decrypt` takes as empty plaintext) is CIPHERTEXT_ILLEGAL_BLOCK_SIZE too.
-        """
-        if self._aes is None:
-            raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
-        if len(iv) != AES_BLOCK_SIZE:
-            raise MslCryptoException(MslError.INVALID_ALGORITHM_PARAMS, f"{len(iv)}-byte IV")
-        decryptor = Cipher(self._aes, modes.CBC(iv)).decryptor()
-        held = b""
-        size = 0
-        for piece in pieces:
-            size += len(piece)
-            out = decryptor.update(piece)
-            if out:
-                if held:
-                    yield held
-                held = out
-        if not size or size % AES_BLOCK_SIZE:
-            raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{size}-byte ciphertext")
-        decryptor.finalize()
-        yield held[:-AES_BLOCK_SIZE] + _unpad(held[-AES_BLOCK_SIZE:])
+        return encode_v1(self._key_id, iv, cbc.encrypt(self._cbc.aes, iv, data) if data else b"")
 
     def decrypt(self, data: bytes) -> bytes:
         """Open a V1 envelope (forced V1, like the reference; the key ID is not checked)."""
-        plain, size = self.decrypt_padded(data)
+        if self._cbc is None:
+            raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
+        envelope = CiphertextEnvelope.parse(data, EnvelopeVersion.V1)
+        plain, size = self._cbc.decrypt(envelope.iv, envelope.ciphertext)
         return plain[:size] if type(plain) is bytes else bytes(memoryview(plain)[:size])
 
-    def decrypt_padded(self, data: bytes) -> tuple[bytes | bytearray, int]:
-        """:meth:`decrypt`, but the plaintext is returned in the buffer it was decrypted
-        into, its (checked) padding still attached, with the plaintext's length: a
-        caller reading a large plaintext in place (``plain[:size]``) is spared a copy."""
-        if self._aes is None:
-            raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
-        return self.decrypt_envelope(CiphertextEnvelope.parse(data, EnvelopeVersion.V1))
+    # -- payload chunks ----------------------------------------------------------------
 
-    def decrypt_envelope(self, envelope: CiphertextEnvelope) -> tuple[bytes | bytearray, int]:
-        """:meth:`decrypt_padded` of an envelope already parsed (so a caller can let go of
-        the envelope's encoding before the plaintext buffer is allocated)."""
-        if self._aes is None:
-            raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
-        return self._decrypt_raw(envelope.iv, envelope.ciphertext)
+    def chunk_codec(self, encoder_format: EncoderFormat) -> ChunkCodec:
+        """The streaming codec of :mod:`missile.crypto.symmetric_chunks`, which writes and
+        reads exactly what the general codec does, in one pass; the general codec for a
+        subclass that changes the cryptography without declaring ``streams_chunks``
+        (see :meth:`__init_subclass__`), or when a key is missing (the general codec then
+        raises the ``*_NOT_SUPPORTED`` error)."""
+        codec = self._chunk_codecs.get(encoder_format)  # only ever holds streaming codecs
+        if codec is not None:
+            return codec
+        if not self.streams_chunks or self._cbc is None or self._mac_template is None:
+            return super().chunk_codec(encoder_format)
+        keys = ChunkKeys(self._key_id, self._cbc, self._mac_template, self._random)
+        codec = self._chunk_codecs[encoder_format] = SymmetricChunkCodec(self, encoder_format, keys)
+        return codec
 
-    def _decrypt_raw(self, iv: bytes | None, ciphertext: bytes) -> tuple[bytes | bytearray, int]:
-        assert self._aes is not None
-        if not ciphertext:
-            return b"", 0
-        if iv is None:
-            raise MslCryptoException(MslError.CIPHERTEXT_ENVELOPE_PARSE_ERROR, "missing IV")
-        if len(iv) != AES_BLOCK_SIZE:
-            raise MslCryptoException(MslError.INVALID_ALGORITHM_PARAMS, f"{len(iv)}-byte IV")
-        if len(ciphertext) % AES_BLOCK_SIZE:
-            raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{len(ciphertext)}-byte ciphertext")
-        decryptor = Cipher(self._aes, modes.CBC(iv)).decryptor()
-        plain: bytes | bytearray
-        if len(ciphertext) <= _IN_PLACE_THRESHOLD:
-            plain = decryptor.update(ciphertext)
-            size = len(plain)
-        else:
-            # Decrypt into one buffer: update() of a large input costs several times
-            # more, its output being fresh memory, page-faulted in.
-            plain = bytearray(len(ciphertext) + AES_BLOCK_SIZE - 1)  # update_into's slack
-            size = decryptor.update_into(ciphertext, plain)
-        decryptor.finalize()
-        # The unpadder sees only the last block, which holds the padding (it checks it
-        # and says how much of the block is data), so the bulk is never copied.
-        return plain, size - AES_BLOCK_SIZE + len(_unpad(bytes(plain[size - AES_BLOCK_SIZE : size])))
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that overrides any of the operations a chunk goes through
+        (``encrypt``, ``decrypt``, ``sign``, ``verify``) gets the general chunk codec,
+        built on its overrides, unless it declares ``streams_chunks = True`` itself
+        (saying its overrides keep the stock bytes). Decided once, by declaration."""
+        super().__init_subclass__(**kwargs)
+        if "streams_chunks" not in cls.__dict__ and any(name in cls.__dict__ for name in _CHUNK_OPERATIONS):
+            cls.streams_chunks = False
 
     # -- key wrapping ------------------------------------------------------------------
 
@@ -338,7 +238,7 @@ class SymmetricCryptoContext(CryptoContext):
             raise MslCryptoException(MslError.VERIFY_NOT_SUPPORTED, "no signature key")
         mac = self._mac_template.copy()
         mac.update(data)
-        return std_hmac.compare_digest(mac.finalize(), _tag(signature))
+        return std_hmac.compare_digest(mac.finalize(), signature_tag(signature))
 
 
 class SessionCryptoContext(SymmetricCryptoContext):

@@ -30,7 +30,7 @@ from typing import Any
 
 from missile.errors import MslEncodingException, MslError
 
-__all__ = ["IDENTIFIER", "MAX_DEPTH", "IncompleteItem", "decode_value", "encode_value", "item_end"]
+__all__ = ["IDENTIFIER", "MAX_DEPTH", "IncompleteItem", "decode_value", "encode_value", "item_end", "read_head"]
 
 #: The format identifier byte (docs/binary-format.md §2).
 IDENTIFIER = 0x1C
@@ -208,6 +208,15 @@ def _argument(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     if n < (24 if size == 1 else 1 << (4 * size)):
         raise _fail("non-minimal head")
     return major, n, stop
+
+
+def read_head(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int, int]:
+    """The head at ``pos``: (major type, argument, position after it), as strictly as the
+    decoder reads it; malformed or truncated heads are MSL_PARSE_ERROR."""
+    try:
+        return _argument(data, pos, len(data))  # type: ignore[arg-type]
+    except IncompleteItem:
+        raise _fail("truncated") from None
 
 
 def _check_simple(major: int, info: int) -> None:

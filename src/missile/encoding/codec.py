@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, Protocol
 
 from missile.encoding import cbor
-from missile.encoding.base64 import b64decode, b64encode
-from missile.encoding.mslobject import BinaryMslObject, LongText, MslArray, MslObject
+from missile.encoding.base64 import b64encode
+from missile.encoding.mslobject import BinaryMslObject, MslArray, MslObject
 from missile.errors import MslEncodingException, MslError
 
 __all__ = [
@@ -147,9 +146,7 @@ def to_json_value(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def encode(
-    value: Mapping[str, Any] | MslEncodable | MslObject, fmt: EncoderFormat = EncoderFormat.JSON
-) -> bytes:
+def encode(value: Mapping[str, Any] | MslEncodable | MslObject, fmt: EncoderFormat = EncoderFormat.JSON) -> bytes:
     """Encode an MSL object: compact UTF-8 JSON bytes, or the binary format's bytes."""
     if fmt is EncoderFormat.MISSILE_CBOR:
         return encode_binary(value)
@@ -206,6 +203,9 @@ class _DecodeRejected(ValueError):
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_object_hook, parse_constant=_reject_constant)
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]  # set in __init__
+#: What JSON (RFC 8259) counts as whitespace, and nothing else.
+_JSON_WHITESPACE = " \t\n\r"
 
 
 def decode(data: bytes | bytearray | memoryview) -> MslObject:
@@ -214,20 +214,20 @@ def decode(data: bytes | bytearray | memoryview) -> MslObject:
     fmt = detect_format(data)
     raw = data if type(data) is bytes else bytes(data)
     if fmt is EncoderFormat.MISSILE_CBOR:
-        return BinaryMslObject(cbor.decode_value(raw))
-    if len(raw) > _FLAT_THRESHOLD:
-        flat = _parse_flat(raw)
-        if flat is not None:
-            return MslObject(flat)
+        return BinaryMslObject(cbor.decode_value(raw), raw)
     try:
-        value = _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        # The scanner itself (what JSONDecoder.decode wraps): the text starts with '{'.
+        value, end = _SCAN(text, 0)
     except _DecodeRejected as exc:
         raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"invalid JSON: {exc}") from None
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, StopIteration):
         raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid JSON") from None
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid JSON: data after the object")
     if type(value) is not dict:  # pragma: no cover - guaranteed by the '{' check
         raise MslEncodingException(MslError.MSL_PARSE_ERROR, "not a JSON object")
-    return MslObject(value)
+    return MslObject(value, raw)
 
 
 def decode_at(text: str, start: int) -> tuple[MslObject, int]:
@@ -241,109 +241,6 @@ def decode_at(text: str, start: int) -> tuple[MslObject, int]:
     except (ValueError, RecursionError):
         raise MslEncodingException(MslError.MSL_PARSE_ERROR, "invalid JSON") from None
     return MslObject(value), end
-
-
-#: Objects longer than this try the flat fast path first (payload chunks, envelopes).
-_FLAT_THRESHOLD = 512
-#: String values longer than this are kept as undecoded views (see LongText).
-_LONG_STRING = 256
-
-
-def _parse_flat(raw: bytes) -> dict[str, Any] | None:
-    """Parse a compact, flat JSON object of strings, integers and booleans, or None.
-
-    The large objects on the data path (payload chunks, ciphertext envelopes, chunk
-    plaintexts) are flat objects whose values are mostly long base64 strings. This
-    finds each token with ``bytes.find`` instead of scanning character by character,
-    and keeps long string values as :class:`LongText` views into ``raw`` so that a
-    base64 value is decoded once, straight from the received bytes, by whoever reads
-    it. It accepts only input whose meaning is unambiguous (no whitespace, no nesting,
-    canonical integers, no duplicate keys, keys and short strings in plain ASCII without
-    escapes; long strings are checked when read); anything else returns None and goes
-    to the full JSON parser.
-    """
-    n = len(raw)
-    if n < 2 or raw[0] != 0x7B or raw[-1] != 0x7D:
-        return None
-    view = memoryview(raw)
-    out: dict[str, Any] = {}
-    pos = 1
-    while True:
-        if raw[pos] != 0x22:
-            return None
-        key_end = raw.find(b'"', pos + 1)
-        if key_end < 0 or key_end + 2 >= n or raw[key_end + 1] != 0x3A:
-            return None
-        key_bytes = raw[pos + 1 : key_end]
-        # Keys and short values are checked here; long values are left to LongText.
-        if not key_bytes.isascii() or b"\\" in key_bytes:
-            return None
-        key = key_bytes.decode("ascii")
-        if not key.isprintable():
-            return None
-        start = key_end + 2
-        c = raw[start]
-        value: Any
-        if c == 0x22:
-            end = raw.find(b'"', start + 1)
-            if end < 0 or raw[end - 1] == 0x5C:  # unterminated, or an escaped quote
-                return None
-            if end - start - 1 <= _LONG_STRING:
-                text = raw[start + 1 : end]
-                if not text.isascii() or b"\\" in text:
-                    return None
-                value = text.decode("ascii")
-                # JSON forbids raw control characters in strings.
-                if not value.isprintable():
-                    return None
-            else:
-                value = LongText(view[start + 1 : end])
-            nxt = end + 1
-        elif c == 0x74 and raw.startswith(b"true", start):
-            value, nxt = True, start + 4
-        elif c == 0x66 and raw.startswith(b"false", start):
-            value, nxt = False, start + 5
-        else:
-            comma = raw.find(b",", start)
-            nxt = comma if comma >= 0 else n - 1
-            number = raw[start:nxt]
-            digits = number[1:] if number.startswith(b"-") else number
-            # Longer than any 64-bit integer: the full parser decides (and turns what
-            # int() refuses, beyond 4300 digits, into MSL_PARSE_ERROR).
-            if not digits.isdigit() or (len(digits) > 1 and digits[0] == 0x30) or len(digits) > 19:
-                return None
-            value = int(number)
-        if key in out or nxt >= n:
-            return None
-        out[key] = value
-        if raw[nxt] == 0x2C:
-            pos = nxt + 1
-            if pos >= n:
-                return None
-            continue
-        return out if nxt == n - 1 else None
-
-
-def match_canonical(
-    data: bytes | bytearray, head: re.Pattern[bytes], tail: bytes, size: int | None = None
-) -> tuple[re.Match[bytes], bytes] | None:
-    """Match an object written in exactly one canonical form: ``head`` (a pattern ending
-    at the opening quote of a base64 value), the value, then ``tail``. Returns the head
-    match and the decoded value, or None for anything else (escapes, other key orders,
-    invalid base64), which callers hand to the general parser for the same result or
-    error. It spares the data path's fixed-shape objects the general parser's work.
-    With ``size``, only ``data[:size]`` is the object (the rest is ignored, not copied)."""
-    n = len(data) if size is None else size
-    match = head.match(data, 0, n)
-    if match is None or not data.endswith(tail, 0, n):
-        return None
-    start, end = match.end(), n - len(tail)
-    if end < start or data.find(b'"', start, end) >= 0:
-        return None
-    try:
-        return match, b64decode(memoryview(data)[start:end])
-    except MslEncodingException:
-        return None
 
 
 def decode_json_value(text: str) -> Any:

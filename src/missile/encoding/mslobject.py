@@ -12,87 +12,32 @@ translate it.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from missile.encoding.base64 import b64decode
 from missile.errors import MslEncodingException, MslError
 
-__all__ = ["BinaryMslArray", "BinaryMslObject", "LongText", "MslArray", "MslObject"]
+__all__ = ["BinaryMslArray", "BinaryMslObject", "LazyBinaryMslObject", "LazyMslObject", "MslArray", "MslObject"]
 
 _T = TypeVar("_T")
 _MISSING: Any = object()
 
 
-class LongText:
-    """A long JSON string value left undecoded: a view into the received bytes.
-
-    The fast path of :func:`~missile.encoding.codec.decode` keeps long values (the
-    base64 bulk of payload chunks and envelopes) this way, so :meth:`MslObject.get_bytes`
-    decodes base64 straight from the wire bytes, once. The view is the raw JSON string
-    body: escapes and non-ASCII text, which base64 never contains, are resolved only
-    when such a value is actually read, exactly as the JSON parser would resolve them.
-    """
-
-    __slots__ = ("_text", "view")
-
-    def __init__(self, view: memoryview) -> None:
-        self.view = view
-        self._text: str | None = None
-
-    def text(self, where: str = "value") -> str:
-        """The value as a string; what JSON forbids in a string is MSL_PARSE_ERROR."""
-        if self._text is None:
-            raw = bytes(self.view)
-            text = raw.decode("ascii") if raw.isascii() and b"\\" not in raw else ""
-            if not text or not text.isprintable():
-                # Escapes, non-ASCII or unusual characters: resolved by the JSON parser.
-                try:
-                    text = str(json.loads(b'"' + raw + b'"'))
-                except ValueError:  # bad escape, bad UTF-8 or a raw control character
-                    raise _fail(where, "is not a valid JSON string") from None
-            self._text = text
-        return self._text
-
-    def binary(self, where: str) -> bytes:
-        """The value decoded as strict base64."""
-        try:
-            return b64decode(self.view)
-        except MslEncodingException:
-            pass
-        # Base64 has neither escapes nor non-ASCII text: only a value holding them
-        # can still be valid, once its escapes are resolved (an escaped '/', say).
-        raw = bytes(self.view)
-        if b"\\" in raw or not raw.isascii():
-            try:
-                return b64decode(self.text(where))
-            except MslEncodingException:
-                pass
-        raise _fail(where, "is not binary data")
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, LongText):
-            return self.view == other.view
-        return isinstance(other, str) and self.text() == other
-
-    def __hash__(self) -> int:  # pragma: no cover - values are not meant as keys
-        return hash(self.text())
+def _fail(where: str | int, what: str) -> MslEncodingException:
+    """MSL_PARSE_ERROR naming an object's key (``where`` a string) or an array's element
+    (an index); the name is formatted only on failure, as accessors are hot."""
+    label = f"'{where}'" if isinstance(where, str) else f"element {where}"
+    return MslEncodingException(MslError.MSL_PARSE_ERROR, f"{label} {what}")
 
 
-def _fail(where: str, what: str) -> MslEncodingException:
-    return MslEncodingException(MslError.MSL_PARSE_ERROR, f"{where} {what}")
-
-
-def _as_string(value: Any, where: str) -> str:
-    if type(value) is LongText:
-        return value.text(where)
+def _as_string(value: Any, where: str | int) -> str:
     if type(value) is not str:
         raise _fail(where, "is not a string")
     return value
 
 
-def _as_int(value: Any, where: str) -> int:
+def _as_int(value: Any, where: str | int) -> int:
     # The reference reads any JSON number and truncates (encoding.md §1); booleans are not numbers.
     if type(value) is int:
         return value
@@ -103,19 +48,17 @@ def _as_int(value: Any, where: str) -> int:
     raise _fail(where, "is not a number")
 
 
-def _as_bool(value: Any, where: str) -> bool:
+def _as_bool(value: Any, where: str | int) -> bool:
     if type(value) is not bool:
         raise _fail(where, "is not a boolean")
     return value
 
 
-def _as_bytes(value: Any, where: str) -> bytes:
+def _as_bytes(value: Any, where: str | int) -> bytes:
     if type(value) is bytes:
         # Only the binary format yields bytes (JSON never does); a binary-format object
         # re-wrapped as a plain MslObject is read the same way.
         return value
-    if type(value) is LongText:
-        return value.binary(where)
     if type(value) is not str:
         raise _fail(where, "is not binary data")
     try:
@@ -124,13 +67,13 @@ def _as_bytes(value: Any, where: str) -> bytes:
         raise _fail(where, "is not binary data") from None
 
 
-def _as_object(value: Any, where: str) -> MslObject:
+def _as_object(value: Any, where: str | int) -> MslObject:
     if type(value) is not dict:
         raise _fail(where, "is not an object")
     return MslObject(value)
 
 
-def _as_array(value: Any, where: str) -> MslArray:
+def _as_array(value: Any, where: str | int) -> MslArray:
     if type(value) is not list:
         raise _fail(where, "is not an array")
     return MslArray(value)
@@ -139,10 +82,13 @@ def _as_array(value: Any, where: str) -> MslArray:
 class MslObject:
     """A read-only view of a decoded JSON object with strictly typed accessors."""
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "encoded")
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], encoded: bytes | None = None) -> None:
         self._data = data
+        self.encoded = encoded
+        """The bytes this object was decoded from, when it was decoded (signatures and
+        payload chunk codecs read those, never a re-encoding)."""
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
@@ -173,88 +119,72 @@ class MslObject:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON value itself (binary values stay base64 strings)."""
-        data = self._data
-        for key, value in data.items():
-            if type(value) is LongText:
-                data[key] = value.text(f"'{key}'")
-        return data
+        return self._data
 
     def string_size(self) -> int:
-        """Total length of the top-level string values, without decoding long ones (for
-        size limits on objects such as tokens)."""
-        size = 0
-        for value in self._data.values():
-            if type(value) is LongText:
-                size += len(value.view)
-            elif isinstance(value, str):
-                size += len(value)
-        return size
-
-    def raw_text(self, key: str) -> memoryview | None:
-        """The undecoded body of a long string value, as received (a view into the
-        received bytes), or None when ``key`` holds anything else."""
-        value = self._data.get(key)
-        return value.view if type(value) is LongText else None
+        """Total length of the top-level string values (for size limits on objects such
+        as tokens)."""
+        return sum(len(value) for value in self._data.values() if isinstance(value, str))
 
     def _get(self, key: str) -> Any:
         try:
             return self._data[key]
         except KeyError:
-            raise _fail(f"'{key}'", "is missing") from None
+            raise _fail(key, "is missing") from None
 
     def get_string(self, key: str) -> str:
         """A required string."""
-        return _as_string(self._get(key), f"'{key}'")
+        return _as_string(self._get(key), key)
 
     def get_int(self, key: str) -> int:
         """A required integer (JSON numbers are truncated as in the reference)."""
-        return _as_int(self._get(key), f"'{key}'")
+        return _as_int(self._get(key), key)
 
     def get_bool(self, key: str) -> bool:
         """A required boolean."""
-        return _as_bool(self._get(key), f"'{key}'")
+        return _as_bool(self._get(key), key)
 
     def get_bytes(self, key: str) -> bytes:
         """Required binary data (strict standard base64)."""
-        return _as_bytes(self._get(key), f"'{key}'")
+        return _as_bytes(self._get(key), key)
 
     def get_object(self, key: str) -> MslObject:
         """A required nested object."""
-        return _as_object(self._get(key), f"'{key}'")
+        return _as_object(self._get(key), key)
 
     def get_array(self, key: str) -> MslArray:
         """A required array."""
-        return _as_array(self._get(key), f"'{key}'")
+        return _as_array(self._get(key), key)
 
     def opt_string(self, key: str, default: _T = None) -> str | _T:  # type: ignore[assignment]
         """An optional string; absent gives ``default``, a wrong type is an error."""
         value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else _as_string(value, f"'{key}'")
+        return default if value is _MISSING else _as_string(value, key)
 
     def opt_int(self, key: str, default: _T = None) -> int | _T:  # type: ignore[assignment]
         """An optional integer."""
         value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else _as_int(value, f"'{key}'")
+        return default if value is _MISSING else _as_int(value, key)
 
     def opt_bool(self, key: str, default: _T = None) -> bool | _T:  # type: ignore[assignment]
         """An optional boolean."""
         value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else _as_bool(value, f"'{key}'")
+        return default if value is _MISSING else _as_bool(value, key)
 
     def opt_bytes(self, key: str, default: _T = None) -> bytes | _T:  # type: ignore[assignment]
         """Optional binary data."""
         value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else _as_bytes(value, f"'{key}'")
+        return default if value is _MISSING else _as_bytes(value, key)
 
     def opt_object(self, key: str, default: _T = None) -> MslObject | _T:  # type: ignore[assignment]
         """An optional nested object."""
         value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else _as_object(value, f"'{key}'")
+        return default if value is _MISSING else _as_object(value, key)
 
     def opt_array(self, key: str, default: _T = None) -> MslArray | _T:  # type: ignore[assignment]
         """An optional array."""
         value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else _as_array(value, f"'{key}'")
+        return default if value is _MISSING else _as_array(value, key)
 
 
 class MslArray:
@@ -283,32 +213,32 @@ class MslArray:
 
     def _get(self, index: int) -> Any:
         if not 0 <= index < len(self._data):
-            raise _fail(f"element {index}", "is missing")
+            raise _fail(index, "is missing")
         return self._data[index]
 
     def get_string(self, index: int) -> str:
         """A string element."""
-        return _as_string(self._get(index), f"element {index}")
+        return _as_string(self._get(index), index)
 
     def get_int(self, index: int) -> int:
         """An integer element."""
-        return _as_int(self._get(index), f"element {index}")
+        return _as_int(self._get(index), index)
 
     def get_bool(self, index: int) -> bool:
         """A boolean element."""
-        return _as_bool(self._get(index), f"element {index}")
+        return _as_bool(self._get(index), index)
 
     def get_bytes(self, index: int) -> bytes:
         """A binary element."""
-        return _as_bytes(self._get(index), f"element {index}")
+        return _as_bytes(self._get(index), index)
 
     def get_object(self, index: int) -> MslObject:
         """An object element."""
-        return _as_object(self._get(index), f"element {index}")
+        return _as_object(self._get(index), index)
 
     def get_array(self, index: int) -> MslArray:
         """An array element."""
-        return _as_array(self._get(index), f"element {index}")
+        return _as_array(self._get(index), index)
 
     def objects(self) -> list[MslObject]:
         """Every element, each required to be an object."""
@@ -327,19 +257,19 @@ class MslArray:
 # strictness requires (docs/binary-format.md §4).
 
 
-def _as_raw_bytes(value: Any, where: str) -> bytes:
+def _as_raw_bytes(value: Any, where: str | int) -> bytes:
     if type(value) is not bytes:
         raise _fail(where, "is not a byte string")
     return value
 
 
-def _as_binary_object(value: Any, where: str) -> BinaryMslObject:
+def _as_binary_object(value: Any, where: str | int) -> BinaryMslObject:
     if type(value) is not dict:
         raise _fail(where, "is not an object")
     return BinaryMslObject(value)
 
 
-def _as_binary_array(value: Any, where: str) -> BinaryMslArray:
+def _as_binary_array(value: Any, where: str | int) -> BinaryMslArray:
     if type(value) is not list:
         raise _fail(where, "is not an array")
     return BinaryMslArray(value)
@@ -364,30 +294,30 @@ class BinaryMslObject(MslObject):
 
     def get_bytes(self, key: str) -> bytes:
         """A required byte string."""
-        return _as_raw_bytes(self._get(key), f"'{key}'")
+        return _as_raw_bytes(self._get(key), key)
 
     def opt_bytes(self, key: str, default: _T = None) -> bytes | _T:  # type: ignore[assignment]
         """An optional byte string."""
         value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else _as_raw_bytes(value, f"'{key}'")
+        return default if value is _MISSING else _as_raw_bytes(value, key)
 
     def get_object(self, key: str) -> BinaryMslObject:
         """A required nested object."""
-        return _as_binary_object(self._get(key), f"'{key}'")
+        return _as_binary_object(self._get(key), key)
 
     def opt_object(self, key: str, default: _T = None) -> BinaryMslObject | _T:  # type: ignore[assignment]
         """An optional nested object."""
         value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else _as_binary_object(value, f"'{key}'")
+        return default if value is _MISSING else _as_binary_object(value, key)
 
     def get_array(self, key: str) -> BinaryMslArray:
         """A required array."""
-        return _as_binary_array(self._get(key), f"'{key}'")
+        return _as_binary_array(self._get(key), key)
 
     def opt_array(self, key: str, default: _T = None) -> BinaryMslArray | _T:  # type: ignore[assignment]
         """An optional array."""
         value = self._data.get(key, _MISSING)
-        return default if value is _MISSING else _as_binary_array(value, f"'{key}'")
+        return default if value is _MISSING else _as_binary_array(value, key)
 
 
 class BinaryMslArray(MslArray):
@@ -397,16 +327,66 @@ class BinaryMslArray(MslArray):
 
     def get_bytes(self, index: int) -> bytes:
         """A byte string element."""
-        return _as_raw_bytes(self._get(index), f"element {index}")
+        return _as_raw_bytes(self._get(index), index)
 
     def get_object(self, index: int) -> BinaryMslObject:
         """An object element."""
-        return _as_binary_object(self._get(index), f"element {index}")
+        return _as_binary_object(self._get(index), index)
 
     def get_array(self, index: int) -> BinaryMslArray:
         """An array element."""
-        return _as_binary_array(self._get(index), f"element {index}")
+        return _as_binary_array(self._get(index), index)
 
     def objects(self) -> list[MslObject]:
         """Every element, each required to be an object."""
         return [_as_binary_object(v, f"element {i}") for i, v in enumerate(self._data)]
+
+
+class LazyMslObject(MslObject):
+    """A JSON object whose keys are known but whose values are decoded on first read.
+
+    The stream decoder (:mod:`missile.encoding.stream`) hands out large payload chunks
+    this way: their codec reads them from :attr:`encoded` in one pass, and decoding
+    megabytes of base64 text into a string first would cost more than the cryptography.
+    Reading a value decodes the whole object with ``decode``, strictly as always (a
+    malformed object is MSL_PARSE_ERROR then)."""
+
+    __slots__ = ("_decode", "_keys", "_values")
+
+    def __init__(self, encoded: bytes, keys: tuple[str, ...], decode: Callable[[bytes], MslObject]) -> None:
+        self.encoded = encoded
+        self._keys = keys
+        self._decode = decode
+        self._values: dict[str, Any] | None = None
+
+    @property
+    def _data(self) -> dict[str, Any]:
+        if self._values is None:
+            self._values = self._decode(self.encoded or b"").to_dict()
+        return self._values
+
+    @_data.setter
+    def _data(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def keys(self) -> list[str]:
+        """The object's keys."""
+        return list(self._keys)
+
+    def __repr__(self) -> str:
+        return f"MslObject(keys={sorted(self._keys)})"
+
+
+class LazyBinaryMslObject(LazyMslObject, BinaryMslObject):
+    """A :class:`LazyMslObject` in the binary format."""
+
+    __slots__ = ()

@@ -10,6 +10,13 @@ The scan is resumable and linear: it only tracks brace depth and string state, j
 between structural characters with compiled regular expressions, so a 1 MiB payload
 chunk that is mostly one base64 string costs a couple of C-level searches. JSON
 validity is checked afterwards by :func:`~missile.encoding.codec.decode`.
+
+Payload chunks are not decoded here at all: their codec
+(:mod:`missile.crypto.chunks`) reads the exact bytes in one pass, so an object of
+exactly the chunk's shape (``payload`` and ``signature`` strings, or byte strings) is
+framed by that shape and handed out as a :class:`~missile.encoding.mslobject.LazyMslObject`,
+whose values are decoded only if something reads them. Small objects of any other shape
+(headers) are parsed in one pass where they start, larger ones scanned then parsed.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import re
 
 from missile.encoding import cbor
 from missile.encoding.codec import decode, decode_at
-from missile.encoding.mslobject import MslObject
+from missile.encoding.mslobject import LazyBinaryMslObject, LazyMslObject, MslObject
 from missile.errors import MslEncodingException, MslError
 
 __all__ = ["DEFAULT_MAX_OBJECT_SIZE", "ObjectStreamDecoder"]
@@ -119,9 +126,7 @@ class ObjectStreamDecoder:
                 )
             return None
         if end - self._start > self.max_object_size:
-            raise MslEncodingException(
-                MslError.MSL_PARSE_ERROR, f"encoded object exceeds {self.max_object_size} bytes"
-            )
+            raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"encoded object exceeds {self.max_object_size} bytes")
         if type(buf) is bytes:
             raw = buf[self._start : end]  # the very object when the chunk arrived whole
         else:
@@ -153,21 +158,29 @@ class ObjectStreamDecoder:
 
     def _check_size(self, size: int) -> None:
         if size > self.max_object_size:
-            raise MslEncodingException(
-                MslError.MSL_PARSE_ERROR, f"encoded object exceeds {self.max_object_size} bytes"
-            )
+            raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"encoded object exceeds {self.max_object_size} bytes")
 
     def next_object(self) -> tuple[bytes, MslObject] | None:
-        """The next complete object as ``(raw bytes, decoded object)``, or None."""
+        """The next complete object as ``(raw bytes, decoded object)``, or None. A
+        payload chunk's values are decoded only if read (:class:`LazyMslObject`): its
+        codec reads the raw bytes."""
         buf = self._buf
-        if self._start < 0 and type(buf) is bytes and len(buf) - self._base <= _DIRECT_LIMIT:
-            direct = self._decode_directly(buf)
-            if direct is not None:
-                return direct
+        if self._start < 0:
+            end = _json_chunk_end(buf, self._base)
+            if 0 < end - self._base <= self.max_object_size:
+                # Framed by its shape: no scan, no decoding.
+                chunk = buf[self._base : end] if type(buf) is bytes else bytes(memoryview(buf)[self._base : end])
+                self._base = self._pos = end
+                self._compact()
+                return chunk, LazyMslObject(chunk, _CHUNK_KEYS, decode)
+            if type(buf) is bytes and len(buf) - self._base <= _DIRECT_LIMIT:
+                direct = self._decode_directly(buf)
+                if direct is not None:
+                    return direct
         raw = self.next_raw()
         if raw is None:
             return None
-        return raw, decode(raw)
+        return raw, _decoded(raw)
 
     def _decode_directly(self, buf: bytes) -> tuple[bytes, MslObject] | None:
         """A small complete object parsed in one pass, or None when that does not work
@@ -184,7 +197,8 @@ class ObjectStreamDecoder:
             return None
         self._base = self._pos = end
         self._compact()
-        return buf[start:end], obj
+        obj.encoded = buf[start:end]
+        return obj.encoded, obj
 
     def _scan(self) -> int:
         buf = self._buf
@@ -242,3 +256,54 @@ class ObjectStreamDecoder:
             del buf[:base]
             self._base = 0
             self._pos -= base
+
+
+_JSON_CHUNK_HEAD = b'{"payload":"'
+_JSON_CHUNK_MIDDLE = b'","signature":"'
+_BINARY_CHUNK_HEAD = bytes((cbor.IDENTIFIER,)) + cbor.map_head(2) + cbor.encode_text("payload")
+_BINARY_SIGNATURE = cbor.encode_text("signature")
+_CHUNK_KEYS = ("payload", "signature")
+
+
+def _decoded(raw: bytes) -> MslObject:
+    """``raw`` decoded; lazily when it has exactly the shape of a payload chunk."""
+    if _chunk_shaped(raw):
+        return (
+            LazyBinaryMslObject(raw, _CHUNK_KEYS, decode)
+            if raw[0] == cbor.IDENTIFIER
+            else LazyMslObject(raw, _CHUNK_KEYS, decode)
+        )
+    return decode(raw)
+
+
+def _json_chunk_end(buf: bytes | bytearray, start: int) -> int:
+    """The end of ``{"payload":"…","signature":"…"}`` at ``start`` (values without
+    quotes), or -1 (another shape, or not all there yet)."""
+    if not buf.startswith(_JSON_CHUNK_HEAD, start):
+        return -1
+    middle = buf.find(b'"', start + len(_JSON_CHUNK_HEAD))
+    # Neither closing quote may follow a backslash (it might be escaped: no shape).
+    if middle < 0 or buf[middle - 1] == 0x5C or not buf.startswith(_JSON_CHUNK_MIDDLE, middle):
+        return -1
+    last = buf.find(b'"', middle + len(_JSON_CHUNK_MIDDLE))
+    if last < 0 or buf[last - 1] == 0x5C or not buf.startswith(b'"}', last):
+        return -1
+    return last + 2
+
+
+def _chunk_shaped(raw: bytes) -> bool:
+    """True when ``raw`` is an object with exactly the members ``payload`` and
+    ``signature`` holding strings (JSON) or byte strings (binary), if it is well formed
+    at all (which decoding checks, when a value is read)."""
+    if raw.startswith(_JSON_CHUNK_HEAD):
+        return _json_chunk_end(raw, 0) == len(raw)
+    if raw.startswith(_BINARY_CHUNK_HEAD):
+        try:
+            major, size, at = cbor.read_head(raw, len(_BINARY_CHUNK_HEAD))
+            if major != 2 or not raw.startswith(_BINARY_SIGNATURE, at + size):
+                return False
+            major, size, at = cbor.read_head(raw, at + size + len(_BINARY_SIGNATURE))
+        except MslEncodingException:
+            return False
+        return major == 2 and at + size == len(raw)
+    return False

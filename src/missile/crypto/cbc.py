@@ -1,0 +1,159 @@
+"""AES-CBC with PKCS#5 padding, whole or streamed (crypto.md §5).
+
+One implementation of the cipher MSL's symmetric contexts use, shared by
+:class:`~missile.crypto.symmetric.SymmetricCryptoContext` (whole buffers) and its payload
+chunk codec (:mod:`missile.crypto.symmetric_chunks`, which streams large chunks), so that
+both report the same errors for the same input.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from missile.errors import MslCryptoException, MslError, MslInternalException
+
+__all__ = ["AES_BLOCK_SIZE", "CbcKey", "decrypt", "decrypt_stream", "encrypt", "encrypt_stream", "pad"]
+
+AES_BLOCK_SIZE = 16
+#: Ciphertexts up to this size are decrypted with update() (cheapest for small ones);
+#: larger ones into one preallocated buffer, since update()'s output of a large input is
+#: fresh memory, page-faulted in, which costs several times the decryption.
+_IN_PLACE_THRESHOLD = 64 * 1024
+#: Ciphertexts up to this size are decrypted by a :class:`CbcKey` with its reused ECB
+#: decryptor (see there); the XOR of the chaining blocks is done on Python integers,
+#: cheaper than setting up a cipher below a few kilobytes and dearer above.
+_REUSE_LIMIT = 4096
+#: PKCS#5/7 padding by length: n bytes of value n (1 to 16).
+_PADDING = tuple(bytes((n,)) * n for n in range(AES_BLOCK_SIZE + 1))
+
+
+def pad(size: int) -> bytes:
+    """The PKCS#5 padding that follows ``size`` bytes of plaintext."""
+    return _PADDING[AES_BLOCK_SIZE - size % AES_BLOCK_SIZE]
+
+
+def encrypt(aes: algorithms.AES, iv: bytes, data: bytes | memoryview) -> bytes:
+    """AES-CBC/PKCS#5 of non-empty ``data`` under ``iv``."""
+    encryptor = Cipher(aes, modes.CBC(iv)).encryptor()
+    # The cipher holds back the last partial block until the padding completes it.
+    ciphertext = encryptor.update(data) + encryptor.update(pad(len(data)))
+    encryptor.finalize()
+    return ciphertext
+
+
+def encrypt_stream(aes: algorithms.AES, iv: bytes, pieces: Iterable[bytes | memoryview], size: int) -> Iterator[bytes]:
+    """:func:`encrypt` of the concatenation of ``pieces`` (``size`` bytes in all, not
+    zero), piece by piece: only pieces the size of the inputs are ever held."""
+    encryptor = Cipher(aes, modes.CBC(iv)).encryptor()
+    fed = 0
+    for piece in pieces:
+        fed += len(piece)
+        yield encryptor.update(piece)
+    if fed != size:
+        raise MslInternalException(f"encrypt_stream: {fed} bytes fed, {size} announced")
+    yield encryptor.update(pad(size))
+    yield encryptor.finalize()
+
+
+def _unpad(block: bytes) -> bytes:
+    """The data in the last plaintext block, its PKCS#5 padding checked and removed
+    (1 to 16 bytes, each the padding's length)."""
+    n = block[-1]
+    if not 0 < n <= AES_BLOCK_SIZE or not block.endswith(_PADDING[n]):
+        raise MslCryptoException(MslError.CIPHERTEXT_BAD_PADDING, "invalid padding")
+    return block[:-n]
+
+
+def _check(iv: bytes | None, size: int) -> None:
+    if iv is None:
+        raise MslCryptoException(MslError.CIPHERTEXT_ENVELOPE_PARSE_ERROR, "missing IV")
+    if len(iv) != AES_BLOCK_SIZE:
+        raise MslCryptoException(MslError.INVALID_ALGORITHM_PARAMS, f"{len(iv)}-byte IV")
+    if size % AES_BLOCK_SIZE:
+        raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{size}-byte ciphertext")
+
+
+def decrypt(aes: algorithms.AES, iv: bytes | None, ciphertext: bytes | memoryview) -> tuple[bytes | bytearray, int]:
+    """The plaintext of ``ciphertext`` in the buffer it was decrypted into, its (checked)
+    padding still attached, and the plaintext's length: a caller reading a large
+    plaintext in place (``plain[:size]``) is spared a copy. An empty ciphertext is an
+    empty plaintext (as in the reference)."""
+    if not ciphertext:
+        return b"", 0
+    _check(iv, len(ciphertext))
+    assert iv is not None
+    decryptor = Cipher(aes, modes.CBC(iv)).decryptor()
+    plain: bytes | bytearray
+    if len(ciphertext) <= _IN_PLACE_THRESHOLD:
+        plain = decryptor.update(ciphertext)
+        size = len(plain)
+    else:
+        plain = bytearray(len(ciphertext) + AES_BLOCK_SIZE - 1)  # update_into's slack
+        size = decryptor.update_into(ciphertext, plain)
+    decryptor.finalize()
+    # The unpadder sees only the last block, so the bulk is never copied.
+    return plain, size - AES_BLOCK_SIZE + len(_unpad(bytes(plain[size - AES_BLOCK_SIZE : size])))
+
+
+def decrypt_stream(aes: algorithms.AES, iv: bytes, pieces: Iterable[bytes | memoryview]) -> Iterator[bytes]:
+    """The plaintext of AES-CBC ``pieces`` (any split) under ``iv``, piece by piece,
+    unpadded: the last piece is produced only once the padding has been checked. Errors
+    are :func:`decrypt`'s; an empty ciphertext is CIPHERTEXT_ILLEGAL_BLOCK_SIZE here."""
+    _check(iv, 0)
+    decryptor = Cipher(aes, modes.CBC(iv)).decryptor()
+    held = b""
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+        out = decryptor.update(piece)
+        if out:
+            if held:
+                yield held
+            held = out
+    if not size or size % AES_BLOCK_SIZE:
+        raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{size}-byte ciphertext")
+    decryptor.finalize()
+    yield held[:-AES_BLOCK_SIZE] + _unpad(held[-AES_BLOCK_SIZE:])
+
+
+class CbcKey:
+    """An AES key for CBC that decrypts small ciphertexts without setting up a cipher.
+
+    Setting up a CBC decryptor (``Cipher(...).decryptor()``) costs about as much as
+    everything else in opening a small payload chunk. CBC decryption is, by definition,
+    each block decrypted with the raw block cipher, XORed with the previous ciphertext
+    block (the IV for the first): a key keeps one ECB decryptor (stateless across calls
+    of whole blocks) and applies that definition. Larger ciphertexts, and calls while
+    another thread holds the decryptor, use :func:`decrypt`; the results and errors are
+    the same (tested).
+    """
+
+    __slots__ = ("_ecb", "_lock", "aes")
+
+    def __init__(self, aes: algorithms.AES) -> None:
+        self.aes = aes
+        self._ecb = Cipher(aes, modes.ECB()).decryptor()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "CbcKey(...)"
+
+    def decrypt(self, iv: bytes | None, ciphertext: bytes | memoryview) -> tuple[bytes | bytearray, int]:
+        """:func:`decrypt` under this key."""
+        size = len(ciphertext)
+        if not size or size > _REUSE_LIMIT:
+            return decrypt(self.aes, iv, ciphertext)
+        _check(iv, size)
+        assert iv is not None
+        if not self._lock.acquire(blocking=False):
+            return decrypt(self.aes, iv, ciphertext)
+        try:
+            blocks = self._ecb.update(ciphertext)
+        finally:
+            self._lock.release()
+        chain = int.from_bytes(iv + bytes(ciphertext[: size - AES_BLOCK_SIZE]), "little")
+        plain = (int.from_bytes(blocks, "little") ^ chain).to_bytes(size, "little")
+        return plain, size - AES_BLOCK_SIZE + len(_unpad(plain[-AES_BLOCK_SIZE:]))
