@@ -63,7 +63,7 @@ from missile.stores.memory import InMemoryStore
 from missile.stores.open import MEMORY
 from missile.tokens.factory import TokenFactory
 from missile.tokens.state import TokenState
-from missile.transport.tcp import PEER_READ_TIMEOUT_S, connect_peer_tcp, serve_peer_tcp
+from missile.transport.tcp import MAX_CONNECTIONS, PEER_READ_TIMEOUT_S, connect_peer_tcp, serve_peer_tcp
 from missile.userauth.email_password import EmailPasswordStore
 
 __all__ = ["ISSUER_SUFFIX", "Peer", "PeerConnection", "PeerListener"]
@@ -281,14 +281,19 @@ class Peer:
         """This peer's entity identity."""
         return self.engine.ctx.identity or ""
 
-    async def listen(self, host: str = "127.0.0.1", port: int = 0) -> PeerListener:
+    async def listen(
+        self, host: str = "127.0.0.1", port: int = 0, *, max_connections: int = MAX_CONNECTIONS
+    ) -> PeerListener:
         """Answer peers connecting to ``host``:``port`` (0: any free port, see
-        :attr:`PeerListener.port`) with the handler; returns once listening."""
+        :attr:`PeerListener.port`) with the handler; returns once listening. At most
+        ``max_connections`` connections are open at once: one more is closed unanswered."""
         self._check_open()
         if self.engine.handler is None:
             raise ConfigError("handler=: a peer that listens needs a handler to answer requests")
         try:
-            server = await serve_peer_tcp(self.engine, host, port, read_timeout=self.read_timeout)
+            server = await serve_peer_tcp(
+                self.engine, host, port, read_timeout=self.read_timeout, max_connections=max_connections
+            )
         except OSError as exc:
             raise ConfigError(f"listen({host!r}, {port}): {exc.strerror or exc}") from exc
         listener = PeerListener(self, server)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from missile.engine.errors import ReadTimeout
 from missile.engine.message_io import MessageStream
@@ -25,11 +26,42 @@ from missile.engine.peer import MslPeer
 from missile.engine.server import MslServer
 from missile.errors import MslError, MslException
 
-__all__ = ["PeerConnection", "TcpTransport", "connect_peer_tcp", "serve_peer_tcp", "serve_tcp"]
+__all__ = ["MAX_CONNECTIONS", "PeerConnection", "TcpTransport", "connect_peer_tcp", "serve_peer_tcp", "serve_tcp"]
 
 #: Seconds a peer connection may carry nothing before it is closed: a peer that went
 #: away without closing its end must not hold the connection (and its task) forever.
 PEER_READ_TIMEOUT_S = 300.0
+
+#: Connections one listener keeps open at once; one more is closed as soon as it is
+#: accepted. Each open connection holds a task, buffers and a file descriptor, so a
+#: party that opens connections without end must meet a bound well below the process's
+#: descriptor limit (commonly 1,024), leaving room for the state, logs and clients.
+MAX_CONNECTIONS = 512
+
+_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def _capped(handle: _Handler, max_connections: int) -> _Handler:
+    """``handle`` for at most ``max_connections`` connections at once; a connection over
+    the cap is closed unanswered (TCP has no "busy" answer; the other side sees EOF)."""
+    if max_connections < 1:
+        raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+    open_now = 0
+
+    async def capped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now
+        if open_now >= max_connections:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+            return
+        open_now += 1
+        try:
+            await handle(reader, writer)
+        finally:
+            open_now -= 1
+
+    return capped
 
 
 class _StreamChannel:
@@ -114,12 +146,14 @@ class TcpTransport:
             self._streams = None
 
 
-async def serve_tcp(server: MslServer, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
+async def serve_tcp(
+    server: MslServer, host: str = "127.0.0.1", port: int = 0, *, max_connections: int = MAX_CONNECTIONS
+) -> asyncio.Server:
     """Serve ``server`` on TCP: each connection answers messages one after another.
 
     A connection on which no message starts within the server's ``read_timeout`` is
     closed; one that stalls within a message is answered with MSL_COMMS_FAILURE, then
-    closed."""
+    closed. Beyond ``max_connections`` open at once, new connections are closed."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         channel = _StreamChannel(reader, writer, None)
@@ -134,7 +168,7 @@ async def serve_tcp(server: MslServer, host: str = "127.0.0.1", port: int = 0) -
         finally:
             writer.close()
 
-    return await asyncio.start_server(handle, host, port)
+    return await asyncio.start_server(_capped(handle, max_connections), host, port)
 
 
 class _PeerChannel(_StreamChannel):
@@ -153,9 +187,7 @@ class _PeerChannel(_StreamChannel):
 PeerConnection = MessageStream
 
 
-async def connect_peer_tcp(
-    host: str, port: int, *, read_timeout: float | None = PEER_READ_TIMEOUT_S
-) -> PeerConnection:
+async def connect_peer_tcp(host: str, port: int, *, read_timeout: float | None = PEER_READ_TIMEOUT_S) -> PeerConnection:
     """Open a connection to a peer listening on ``host``:``port`` (see :func:`serve_peer_tcp`).
 
     A reply that stalls for ``read_timeout`` seconds fails with MSL_COMMS_FAILURE
@@ -169,11 +201,17 @@ async def connect_peer_tcp(
 
 
 async def serve_peer_tcp(
-    peer: MslPeer, host: str = "127.0.0.1", port: int = 0, *, read_timeout: float | None = PEER_READ_TIMEOUT_S
+    peer: MslPeer,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    read_timeout: float | None = PEER_READ_TIMEOUT_S,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> asyncio.Server:
     """Answer peers connecting on TCP with ``peer``: each connection carries request
     after request (and the key-exchange answers between them) until the other peer
-    closes it, or sends nothing for ``read_timeout`` seconds."""
+    closes it, or sends nothing for ``read_timeout`` seconds. Beyond
+    ``max_connections`` open at once, new connections are closed."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         channel = _PeerChannel(reader, writer, None, read_timeout)
@@ -184,4 +222,4 @@ async def serve_peer_tcp(
         finally:
             await channel.close()
 
-    return await asyncio.start_server(handle, host, port)
+    return await asyncio.start_server(_capped(handle, max_connections), host, port)
