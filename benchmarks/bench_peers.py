@@ -316,7 +316,7 @@ class MissilePeer:
         self.fmt = fmt
         self.name = "missile_json" if fmt is EncoderFormat.JSON else "missile_binary"
         self.label = f"missile {'JSON' if fmt is EncoderFormat.JSON else 'binary (' + fmt.value + ')'}"
-        self.server, self.client = session_pair()
+        self.server, self.client = session_pair(encoder_format=fmt)
         self.payload = payload
         self._caps = _capabilities(fmt)
         request = self.request()

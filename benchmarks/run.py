@@ -98,6 +98,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # 
 from missile.cli.keys import MODP_2048_P, generate, write_private  # noqa: E402
 from missile.context import MslContext  # noqa: E402
 from missile.crypto.symmetric import SessionCryptoContext  # noqa: E402
+from missile.encoding import EncoderFormat  # noqa: E402
 from missile.keyfile import KeyFile  # noqa: E402
 from missile.keyx.asymmetric_wrapped import AsymmetricWrappedRequest  # noqa: E402
 from missile.keyx.base import KeyRequestData  # noqa: E402
@@ -168,14 +169,17 @@ def generated_keys() -> tuple[KeyFile, KeyFile]:
     return KeyFile.from_dict(server), KeyFile.from_dict(client)
 
 
-def session_pair(keys: tuple[KeyFile, KeyFile] | None = None) -> tuple[MslContext, MslContext]:
-    """A server and a PSK client sharing a session (a master token the server issued)."""
+def session_pair(
+    keys: tuple[KeyFile, KeyFile] | None = None, encoder_format: EncoderFormat = EncoderFormat.JSON
+) -> tuple[MslContext, MslContext]:
+    """A server and a PSK client sharing a session: a master token the server issued in
+    ``encoder_format``, as it would in a response written in that format."""
     server_keys, client_keys = keys or generated_keys()
     server = context_from_keyfile(server_keys, role="server").ctx
     client = context_from_keyfile(client_keys, role="client").ctx
     assert server.token_factory is not None and client.store is not None
     enc, mac = os.urandom(16), os.urandom(32)
-    token = server.token_factory.create_master_token(server, "client1", enc, mac)
+    token = server.token_factory.create_master_token(server, "client1", enc, mac, encoder_format=encoder_format)
     client.store.set_crypto_context(token, SessionCryptoContext("client1", token.sequence_number, enc, mac))
     return server, client
 
@@ -972,11 +976,15 @@ def print_table(results: dict[str, Any]) -> None:
                          "", "ms"))  # fmt: skip
     if results.get("observability"):
         o = results["observability"]
+        lo, hi = o["ratio_median_ci95"]
         rows.append((
             "HTTP, 8 clients, INFO logs + metrics vs warnings only (>=0.95)",
             _fmt(o["info_logs_and_metrics_req_per_s"]), _fmt(o["warnings_only_req_per_s"]),
-            f"{o['ratio']:.2f}", "req/s",
+            f"{o['ratio']:.2f} (cpu {o['cpu_ratio']:.2f}, ci {lo:.2f}-{hi:.2f})", "req/s",
         ))  # fmt: skip
+        extra = o["server_cpu_us_per_request"]
+        rows.append(("  server CPU per request (extra median)", f"{extra['info_logs_and_metrics']:.0f}",
+                     f"{extra['warnings_only']:.0f}", f"+{extra['extra_median']:.0f}", "us"))  # fmt: skip
     if results.get("state"):
         from bench_state import state_rows
 
@@ -1019,8 +1027,7 @@ def evaluate_targets(results: dict[str, Any]) -> dict[str, Any]:
         value = results["http"]["clients_8"]["req_per_s"]
         out["http_8_clients"] = {"value": value, "target": 3000, "met": value >= 3000}
     if "observability" in results:
-        value = results["observability"]["ratio"]
-        out["observability_8_clients"] = {"value": value, "target": 0.95, "met": value >= 0.95}
+        out.update(observability_targets(results["observability"]))
     if "state" in results:
         from bench_state import state_targets
 
@@ -1030,6 +1037,18 @@ def evaluate_targets(results: dict[str, Any]) -> dict[str, Any]:
 
         out.update(peers_targets(results["peers"]))
     return out
+
+
+def observability_targets(o: dict[str, Any]) -> dict[str, Any]:
+    """Met when both the throughput ratio and the CPU ratio are at least 0.95: the first
+    is what the target names, the second what it would be on a machine running nothing
+    else (bench_observability.py explains both); either alone can be moved by other
+    processes on a shared machine, by 5 % or more, in either direction."""
+    ratio, cpu = o["ratio"], o["cpu_ratio"]
+    return {
+        "observability_8_clients": {"value": ratio, "target": 0.95, "met": ratio >= 0.95},
+        "observability_8_clients_cpu": {"value": cpu, "target": 0.95, "met": cpu >= 0.95},
+    }
 
 
 SECTIONS = ("payload", "roundtrip", "keyx", "http", "observability", "state", "peers", "memory")

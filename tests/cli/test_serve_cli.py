@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
@@ -222,3 +223,32 @@ def test_unreachable_redis_is_one_line(keys: Path, tmp_path: Path) -> None:
     line = _one_line_error(_run(["--keys", str(keys / "server.json"), "--redis", url], _env(tmp_path)))
     assert "cannot reach Redis" in line
     assert "secret-pw" not in line
+
+
+@pytest.mark.parametrize(
+    ("flag", "handler"),
+    [
+        ((), "missile.observe.handlers.BufferedStreamHandler"),
+        (("--log-buffer",), "missile.observe.handlers.BufferedStreamHandler"),
+        (("--no-log-buffer",), "logging.StreamHandler"),
+    ],
+)
+def test_log_buffer_option_reaches_the_log_config(
+    keys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: tuple[str, ...], handler: str
+) -> None:
+    import uvicorn
+    from click.testing import CliRunner
+
+    from missile.cli import main
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    args = ["serve", "--keys", str(keys / "server.json"), "--state", str(tmp_path / "s.db"), *flag]
+    # serve exports its settings to the environment for the workers: restore it after.
+    env = _env(tmp_path, MISSILE_LOG_BUFFER=None)
+    with mock.patch.dict(os.environ, env, clear=True):
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    log_config = seen["log_config"]
+    assert isinstance(log_config, dict)
+    assert log_config["handlers"]["stderr"]["class"] == handler

@@ -14,11 +14,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 import click
 
 from missile.errors import MslException
+
+if TYPE_CHECKING:
+    from missile.cli.observing import ObserveOptions
 
 __all__ = ["EXIT_COMMS", "EXIT_CONFIG", "EXIT_MSL", "EXIT_OK", "EXIT_USAGE", "exit_status", "main"]
 
@@ -151,6 +154,13 @@ def keygen(directory: Path, server_identity: str, client_identity: str, force: b
     show_default=True,
     help="Also log each HTTP request (the per-message MSL record already says what happened).",
 )
+@click.option(
+    "--log-buffer/--no-log-buffer",
+    default=True,
+    show_default=True,
+    help="Write log records in batches (4 KiB or 100 ms; warnings at once). "
+    "A worker killed outright loses at most its last 100 ms of INFO records.",
+)
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at GET /metrics (missile[metrics]).")
 @click.option(
     "--prefer-binary",
@@ -179,6 +189,7 @@ def serve(
     log_level: str,
     log_format: str,
     access_log: bool,
+    log_buffer: bool,
     metrics: bool,
     prefer_binary: bool,
 ) -> None:
@@ -234,6 +245,10 @@ def serve(
     def say(message: str) -> None:
         click.echo(f"missile: {' '.join(message.split())}", err=True)
 
+    from missile.cli.observing import ObserveOptions
+
+    observe = ObserveOptions(log_level, log_format, access_log, log_buffer, metrics)
+
     if app_ref is not None:
         try:
             description = serving.check_user_app(app_ref, workers)
@@ -243,7 +258,7 @@ def serve(
             say(str(exc))
             sys.exit(1)
         click.echo(f"missile serve: {app_ref} at http://{host}:{port}/, {description}", err=True)
-        _run_uvicorn(host, port, workers, keep_alive_timeout, log_level, log_format, access_log, metrics, say)
+        _run_uvicorn(host, port, workers, keep_alive_timeout, observe, say)
         return
     assert keys_path is not None
     try:
@@ -278,7 +293,7 @@ def serve(
         f"insecure schemes allowed: {insecure}",
         err=True,
     )
-    _run_uvicorn(host, port, workers, keep_alive_timeout, log_level, log_format, access_log, metrics, say)
+    _run_uvicorn(host, port, workers, keep_alive_timeout, observe, say)
 
 
 
@@ -287,10 +302,7 @@ def _run_uvicorn(
     port: int,
     workers: int,
     keep_alive_timeout: int,
-    log_level: str,
-    log_format: str,
-    access_log: bool,
-    metrics: bool,
+    observe: ObserveOptions,
     say: Callable[[str], None],
 ) -> None:
     import uvicorn
@@ -299,7 +311,12 @@ def _run_uvicorn(
 
     try:
         metrics_dir = observing.export(
-            os.environ, level=log_level, fmt=log_format, access_log=access_log, metrics=metrics, workers=workers
+            os.environ,
+            level=observe.level,
+            fmt=observe.fmt,
+            access_log=observe.access_log,
+            metrics=observe.metrics,
+            workers=workers,
         )
     except RuntimeError as exc:
         say(str(exc))
@@ -311,8 +328,8 @@ def _run_uvicorn(
             host=host,
             port=port,
             workers=workers,
-            log_config=observing.log_config(log_level, log_format, access_log),
-            access_log=access_log,
+            log_config=observing.log_config(observe.level, observe.fmt, observe.access_log, observe.buffered),
+            access_log=observe.access_log,
             # MSL authenticates entities itself: no rewriting of the client address from
             # X-Forwarded-For headers.
             proxy_headers=False,
