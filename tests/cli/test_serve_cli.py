@@ -231,6 +231,7 @@ def test_unreachable_redis_is_one_line(keys: Path, tmp_path: Path) -> None:
         ((), "missile.observe.handlers.BufferedStreamHandler"),
         (("--log-buffer",), "missile.observe.handlers.BufferedStreamHandler"),
         (("--no-log-buffer",), "logging.StreamHandler"),
+        (("MISSILE_LOG_BUFFER=0",), "logging.StreamHandler"),
     ],
 )
 def test_log_buffer_option_reaches_the_log_config(
@@ -243,9 +244,11 @@ def test_log_buffer_option_reaches_the_log_config(
 
     seen: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
-    args = ["serve", "--keys", str(keys / "server.json"), "--state", str(tmp_path / "s.db"), *flag]
+    settings = dict(f.split("=", 1) for f in flag if "=" in f)
+    options = [f for f in flag if "=" not in f]
+    args = ["serve", "--keys", str(keys / "server.json"), "--state", str(tmp_path / "s.db"), *options]
     # serve exports its settings to the environment for the workers: restore it after.
-    env = _env(tmp_path, MISSILE_LOG_BUFFER=None)
+    env = _env(tmp_path, MISSILE_LOG_BUFFER=settings.get("MISSILE_LOG_BUFFER"))
     with mock.patch.dict(os.environ, env, clear=True):
         result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

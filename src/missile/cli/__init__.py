@@ -158,6 +158,7 @@ def keygen(directory: Path, server_identity: str, client_identity: str, force: b
     "--log-buffer/--no-log-buffer",
     default=True,
     show_default=True,
+    envvar="MISSILE_LOG_BUFFER",
     help="Write log records in batches (4 KiB or 100 ms; warnings at once). "
     "A worker killed outright loses at most its last 100 ms of INFO records.",
 )
