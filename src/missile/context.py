@@ -221,7 +221,7 @@ class MslContext:
         """The local entity's current authentication data (a provider may replace it)."""
         self._sessions: OrderedDict[tuple[int, int, int, str | None], CryptoContext] = OrderedDict()
         self._sessions_lock = threading.Lock()
-        self._parsed_tokens: OrderedDict[tuple[str, str], MasterToken] = OrderedDict()
+        self._parsed_tokens: OrderedDict[tuple[object, object], MasterToken] = OrderedDict()
         self._renewal_lock: asyncio.Lock | None = None
         self.master_tokens_in_use: dict[MasterToken, int] = {}
         """Master tokens used by in-flight exchanges, with their counts (control.md §11)."""
@@ -325,7 +325,11 @@ class MslContext:
         raw = obj.to_dict()
         tokendata = raw.get("tokendata")
         signature = raw.get("signature")
-        if type(tokendata) is not str or type(signature) is not str or len(raw) != 2:
+        # The key is the values as the format holds them: base64 text in JSON, byte
+        # strings in the binary format (the two never compare equal, and a value of the
+        # other format's type is left to MasterToken.parse to refuse).
+        kind = bytes if obj.binary else str
+        if type(tokendata) is not kind or type(signature) is not kind or len(raw) != 2:
             return MasterToken.parse(obj, msl_crypto, clock=clock)
         key = (tokendata, signature)
         with self._sessions_lock:
@@ -334,7 +338,9 @@ class MslContext:
                 self._parsed_tokens.move_to_end(key)
                 return hit
         token = MasterToken.parse(obj, msl_crypto, clock=clock)
-        if len(tokendata) > _CACHEABLE_TOKEN_SIZE or not (
+        # The size limit counts base64 characters (what a binary token would take in JSON).
+        size = len(tokendata) if kind is str else (len(tokendata) + 2) // 3 * 4
+        if size > _CACHEABLE_TOKEN_SIZE or not (
             token.verified or isinstance(msl_crypto, ClientMslCryptoContext)
         ):
             # An issuer caches only tokens its own MSL keys verified: anyone can send

@@ -295,7 +295,10 @@ def test_header_data_carries_the_same_fields(session: Session) -> None:
     plaintext = decode(header.crypto_context.decrypt(header.headerdata))
     assert plaintext.binary
     fields = set(plaintext.keys())
-    assert {"messageid", "timestamp", "renewable", "handshake", "nonreplayable", "capabilities", "sender"} <= fields
+    assert {"messageid", "timestamp", "renewable", "capabilities", "sender"} <= fields
+    # docs/binary-format.md §5.6: a false boolean is left out, a true one written.
+    assert plaintext.get_bool("renewable") is True
+    assert not fields & {"handshake", "nonreplayable"}
     caps = plaintext.get_object("capabilities")
     assert caps.get_array("encoderformats").strings() == [f.value for f in DEFAULT_CAPABILITIES.encoder_formats]
     assert isinstance(HeaderData(message_id=1), HeaderData)

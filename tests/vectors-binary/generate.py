@@ -34,10 +34,11 @@ from missile.keyfile import KeyFile  # noqa: E402
 from missile.keyx.jwk_ladder import JwkLadderRequest  # noqa: E402
 from missile.keyx.symmetric_wrapped import SymmetricWrappedRequest  # noqa: E402
 from missile.messages import HeaderReceived, MessageReader, MessageWriter, PayloadReceived  # noqa: E402
+from missile.messages import header as header_module  # noqa: E402
 from missile.messages.builder import build_response  # noqa: E402
 from missile.messages.capabilities import BINARY_PREFERRED  # noqa: E402
 from missile.messages.error_header import ErrorHeader  # noqa: E402
-from missile.messages.header import MessageHeader  # noqa: E402
+from missile.messages.header import HeaderData, MessageHeader  # noqa: E402
 from missile.messages.payload import encode_chunk  # noqa: E402
 from missile.profiles import context_from_keyfile  # noqa: E402
 from missile.tokens import MasterToken, ServiceToken, UserIdToken  # noqa: E402
@@ -354,6 +355,14 @@ def structures() -> dict[str, Any]:
     add(
         "payload_chunk_plaintext",
         {"sequencenumber": 1, "messageid": 5, "endofmsg": True, "data": b"hello"},
+    )
+    # Message header data (§5.6): a renewable request under a master token; the false
+    # flags (handshake, nonreplayable) are left out.
+    header_data = HeaderData(message_id=5, renewable=True, capabilities=BINARY_PREFERRED)
+    add(
+        "header_data_plaintext",
+        None,
+        header_module._binary_header_data(header_data, "client1", 1735689600, peer_to_peer=False),
     )
     add("error_data_plaintext", {"timestamp": 1735689600, "messageid": 6, "errorcode": 5, "internalcode": 110000})
     return {"description": "Deterministic binary-format encodings of MSL structures.", "structures": items}

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.crypto.envelopes import envelope_in_format
-from missile.encoding import EncoderFormat, MslObject, decode, encode, in_range
-from missile.encoding.base64 import b64encode, b64encode_bytes
+from missile.encoding import EncoderFormat, MslObject, cbor, decode, encode, in_range
+from missile.encoding.base64 import b64encode_bytes
 from missile.encoding.codec import encode_binary, encode_json, to_json_value
 from missile.entityauth.base import EntityAuthData, parse_entity_auth_data
-from missile.errors import MslError, MslException, MslInternalException, MslMessageException
+from missile.errors import MslEncodingException, MslError, MslException, MslInternalException, MslMessageException
 from missile.keyx.base import KeyRequestData, KeyResponseData, parse_key_request_data, parse_key_response_data
 from missile.messages.capabilities import MessageCapabilities
 from missile.messages.limits import DEFAULT_LIMITS, ReaderLimits, check_token_size
@@ -188,7 +188,26 @@ class MessageHeader:
     def encode(self) -> bytes:
         """The encoded header object."""
         if self.encoder_format is EncoderFormat.MISSILE_CBOR:
-            return encode_binary(self.to_msl())
+            # The map written directly, its keys in their deterministic order
+            # (``signature``, ``headerdata``, then ``mastertoken`` or ``entityauthdata``),
+            # the token from its cached encoding.
+            if self.master_token is not None:
+                last = _BINARY_MASTER_TOKEN_KEY + self.master_token.cbor_encoded
+            elif self.entity_auth_data is not None:
+                last = _BINARY_ENTITY_AUTH_DATA_KEY + cbor.encode_value(self.entity_auth_data)
+            else:  # pragma: no cover - create() and parse() require one of them
+                return encode_binary(self.to_msl())
+            return b"".join(
+                (
+                    _BINARY_HEADER_HEAD,
+                    cbor.bytes_head(len(self.signature)),
+                    self.signature,
+                    _BINARY_HEADER_DATA_KEY,
+                    cbor.bytes_head(len(self.headerdata)),
+                    self.headerdata,
+                    last,
+                )
+            )
         if self.master_token is not None:
             # What encode(self.to_msl()) writes (the reference's member order), from the
             # token's cached encoding: base64 values never need escaping.
@@ -238,50 +257,21 @@ class MessageHeader:
             raise MslInternalException("peer tokens in a header outside a peer-to-peer network")
         crypto = select_header_crypto_context(ctx, master_token, entity_auth_data)
         timestamp = data.timestamp if data.timestamp is not None else ctx.clock() // 1000
-        sender = data.sender
-        if master_token is not None and sender is None:
-            sender = ctx.identity
-        # The header data as JSON values, absent fields left out (what encode() would
-        # make of the same mapping with None values, without converting every field).
-        fields: dict[str, Any] = {}
-        if master_token is not None and sender is not None:
-            fields[KEY_SENDER] = sender
-        fields[KEY_TIMESTAMP] = timestamp
-        fields[KEY_MESSAGE_ID] = data.message_id
-        fields[KEY_NON_REPLAYABLE] = data.non_replayable_id is not None
-        if data.non_replayable_id is not None:
-            fields[KEY_NON_REPLAYABLE_ID] = data.non_replayable_id
-        fields[KEY_RENEWABLE] = data.renewable
-        fields[KEY_HANDSHAKE] = data.handshake
-        if data.capabilities is not None:
-            fields[KEY_CAPABILITIES] = data.capabilities.json_value
-        if data.key_request_data:
-            fields[KEY_KEY_REQUEST_DATA] = to_json_value(list(data.key_request_data))
-        if data.key_response_data is not None:
-            fields[KEY_KEY_RESPONSE_DATA] = to_json_value(data.key_response_data)
-        if data.user_auth_data is not None:
-            fields[KEY_USER_AUTH_DATA] = to_json_value(data.user_auth_data)
-        if data.user_id_token is not None:
-            fields[KEY_USER_ID_TOKEN] = data.user_id_token.json_value
-        if data.service_tokens:
-            fields[KEY_SERVICE_TOKENS] = [token.json_value for token in data.service_tokens]
-        if ctx.peer_to_peer:
-            if data.peer_master_token is not None:
-                fields[KEY_PEER_MASTER_TOKEN] = data.peer_master_token.json_value
-            if data.peer_user_id_token is not None:
-                fields[KEY_PEER_USER_ID_TOKEN] = data.peer_user_id_token.json_value
-            if data.peer_service_tokens:
-                fields[KEY_PEER_SERVICE_TOKENS] = [token.json_value for token in data.peer_service_tokens]
+        # The legacy sender is written only when a master token protects the header.
+        sender = None
+        if master_token is not None:
+            sender = data.sender if data.sender is not None else ctx.identity
         if encoder_format is EncoderFormat.MISSILE_CBOR:
-            plaintext = encode_binary(_binary_fields(ctx, data, fields))
+            plaintext = _binary_header_data(data, sender, timestamp, peer_to_peer=ctx.peer_to_peer)
             headerdata = envelope_in_format(crypto.encrypt(plaintext), encoder_format)
         else:
-            plaintext = encode_json(fields)
+            plaintext = encode_json(_json_header_data(ctx, data, sender, timestamp))
             headerdata = crypto.encrypt(plaintext)
         signature = crypto.sign(headerdata)
         stamped = data if data.timestamp is not None else _replace(data, timestamp=timestamp)
         user = data.user_id_token.user if data.user_id_token is not None else None
-        return cls(
+        return _built(
+            cls,
             data=stamped,
             master_token=master_token,
             entity_auth_data=entity_auth_data if master_token is None else None,
@@ -381,14 +371,15 @@ class MessageHeader:
         limits: ReaderLimits,
         encoder_format: EncoderFormat,
     ) -> MessageHeader:
+        raw = obj.to_dict()
         timestamp = obj.opt_int(KEY_TIMESTAMP)
         key_response: KeyResponseData | None = None
-        if KEY_KEY_RESPONSE_DATA in obj:
+        if KEY_KEY_RESPONSE_DATA in raw:
             key_response = parse_key_response_data(obj.get_object(KEY_KEY_RESPONSE_DATA), ctx)
         verifier = _token_verification_master_token(ctx, master_token, key_response)
 
         user_id_token: UserIdToken | None = None
-        if KEY_USER_ID_TOKEN in obj:
+        if KEY_USER_ID_TOKEN in raw:
             user_id_token = UserIdToken.parse(
                 _token_object(obj, KEY_USER_ID_TOKEN, limits),
                 ctx.msl_crypto,
@@ -399,7 +390,7 @@ class MessageHeader:
 
         user_auth_data: UserAuthData | None = None
         user: MslUser | None = None
-        if KEY_USER_AUTH_DATA in obj:
+        if KEY_USER_AUTH_DATA in raw:
             user_auth_data = parse_user_auth_data(obj.get_object(KEY_USER_AUTH_DATA), ctx, verifier)
             if not encrypting:
                 raise MslMessageException(MslError.UNENCRYPTED_MESSAGE_WITH_USERAUTHDATA).set_user_auth_data(
@@ -423,20 +414,28 @@ class MessageHeader:
         elif user_id_token is not None:
             user = user_id_token.user
 
-        service_tokens = _parse_service_tokens(
-            obj, KEY_SERVICE_TOKENS, st_contexts, verifier, user_id_token, ctx, limits
-        )
+        service_tokens: tuple[ServiceToken, ...] = ()
+        if KEY_SERVICE_TOKENS in raw:
+            service_tokens = _parse_service_tokens(
+                obj, KEY_SERVICE_TOKENS, st_contexts, verifier, user_id_token, ctx, limits
+            )
 
         non_replayable_id = obj.opt_int(KEY_NON_REPLAYABLE_ID)
         if non_replayable_id is not None and not in_range(non_replayable_id):
             raise MslMessageException(MslError.NONREPLAYABLE_ID_OUT_OF_RANGE, str(non_replayable_id))
-        renewable = obj.get_bool(KEY_RENEWABLE)
-        handshake = obj.opt_bool(KEY_HANDSHAKE, False)
+        if obj.binary:
+            # docs/binary-format.md §5.6: a false flag is left out, never written.
+            _binary_flag(raw, KEY_NON_REPLAYABLE)
+            renewable = _binary_flag(raw, KEY_RENEWABLE)
+            handshake = _binary_flag(raw, KEY_HANDSHAKE)
+        else:
+            renewable = obj.get_bool(KEY_RENEWABLE)
+            handshake = obj.opt_bool(KEY_HANDSHAKE, False)
         capabilities = (
-            MessageCapabilities.parse(obj.get_object(KEY_CAPABILITIES)) if KEY_CAPABILITIES in obj else None
+            MessageCapabilities.parse(obj.get_object(KEY_CAPABILITIES)) if KEY_CAPABILITIES in raw else None
         )
         key_requests: list[KeyRequestData] = []
-        if KEY_KEY_REQUEST_DATA in obj:
+        if KEY_KEY_REQUEST_DATA in raw:
             requests = obj.get_array(KEY_KEY_REQUEST_DATA)
             if len(requests) > limits.max_key_requests:
                 detail = f"{len(requests)} key requests exceed the limit of {limits.max_key_requests}"
@@ -450,10 +449,10 @@ class MessageHeader:
         peer_user_id_token: UserIdToken | None = None
         peer_service_tokens: tuple[ServiceToken, ...] = ()
         if ctx.peer_to_peer:
-            if KEY_PEER_MASTER_TOKEN in obj:
+            if KEY_PEER_MASTER_TOKEN in raw:
                 peer_master_token = _parse_master_token(ctx, _token_object(obj, KEY_PEER_MASTER_TOKEN, limits))
             peer_verifier = _peer_verification_master_token(key_response, peer_master_token)
-            if KEY_PEER_USER_ID_TOKEN in obj:
+            if KEY_PEER_USER_ID_TOKEN in raw:
                 peer_user_id_token = UserIdToken.parse(
                     _token_object(obj, KEY_PEER_USER_ID_TOKEN, limits),
                     ctx.msl_crypto,
@@ -465,7 +464,8 @@ class MessageHeader:
                 obj, KEY_PEER_SERVICE_TOKENS, st_contexts, peer_verifier, peer_user_id_token, ctx, limits
             )
 
-        data = HeaderData(
+        data = _built(
+            HeaderData,
             message_id=message_id,
             renewable=renewable,
             handshake=handshake,
@@ -480,9 +480,10 @@ class MessageHeader:
             peer_master_token=peer_master_token,
             peer_user_id_token=peer_user_id_token,
             peer_service_tokens=peer_service_tokens,
-            sender=obj.opt_string(KEY_SENDER) if isinstance(obj.to_dict().get(KEY_SENDER), str) else None,
+            sender=sender if type(sender := raw.get(KEY_SENDER)) is str else None,
         )
-        return cls(
+        return _built(
+            cls,
             data=data,
             master_token=master_token,
             entity_auth_data=entity_auth_data,
@@ -495,21 +496,116 @@ class MessageHeader:
         )
 
 
-def _binary_fields(ctx: MslContext, data: HeaderData, fields: dict[str, Any]) -> dict[str, Any]:
-    """The header data fields for the binary format: the scalar fields as :meth:`create`
-    prepared them, the structures as themselves (binary values stay bytes)."""
-    out = {k: v for k, v in fields.items() if type(v) is not dict and type(v) is not list}
-    out[KEY_CAPABILITIES] = data.capabilities
-    out[KEY_KEY_REQUEST_DATA] = list(data.key_request_data) or None
-    out[KEY_KEY_RESPONSE_DATA] = data.key_response_data
-    out[KEY_USER_AUTH_DATA] = data.user_auth_data
-    out[KEY_USER_ID_TOKEN] = data.user_id_token
-    out[KEY_SERVICE_TOKENS] = list(data.service_tokens) or None
+def _json_header_data(ctx: MslContext, data: HeaderData, sender: str | None, timestamp: int) -> dict[str, Any]:
+    """The header data as JSON values, absent fields left out (what encode() would make
+    of the same mapping with None values, without converting every field). Every
+    boolean is written, as the reference writes them; the insertion order is the one
+    :func:`~missile.encoding.codec.java_order` expects."""
+    fields: dict[str, Any] = {}
+    if sender is not None:
+        fields[KEY_SENDER] = sender
+    fields[KEY_TIMESTAMP] = timestamp
+    fields[KEY_MESSAGE_ID] = data.message_id
+    fields[KEY_NON_REPLAYABLE] = data.non_replayable_id is not None
+    if data.non_replayable_id is not None:
+        fields[KEY_NON_REPLAYABLE_ID] = data.non_replayable_id
+    fields[KEY_RENEWABLE] = data.renewable
+    fields[KEY_HANDSHAKE] = data.handshake
+    if data.capabilities is not None:
+        fields[KEY_CAPABILITIES] = data.capabilities.json_value
+    if data.key_request_data:
+        fields[KEY_KEY_REQUEST_DATA] = to_json_value(list(data.key_request_data))
+    if data.key_response_data is not None:
+        fields[KEY_KEY_RESPONSE_DATA] = to_json_value(data.key_response_data)
+    if data.user_auth_data is not None:
+        fields[KEY_USER_AUTH_DATA] = to_json_value(data.user_auth_data)
+    if data.user_id_token is not None:
+        fields[KEY_USER_ID_TOKEN] = data.user_id_token.json_value
+    if data.service_tokens:
+        fields[KEY_SERVICE_TOKENS] = [token.json_value for token in data.service_tokens]
     if ctx.peer_to_peer:
-        out[KEY_PEER_MASTER_TOKEN] = data.peer_master_token
-        out[KEY_PEER_USER_ID_TOKEN] = data.peer_user_id_token
-        out[KEY_PEER_SERVICE_TOKENS] = list(data.peer_service_tokens) or None
-    return out
+        if data.peer_master_token is not None:
+            fields[KEY_PEER_MASTER_TOKEN] = data.peer_master_token.json_value
+        if data.peer_user_id_token is not None:
+            fields[KEY_PEER_USER_ID_TOKEN] = data.peer_user_id_token.json_value
+        if data.peer_service_tokens:
+            fields[KEY_PEER_SERVICE_TOKENS] = [token.json_value for token in data.peer_service_tokens]
+    return fields
+
+
+#: Encoded map keys of the header data (docs/binary-format.md §5.6), computed once.
+_K = {
+    key: cbor.encode_text(key)
+    for key in (
+        KEY_SENDER, KEY_TIMESTAMP, KEY_MESSAGE_ID, KEY_NON_REPLAYABLE, KEY_NON_REPLAYABLE_ID, KEY_RENEWABLE,
+        KEY_HANDSHAKE, KEY_CAPABILITIES, KEY_KEY_REQUEST_DATA, KEY_KEY_RESPONSE_DATA, KEY_USER_AUTH_DATA,
+        KEY_USER_ID_TOKEN, KEY_SERVICE_TOKENS, KEY_PEER_MASTER_TOKEN, KEY_PEER_USER_ID_TOKEN, KEY_PEER_SERVICE_TOKENS,
+    )
+}  # fmt: skip
+_TRUE = b"\xf5"
+_BINARY_HEADER_HEAD = bytes((cbor.IDENTIFIER,)) + cbor.map_head(3) + cbor.encode_text(KEY_SIGNATURE)
+_BINARY_HEADER_DATA_KEY = cbor.encode_text(KEY_HEADER_DATA)
+_BINARY_MASTER_TOKEN_KEY = cbor.encode_text(KEY_MASTER_TOKEN)
+_BINARY_ENTITY_AUTH_DATA_KEY = cbor.encode_text(KEY_ENTITY_AUTH_DATA)
+_IDENTIFIER = bytes((cbor.IDENTIFIER,))
+
+
+def _binary_header_data(data: HeaderData, sender: str | None, timestamp: int, *, peer_to_peer: bool) -> bytes:
+    """The encoded header data in the binary format, written in one pass: each member
+    encoded once (tokens and capabilities from their cached encodings), the members then
+    put in the deterministic key order. A boolean is written only when true
+    (docs/binary-format.md §5.6)."""
+    pairs: list[tuple[bytes, bytes]] = [
+        (_K[KEY_TIMESTAMP], cbor.encode_value(timestamp)),
+        (_K[KEY_MESSAGE_ID], cbor.encode_value(data.message_id)),
+    ]
+    if sender is not None:
+        pairs.append((_K[KEY_SENDER], cbor.encode_text(sender)))
+    if data.non_replayable_id is not None:
+        pairs.append((_K[KEY_NON_REPLAYABLE], _TRUE))
+        pairs.append((_K[KEY_NON_REPLAYABLE_ID], cbor.encode_value(data.non_replayable_id)))
+    if data.renewable:
+        pairs.append((_K[KEY_RENEWABLE], _TRUE))
+    if data.handshake:
+        pairs.append((_K[KEY_HANDSHAKE], _TRUE))
+    if data.capabilities is not None:
+        pairs.append((_K[KEY_CAPABILITIES], data.capabilities.cbor_encoded))
+    if data.key_request_data:
+        pairs.append((_K[KEY_KEY_REQUEST_DATA], cbor.encode_value(list(data.key_request_data))))
+    if data.key_response_data is not None:
+        pairs.append((_K[KEY_KEY_RESPONSE_DATA], cbor.encode_value(data.key_response_data)))
+    if data.user_auth_data is not None:
+        pairs.append((_K[KEY_USER_AUTH_DATA], cbor.encode_value(data.user_auth_data)))
+    if data.user_id_token is not None:
+        pairs.append((_K[KEY_USER_ID_TOKEN], data.user_id_token.cbor_encoded))
+    if data.service_tokens:
+        pairs.append((_K[KEY_SERVICE_TOKENS], cbor.encode_value(list(data.service_tokens))))
+    if peer_to_peer:
+        if data.peer_master_token is not None:
+            pairs.append((_K[KEY_PEER_MASTER_TOKEN], data.peer_master_token.cbor_encoded))
+        if data.peer_user_id_token is not None:
+            pairs.append((_K[KEY_PEER_USER_ID_TOKEN], data.peer_user_id_token.cbor_encoded))
+        if data.peer_service_tokens:
+            pairs.append((_K[KEY_PEER_SERVICE_TOKENS], cbor.encode_value(list(data.peer_service_tokens))))
+    # Deterministic order: by the encoded keys (unique, so values are never compared).
+    pairs.sort()
+    parts = [_IDENTIFIER, cbor.map_head(len(pairs))]
+    for key, value in pairs:
+        parts.append(key)
+        parts.append(value)
+    return b"".join(parts)
+
+
+def _binary_flag(raw: dict[str, Any], key: str) -> bool:
+    """A boolean of binary-format header data: absent is false, present must be ``true``
+    (an explicit ``false`` is a second encoding of the same value, refused)."""
+    value = raw.get(key)
+    if value is None:
+        return False
+    if value is True:
+        return True
+    detail = "is false: a false boolean is left out" if value is False else "is not a boolean"
+    raise MslEncodingException(MslError.MSL_PARSE_ERROR, f"'{key}' {detail}")
 
 
 def _user_factory(ctx: MslContext) -> Any:
@@ -545,14 +641,8 @@ def _parse_service_tokens(
 
 
 def _parse_master_token(ctx: MslContext, token: MslObject) -> MasterToken:
-    """``ctx.parse_master_token``, which caches parsed tokens by their JSON form: a token
-    from a binary-format message is presented in that form (the same bytes, as base64
-    text; its types were checked strictly already), so both formats share the cache."""
-    if token.binary:
-        raw = token.to_dict()
-        tokendata, signature = raw.get("tokendata"), raw.get("signature")
-        if type(tokendata) is bytes and type(signature) is bytes and len(raw) == 2:
-            token = MslObject({"tokendata": b64encode(tokendata), "signature": b64encode(signature)})
+    """``ctx.parse_master_token``, which caches parsed tokens by their wire values (base64
+    text in JSON, byte strings in the binary format)."""
     return ctx.parse_master_token(token)
 
 
@@ -573,6 +663,20 @@ def _check_bindings(
             raise MslMessageException(MslError.MESSAGE_SERVICETOKEN_MISMATCH, token.name)
         if token.is_user_id_token_bound and not token.is_bound_to_user_id_token(user_id_token):
             raise MslMessageException(MslError.MESSAGE_SERVICETOKEN_MISMATCH, token.name)
+
+
+_T = TypeVar("_T")
+
+
+def _built(cls: type[_T], **fields: Any) -> _T:
+    """``cls(**fields)`` for a frozen dataclass given every one of its fields, made
+    without the generated ``__init__``: that sets each field through
+    ``object.__setattr__`` (frozen), on every message built or parsed; filling the
+    instance dictionary at once takes about half as long (2 µs less for header data). The classes here have
+    no ``__post_init__`` and no slots; tests compare the result with ``cls(**fields)``."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
 
 
 def _replace(data: HeaderData, **changes: Any) -> HeaderData:

@@ -236,8 +236,10 @@ class MessageReader:
                 raise MslMessageException(
                     MslError.MESSAGE_FORMAT_ERROR, f"more than {self.limits.max_chunks} payload chunks"
                 )
-            chunk = PayloadChunk.parse(
-                obj,
+            # The chunk codec reads the exact bytes the decoder framed (what parse() would
+            # look up as obj.encoded).
+            chunk = PayloadChunk.open(
+                raw,
                 self.payload_crypto_context,
                 max_deflate_ratio=self.ctx.max_deflate_ratio,
                 max_data_size=self.limits.max_chunk_data_size,
