@@ -135,7 +135,7 @@ async def _rounds(
     for name, (port, pid) in servers.items():
         ctx = context_from_keyfile(keyfile, role="client").ctx
         transport = PooledHttpTransport(f"http://127.0.0.1:{port}/", max_idle=CLIENTS)
-        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keyfile))
+        client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keyfile))
         await client.request(payload)  # the session
         loads[name] = _Load(client, payload, pid, f"http://127.0.0.1:{port}/")
     try:

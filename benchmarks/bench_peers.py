@@ -505,7 +505,7 @@ async def _missile_client(
     ctx = context_from_keyfile(keys, role="client").ctx
     transport = PooledHttpTransport(f"http://127.0.0.1:{port}/", max_idle=HTTP_CLIENTS)
     caps = _capabilities(fmt)
-    client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys), capabilities=caps)
+    client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys), capabilities=caps)
     for _ in range(2):  # the session, then a request written in the negotiated format
         assert (await client.request(payload)).payload == payload
     if request_format(ctx.store, caps) is not fmt:

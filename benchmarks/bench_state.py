@@ -224,7 +224,7 @@ class _Entities:
             keys = KeyFile.from_dict(copy.deepcopy(data))
             keys.time_ms = None
             ctx = context_from_keyfile(keys, role="client").ctx
-            self.idle.append(MslClient(ctx, self.transport, key_requests=key_request_factory(ctx, keys)))
+            self.idle.append(MslClient(ctx, self.transport, key_request_factory=key_request_factory(ctx, keys)))
         self.payload = os.urandom(PAYLOAD_BYTES)
 
     async def sessions(self) -> None:

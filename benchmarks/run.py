@@ -521,7 +521,7 @@ def _key_exchange(client: MslContext, server: MslContext, requests: Sequence[Key
     assert response.key_exchange is not None
     writer = MessageWriter(response.header, response.payload_crypto_context)
     wire = writer.header_bytes() + writer.close()
-    reader = MessageReader(client, key_requests=requests, single_message=True)
+    reader = MessageReader(client, key_request_data=requests, single_message=True)
     reader.feed(wire)
     assert reader.done and reader.key_exchange_crypto_context is not None
 
@@ -808,7 +808,7 @@ def bench_http(
                 for level in levels:
                     transport = PooledHttpTransport(f"http://127.0.0.1:{msl_port}/", max_idle=level)
                     echo_transport = PooledHttpTransport(f"http://127.0.0.1:{echo_port}/", max_idle=level)
-                    client = MslClient(ctx, transport, key_requests=factory)
+                    client = MslClient(ctx, transport, key_request_factory=factory)
                     response = await client.request(payload)  # session (established on first use)
                     assert response.payload == payload
 

@@ -85,7 +85,9 @@ def client_context(directory: Path) -> KeyFileContext:
 async def establish(built: KeyFileContext, url: str) -> MslClient:
     """A client with a session (master token) at ``url``."""
     client = MslClient(
-        built.ctx, HttpTransport(url), key_requests=key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")
+        built.ctx,
+        HttpTransport(url),
+        key_request_factory=key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED"),
     )
     await client.request(b"establish")
     return client
@@ -109,7 +111,7 @@ def renewal_message(built: KeyFileContext) -> tuple[bytes, Sequence[KeyRequestDa
 
 def error_code(built: KeyFileContext, body: bytes, key_requests: Sequence[KeyRequestData] = ()) -> ResponseCode | None:
     """The response code of an error answer; None for a message."""
-    reader = MessageReader(built.ctx, key_requests=key_requests, single_message=True)
+    reader = MessageReader(built.ctx, key_request_data=key_requests, single_message=True)
     events = [*reader.feed(body), *reader.end_of_stream()]
     first = events[0]
     return first.error_header.error_code if isinstance(first, ErrorReceived) else None

@@ -553,7 +553,7 @@ def _key_file(_: Path) -> list[object]:
         key_exchange_from_keyfile(keys),
         built,
         built.ctx,
-        built.key_requests,
+        built.key_request_data,
     ]
 
 

@@ -40,7 +40,7 @@ __all__ = [
     "CallOptions",
     "ConfigError",
     "KeysOption",
-    "key_requests",
+    "key_request_factory_for",
     "load_keys",
     "message_options",
     "open_state",
@@ -163,7 +163,7 @@ def open_state(location: str) -> TokenState:
         raise ConfigError(f"state={location!r}: cannot be used ({exc.strerror or type(exc).__name__})") from exc
 
 
-def key_requests(ctx: Any, keys: KeyFile, scheme: str | None, mechanism: str | None) -> Any:
+def key_request_factory_for(ctx: Any, keys: KeyFile, scheme: str | None, mechanism: str | None) -> Any:
     """The key request factory for ``key_exchange=`` and ``mechanism=`` (default: the key file's)."""
     if scheme is not None and scheme not in KEY_EXCHANGE_SCHEMES:
         raise ConfigError(f"key_exchange={scheme!r}: unknown scheme; choose from {', '.join(KEY_EXCHANGE_SCHEMES)}")

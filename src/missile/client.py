@@ -32,7 +32,15 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Unpack
 from urllib.parse import quote, urlsplit
 
-from missile._setup import CallOptions, ConfigError, KeysOption, key_requests, load_keys, message_options, open_store
+from missile._setup import (
+    CallOptions,
+    ConfigError,
+    KeysOption,
+    key_request_factory_for,
+    load_keys,
+    message_options,
+    open_store,
+)
 from missile.engine.client import MslClient, Payload, Response, StreamingResponse
 from missile.engine.options import MessageOptions
 from missile.engine.sync import EventLoopThread
@@ -120,8 +128,8 @@ class AsyncClient:
             raise ConfigError(f"keys=: {exc.error.name} ({exc.detail or exc.error.message})") from exc
         ctx = built.ctx
         self._transport = _RoutedTransport(pool, parts.path)
-        factory = key_requests(ctx, key_file, key_exchange, mechanism)
-        self.engine = MslClient(ctx, self._transport, key_requests=factory)
+        factory = key_request_factory_for(ctx, key_file, key_exchange, mechanism)
+        self.engine = MslClient(ctx, self._transport, key_request_factory=factory)
         """The protocol engine (for options the front door does not expose)."""
         self._service_token_contexts = key_file.service_token_crypto_contexts(ctx.random)
         self._closed = False
@@ -160,7 +168,7 @@ class AsyncClient:
         (that answer is processed and returned); otherwise None."""
         token = self._enter(path)
         try:
-            return await self.engine.send(payload, self._options(options))
+            return await self.engine.one_way(payload, self._options(options))
         finally:
             _path.reset(token)
 

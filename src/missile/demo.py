@@ -94,7 +94,7 @@ async def _client_steps(workdir: Path, port: int, server_keys: KeyFile) -> None:
     client_keys = KeyFile.load(workdir / "client.json")
     ctx = context_from_keyfile(client_keys).ctx
     transport = HttpTransport(f"http://127.0.0.1:{port}/")
-    client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, client_keys, "JWK_LADDER"))
+    client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, client_keys, "JWK_LADDER"))
     try:
         _describe("1. first request: PSK entity auth + JWK_LADDER key exchange", await client.request(b"hello"))
         _describe("2. second request: the session is reused", await client.request(b"hello again"))

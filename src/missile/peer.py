@@ -43,7 +43,7 @@ from missile._setup import (
     CallOptions,
     ConfigError,
     KeysOption,
-    key_requests,
+    key_request_factory_for,
     load_keys,
     message_options,
     open_state,
@@ -258,7 +258,7 @@ class Peer:
                 )
             except MslException as exc:
                 raise ConfigError(f"keys=: {exc.error.name} ({exc.detail or exc.error.message})") from exc
-            requests = key_requests(built.ctx, key_file, key_exchange, mechanism)
+            requests = key_request_factory_for(built.ctx, key_file, key_exchange, mechanism)
         except BaseException:
             _close_now(self._store, self._state)
             raise
@@ -266,7 +266,7 @@ class Peer:
         self.engine: MslPeer = _Engine(
             built.ctx,
             handler=handler,
-            key_requests=requests,
+            key_request_factory=requests,
             max_payload_size=max_payload_size,
             service_token_contexts=self._service_token_contexts,
         )

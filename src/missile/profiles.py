@@ -34,10 +34,10 @@ __all__ = ["context_from_keyfile", "KeyFileContext"]
 class KeyFileContext:
     """A context built from a key file, with the requester's outstanding key requests."""
 
-    def __init__(self, ctx: MslContext, key_requests: list[KeyRequestData], keys: KeyFile) -> None:
+    def __init__(self, ctx: MslContext, key_request_data: list[KeyRequestData], keys: KeyFile) -> None:
         self.ctx = ctx
         """The context."""
-        self.key_requests = key_requests
+        self.key_request_data = key_request_data
         """Key request data this entity sent (with private parts), from ``key_request_data``."""
         self.keys = keys
         """The key file."""

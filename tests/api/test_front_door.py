@@ -34,6 +34,8 @@ def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
         asyncio.run(asyncio.wait_for(test(*args, **kwargs), 60))
 
     return run
+
+
 seen: list[missile.Request] = []
 
 
@@ -174,7 +176,9 @@ async def test_empty_payload_engine_level_with_every_key_exchange(keys: Path) ->
         server = MslServer(context_from_keyfile(server_keys).ctx, handler)
         ctx = context_from_keyfile(client_keys).ctx
         engine = MslClient(
-            ctx, LoopbackTransport(server.serve_channel), key_requests=key_request_factory(ctx, client_keys, scheme)
+            ctx,
+            LoopbackTransport(server.serve_channel),
+            key_request_factory=key_request_factory(ctx, client_keys, scheme),
         )
         assert (await engine.request(b"")).payload == b"ok"
         assert (await engine.request(b"")).messages == 2  # session reused, no handshake

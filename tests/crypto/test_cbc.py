@@ -102,3 +102,97 @@ def test_padding_check_equals_pkcs7(block: bytes) -> None:
     except MslException as exc:
         got = exc.error
     assert got == expected
+
+
+# -- the reused encryptor ---------------------------------------------------------------
+
+
+def _encrypt_outcome(fn: object, *args: object) -> object:
+    try:
+        return fn(*args)  # type: ignore[operator]
+    except (MslException, ValueError) as exc:
+        return type(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    messages=st.lists(
+        st.tuples(
+            st.binary(max_size=17000),
+            st.binary(min_size=16, max_size=16) | st.binary(max_size=20),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_reused_encryptor_equals_a_fresh_one(messages: list[tuple[bytes, bytes, bool]]) -> None:
+    """Message after message (the chaining value carried over), any size, any IV."""
+    key = cbc.CbcKey(algorithms.AES(bytes(range(16))))
+    for data, iv, view in messages:
+        given_data = memoryview(data) if view else data
+        assert _encrypt_outcome(key.encrypt, iv, given_data) == _encrypt_outcome(cbc.encrypt, key.aes, iv, data)
+
+
+def test_encrypts_at_every_size_up_to_past_the_reuse_limit() -> None:
+    key = cbc.CbcKey(algorithms.AES(os.urandom(16)))
+    for size in [*range(1, 600), *range(16 * 1024 - 40, 16 * 1024 + 40)]:
+        iv, data = os.urandom(16), os.urandom(size)
+        ciphertext = key.encrypt(iv, data)
+        assert ciphertext == cbc.encrypt(key.aes, iv, data)
+        plain, n = key.decrypt(iv, ciphertext)
+        assert plain[:n] == data
+
+
+def test_encryptor_concurrent_use_from_threads() -> None:
+    """Threads contend for the one encryptor; whoever does not get it sets up its own."""
+    key = cbc.CbcKey(algorithms.AES(os.urandom(16)))
+    inputs = [(os.urandom(16), os.urandom(n)) for n in (1, 100, 3000)]
+    cases = [(iv, data, cbc.encrypt(key.aes, iv, data)) for iv, data in inputs]
+    failures: list[str] = []
+
+    def work() -> None:
+        for _ in range(300):
+            for iv, data, ciphertext in cases:
+                if key.encrypt(iv, data) != ciphertext:
+                    failures.append("mismatch")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures and not any(t.is_alive() for t in threads)
+
+
+class _Interrupted:
+    """An encryptor interrupted mid-call (as by a signal between feeding it and noting
+    its chaining value)."""
+
+    def update(self, data: bytes) -> bytes:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_encryptor_is_replaced() -> None:
+    key = cbc.CbcKey(algorithms.AES(os.urandom(16)))
+    iv = os.urandom(16)
+    key.encrypt(iv, b"first")
+    key._encryptor = _Interrupted()  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        key.encrypt(iv, b"second")
+    assert key.encrypt(iv, b"third") == cbc.encrypt(key.aes, iv, b"third")
+    assert key.encrypt(iv, b"fourth") == cbc.encrypt(key.aes, iv, b"fourth")
+
+
+@pytest.mark.parametrize("sizes", [(0, 1, 0), (10, 200, 7), (3, 16 * 1024 - 3, 0), (5, 16 * 1024, 5), (7, 70000, 9)])
+def test_encrypt_pieces_equals_the_stream(sizes: tuple[int, int, int]) -> None:
+    pieces = [os.urandom(n) for n in sizes]
+    iv = os.urandom(16)
+    got = KEY.encrypt_pieces(iv, pieces, sum(sizes))
+    assert b"".join(got) == b"".join(cbc.encrypt_stream(KEY.aes, iv, pieces, sum(sizes)))
+
+
+@pytest.mark.parametrize("size", [100, 70000])
+def test_encrypt_pieces_refuses_a_wrong_size(size: int) -> None:
+    with pytest.raises(MslException):
+        KEY.encrypt_pieces(bytes(16), [os.urandom(size)], size + 1)

@@ -436,7 +436,7 @@ def make_pair(
     else:
         cctx = client_context(entity, client_clock or clock, **(client_config or {}))
     client = MslClient(
-        cctx, transport, key_requests=key_requests_for(keyx, cctx.wrap_repository), **(client_kwargs or {})
+        cctx, transport, key_request_factory=key_requests_for(keyx, cctx.wrap_repository), **(client_kwargs or {})
     )
     return Pair(clock, server_ctx, cctx, server, transport, client, recorder, factory, handled, new_server)
 

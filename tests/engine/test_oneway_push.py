@@ -25,7 +25,7 @@ def _pair(handler):  # type: ignore[no-untyped-def]
     server = MslServer(context_from_keyfile(server_keys, clock=clock).ctx, handler)
     transport = LoopbackTransport(server.serve_channel)
     ctx = context_from_keyfile(client_keys, clock=clock).ctx
-    return MslClient(ctx, transport, key_requests=lambda: [SymmetricWrappedRequest("PSK")]), transport
+    return MslClient(ctx, transport, key_request_factory=lambda: [SymmetricWrappedRequest("PSK")]), transport
 
 
 def test_one_way_send() -> None:
@@ -38,12 +38,12 @@ def test_one_way_send() -> None:
     async def go() -> None:
         client, transport = _pair(handler)
         # No session yet: the message asks for keys, so the server must answer with them.
-        first = await client.send(b"first")
+        first = await client.one_way(b"first")
         assert first is not None and first.header.data.key_response_data is not None
         assert first.payload == b""
         # With a session the server sends nothing back.
-        assert await client.send(b"second") is None
-        assert await client.send(b"third") is None
+        assert await client.one_way(b"second") is None
+        assert await client.one_way(b"third") is None
         assert seen == [b"first", b"second", b"third"]
         assert transport.connections == 3
 

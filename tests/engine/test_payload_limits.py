@@ -32,7 +32,7 @@ def _pair(server_limit: int, client_limit: int, reply: bytes) -> MslClient:
     return MslClient(
         ctx,
         LoopbackTransport(server.serve_channel),
-        key_requests=lambda: [SymmetricWrappedRequest("PSK")],
+        key_request_factory=lambda: [SymmetricWrappedRequest("PSK")],
         max_payload_size=client_limit,
     )
 

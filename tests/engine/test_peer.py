@@ -40,7 +40,7 @@ def _peer(identity: str, keysets: dict[str, KeySet], clock: FixedClock, tag: str
     async def handler(request: Request) -> Reply:
         return Reply(data=f"{tag} got ".encode() + request.payload)
 
-    return MslPeer(ctx, handler=handler, key_requests=lambda: [SymmetricWrappedRequest("PSK")])
+    return MslPeer(ctx, handler=handler, key_request_factory=lambda: [SymmetricWrappedRequest("PSK")])
 
 
 def _keysets() -> dict[str, KeySet]:

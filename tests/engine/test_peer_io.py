@@ -84,7 +84,7 @@ def _peer(keys: KeyFile, clock: FixedClock, **kwargs: Any) -> MslPeer:
     )
     built = context_from_keyfile(keys, peer_to_peer=True, store=InMemoryStore(), token_factory=factory, clock=clock)
     kwargs.setdefault("handler", _echo)
-    return MslPeer(built.ctx, key_requests=lambda: [SymmetricWrappedRequest("PSK")], **kwargs)
+    return MslPeer(built.ctx, key_request_factory=lambda: [SymmetricWrappedRequest("PSK")], **kwargs)
 
 
 def _connected(clock: FixedClock, seen: list[Request]) -> tuple[MslPeer, MessageStream, asyncio.Future[None]]:

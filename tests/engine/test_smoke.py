@@ -30,7 +30,7 @@ def _pair() -> tuple[MslClient, LoopbackTransport]:
 
     server = MslServer(server_ctx, handler)
     transport = LoopbackTransport(server.serve_channel)
-    client = MslClient(client_ctx, transport, key_requests=lambda: [SymmetricWrappedRequest("PSK")])
+    client = MslClient(client_ctx, transport, key_request_factory=lambda: [SymmetricWrappedRequest("PSK")])
     return client, transport
 
 

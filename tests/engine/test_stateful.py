@@ -429,7 +429,7 @@ class ClientServerMachine(RuleBasedStateMachine):
             wrap_repository=InMemoryWrapCryptoContextRepository(),
         )
         key_requests = key_requests_for(CLIENTS[scheme], self.client_ctx.wrap_repository)
-        self.client = MslClient(self.client_ctx, self.transport, key_requests=key_requests)
+        self.client = MslClient(self.client_ctx, self.transport, key_request_factory=key_requests)
 
     def _open_factory(self) -> TokenFactory:
         if self.persistence == "sqlite":

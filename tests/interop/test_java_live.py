@@ -348,7 +348,7 @@ async def _library_exchange(url: str, case: Case) -> list[tuple[Response, str, s
     ctx = context_from_keyfile(keys, role="client").ctx
     mechanism = case.mechanism if case.scheme == "ASYMMETRIC_WRAPPED" else None
     transport = _RecordingTransport(url)
-    client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, case.scheme, mechanism))
+    client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, case.scheme, mechanism))
     options = MessageOptions(
         encrypted=case.encrypted,
         non_replayable=case.non_replayable,

@@ -114,7 +114,7 @@ async def _handler(request: Request) -> Reply:
 def _missile_peer(keyfile: Path, scheme: str) -> MslPeer:
     keys = KeyFile.load(keyfile)
     built = context_from_keyfile(keys, peer_to_peer=True, store=InMemoryStore())
-    return MslPeer(built.ctx, handler=_handler, key_requests=key_request_factory(built.ctx, keys, scheme))
+    return MslPeer(built.ctx, handler=_handler, key_request_factory=key_request_factory(built.ctx, keys, scheme))
 
 
 async def _start_java(args: list[str]) -> asyncio.subprocess.Process:

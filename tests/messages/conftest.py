@@ -136,12 +136,12 @@ def receive(
     ctx: MslContext,
     wire: bytes,
     *,
-    key_requests: Sequence[KeyRequestData] = (),
+    key_request_data: Sequence[KeyRequestData] = (),
     end: bool = True,
     **kw: object,
 ) -> Received:
     """Feed ``wire`` to a new reader (and signal end of stream when ``end``)."""
-    reader = MessageReader(ctx, key_requests=key_requests, **kw)  # type: ignore[arg-type]
+    reader = MessageReader(ctx, key_request_data=key_request_data, **kw)  # type: ignore[arg-type]
     events = reader.feed(wire)
     if end:
         events += reader.end_of_stream()
@@ -183,7 +183,7 @@ def establish(
     caps = BINARY_PREFERRED if binary else DEFAULT_CAPABILITIES
     response = build_response(server, at_server.header_event.header, capabilities=caps)
     assert response.key_exchange is not None
-    at_client = receive(client, encode_message(response, b"welcome"), key_requests=key_requests)
+    at_client = receive(client, encode_message(response, b"welcome"), key_request_data=key_requests)
     header = at_client.header_event.header
     assert header.data.key_response_data is not None
     crypto = at_client.header_event.key_exchange_crypto_context

@@ -95,7 +95,7 @@ def _client(recorder: _Recorder, store: Any = None) -> MslClient:
     return MslClient(
         ctx,
         LoopbackTransport(recorder.serve),
-        key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"),
+        key_request_factory=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"),
         capabilities=BINARY_PREFERRED,
     )
 
@@ -190,7 +190,7 @@ def test_formats_survive_a_restart_in_sqlite(tmp_path: Path) -> None:
             client = MslClient(
                 ctx,
                 LoopbackTransport(recorder.serve),
-                key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"),
+                key_request_factory=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"),
                 capabilities=BINARY_PREFERRED,
             )
             assert (await client.request(b"after restart")).payload == b"echo: after restart"

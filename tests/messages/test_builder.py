@@ -163,7 +163,7 @@ def test_user_id_token_issued_and_bound_to_new_master_token(server: MslContext, 
     assert uit is not None and uit.is_bound_to(new_token)
     assert uit.user == MslUser(user)
     # The client reads it bound to the master token in the key response.
-    at_client = receive(client, encode_message(response, b"hi"), key_requests=krd)
+    at_client = receive(client, encode_message(response, b"hi"), key_request_data=krd)
     got = at_client.header_event.header.data.user_id_token
     assert got is not None and got.mt_serial_number == new_token.serial_number
 

@@ -28,7 +28,7 @@ def _vector(stem: str) -> tuple[KeyFile, bytes]:
 
 def _read(keys: KeyFile, data: bytes) -> None:
     built = context_from_keyfile(keys)
-    reader = MessageReader(built.ctx, key_requests=built.key_requests, single_message=True)
+    reader = MessageReader(built.ctx, key_request_data=built.key_request_data, single_message=True)
     reader.feed(data)
     reader.end_of_stream()
 

@@ -248,7 +248,7 @@ def test_entity_auth_scheme_round_trip(scheme: str, clock: FixedClock) -> None:
     assert response.key_exchange is not None
     issued = response.key_exchange.response.master_token
     _check_identity(issued.identity, expected)
-    at_client = receive(client, encode_message(response, b"first response"), key_requests=key_requests)
+    at_client = receive(client, encode_message(response, b"first response"), key_request_data=key_requests)
     event = at_client.header_event
     assert event.key_exchange_crypto_context is not None
     assert event.payload_crypto_context is event.key_exchange_crypto_context
@@ -301,7 +301,7 @@ def _renew(
     assert at_server.data == b"renew me"
     response = build_response(server, at_server.header_event.header)
     assert response.key_exchange is not None
-    at_client = receive(client, encode_message(response, b"renewed"), key_requests=[key_request])
+    at_client = receive(client, encode_message(response, b"renewed"), key_request_data=[key_request])
     assert at_client.data == b"renewed"
     key_response = at_client.header_event.header.data.key_response_data
     assert key_response is not None

@@ -116,7 +116,7 @@ def decode_vector(vector: dict[str, Any], *, split: int | None = None) -> dict[s
     reader = MessageReader(
         ctx,
         service_token_contexts=keys.service_token_crypto_contexts(),
-        key_requests=built.key_requests,
+        key_request_data=built.key_request_data,
         single_message=True,
     )
     events = []

@@ -89,7 +89,7 @@ def test_client_and_server_spans_join_through_traceparent(traced_server: tuple[s
         ctx = context_from_keyfile(keys).ctx
         transport = PooledHttpTransport(url)
         client = MslClient(
-            ctx, transport, key_requests=key_request_factory(ctx, keys), observer=TracingObserver(provider)
+            ctx, transport, key_request_factory=key_request_factory(ctx, keys), observer=TracingObserver(provider)
         )
         try:
             await client.request(b"traced")
@@ -136,7 +136,7 @@ async def _establish_counted(built: KeyFileContext, url: str, counter: _Counting
     reached), its messages counted."""
     transport = HttpTransport(url)
     key_requests = key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")
-    client = MslClient(built.ctx, transport, key_requests=key_requests, observer=counter)
+    client = MslClient(built.ctx, transport, key_request_factory=key_requests, observer=counter)
     await client.request(b"establish")
 
 
@@ -222,7 +222,7 @@ def test_serve_writes_every_buffered_record_when_stopped(tmp_path: Path, workers
         async def many() -> None:
             transport = HttpTransport(url)
             key_requests = key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")
-            client = MslClient(built.ctx, transport, key_requests=key_requests, observer=counter)
+            client = MslClient(built.ctx, transport, key_request_factory=key_requests, observer=counter)
             for i in range(40):
                 await client.request(b"note %d" % i)
 

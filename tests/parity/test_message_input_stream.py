@@ -84,7 +84,7 @@ def test_key_response_scheme_without_factory(server: MslContext, client: MslCont
     wire = _key_response(server, client)
     factories = [f for f in client.key_exchange_factories if f.scheme != "SYMMETRIC_WRAPPED"]
     client = reconfigured(client, key_exchange_factories=factories)
-    read_fails(client, wire, MslError.KEYX_FACTORY_NOT_FOUND, key_requests=[SymmetricWrappedRequest("PSK")])
+    read_fails(client, wire, MslError.KEYX_FACTORY_NOT_FOUND, key_request_data=[SymmetricWrappedRequest("PSK")])
 
 
 def test_key_response_without_key_request(server: MslContext, client: MslContext) -> None:
@@ -102,7 +102,7 @@ def test_key_response_to_another_request(
 ) -> None:
     """incompatibleKeyRequestData."""
     wire = _key_response(server, client)
-    read_fails(client, wire, MslError.KEYX_RESPONSE_REQUEST_MISMATCH, key_requests=[request_data])
+    read_fails(client, wire, MslError.KEYX_RESPONSE_REQUEST_MISMATCH, key_request_data=[request_data])
 
 
 # -- peer-to-peer ----------------------------------------------------------------------------------

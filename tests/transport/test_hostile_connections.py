@@ -136,7 +136,9 @@ def _client_request(served: Served, payload: bytes) -> bytes:
         transport = HttpTransport(served.url, timeout=WAIT_S)
         try:
             client = MslClient(
-                built.ctx, transport, key_requests=key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")
+                built.ctx,
+                transport,
+                key_request_factory=key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED"),
             )
             return (await client.request(payload)).payload
         finally:

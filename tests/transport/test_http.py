@@ -37,7 +37,7 @@ def test_every_key_exchange_over_http(http_server: RunningServer, scheme: str, m
         keys = client_keys()
         ctx = context_from_keyfile(keys).ctx
         transport = HttpTransport(http_server.url)
-        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, scheme, mechanism))
+        client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, scheme, mechanism))
         try:
             first = await client.request(b"one")
             krd = first.header.data.key_response_data
@@ -57,7 +57,7 @@ def test_sync_client_with_user_over_http(http_server: RunningServer) -> None:
     keys = client_keys()
     ctx = context_from_keyfile(keys).ctx
     transport = HttpTransport(http_server.url)
-    client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "JWK_LADDER"))
+    client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, "JWK_LADDER"))
     with SyncClient(client, timeout=30) as sync:
         options = MessageOptions(user_id="u", user_auth=EmailPasswordAuthData("user1@foo.com", "user1pwd"))
         reply = sync.request(b"hi", options)
@@ -74,7 +74,7 @@ def test_large_streamed_payload_over_http(http_server: RunningServer) -> None:
         keys = client_keys()
         ctx = context_from_keyfile(keys).ctx
         transport = HttpTransport(http_server.url)
-        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
+        client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
         data = b"x" * (5 * 1024 * 1024 + 7)
         try:
             assert (await client.request(data)).payload == data + b"|client1|-"
@@ -100,7 +100,7 @@ def test_unreachable_server_is_comms_failure() -> None:
         keys = client_keys()
         ctx = context_from_keyfile(keys).ctx
         transport = HttpTransport("http://127.0.0.1:9/")
-        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
+        client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
         try:
             with pytest.raises(MslException) as info:
                 await client.request(b"x")

@@ -44,7 +44,7 @@ def test_example_deployment_keys_mounted_in_starlette(client_file: str, identity
         ctx = context_from_keyfile(keys).ctx
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://example")
         transport = HttpTransport("http://example/mslcli-server/", client=http)
-        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys))
+        client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys))
         try:
             reply = await client.request(b"hello")
             assert reply.payload == f"{identity}/-: hello".encode()

@@ -28,7 +28,7 @@ def _client(url: str, scheme: str = "SYMMETRIC_WRAPPED") -> tuple[MslClient, Poo
     keys = client_keys()
     ctx = context_from_keyfile(keys).ctx
     transport = PooledHttpTransport(url)
-    return MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, scheme)), transport
+    return MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, scheme)), transport
 
 
 @pytest.mark.parametrize("scheme", ["SYMMETRIC_WRAPPED", "DIFFIE_HELLMAN", "JWK_LADDER"])
@@ -162,7 +162,7 @@ def test_broken_responses_are_comms_failures(answer: bytes, then_wait: float) ->
         keys = client_keys()
         ctx = context_from_keyfile(keys).ctx
         transport = PooledHttpTransport(f"http://127.0.0.1:{port}/msl", timeout=0.5)
-        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
+        client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
         try:
             with pytest.raises(MslException) as info:
                 await asyncio.wait_for(client.request(b"x"), 10)

@@ -696,7 +696,7 @@ def test_msl_over_https(ca: trustme.CA, msl_https_url: str) -> None:
         keys = client_keys()
         ctx = context_from_keyfile(keys).ctx
         transport = PooledHttpTransport(msl_https_url, timeout=10, ssl_context=_trusting(ca))
-        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
+        client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"))
         try:
             for i in range(5):
                 reply = await client.request(b"over tls %d" % i)

@@ -62,7 +62,7 @@ def test_master_token_revoked_in_shared_state_is_refused_by_both(two_servers: De
         admin = RedisTokenState(redis_url)
         await admin.revoke_master_token(token.serial_number)
         await admin.aclose()
-        other = MslClient(built.ctx, HttpTransport(two_servers.urls[1]), key_requests=client.key_requests)
+        other = MslClient(built.ctx, HttpTransport(two_servers.urls[1]), key_request_factory=client.key_request_factory)
         reply = await other.request(b"after revocation")
         # Server B refused the revoked token (ENTITY_REAUTH); the client re-authenticated.
         assert reply.payload == b"after revocation"
@@ -77,7 +77,9 @@ def test_renewals_through_both_servers_lose_no_sequence_update(two_servers: Depl
     async def go() -> None:
         built = client_context(two_servers.keys)
         clients = [await establish(built, two_servers.urls[0])]
-        clients.append(MslClient(built.ctx, HttpTransport(two_servers.urls[1]), key_requests=clients[0].key_requests))
+        clients.append(
+            MslClient(built.ctx, HttpTransport(two_servers.urls[1]), key_request_factory=clients[0].key_request_factory)
+        )
         store = built.ctx.store
         assert store is not None
         start = store.get_master_token()
@@ -112,7 +114,7 @@ def test_server_restart_keeps_state(tmp_path: Path) -> None:
         assert error_code(built, httpx.post(url, content=message, timeout=30).content) is ResponseCode.REPLAYED
 
         async def again() -> None:
-            client = MslClient(built.ctx, HttpTransport(url), key_requests=None)
+            client = MslClient(built.ctx, HttpTransport(url), key_request_factory=None)
             reply = await client.request(b"still here")
             assert reply.payload == b"still here"
             assert reply.header.data.key_response_data is None

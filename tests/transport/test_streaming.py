@@ -49,7 +49,7 @@ def _client(transport: LoopbackTransport | HttpTransport, *, json_only: bool = F
     # json_only: the tampering below finds chunks by their JSON member name.
     caps = MessageCapabilities.of(["GZIP", "LZW"], ["en-US"], ["JSON"]) if json_only else DEFAULT_CAPABILITIES
     return MslClient(
-        ctx, transport, key_requests=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"), capabilities=caps
+        ctx, transport, key_request_factory=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"), capabilities=caps
     )
 
 

@@ -28,7 +28,7 @@ def test_many_messages_on_one_connection() -> None:
         keys = client_keys()
         ctx = context_from_keyfile(keys).ctx
         transport = TcpTransport("127.0.0.1", port)
-        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "DIFFIE_HELLMAN"))
+        client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, "DIFFIE_HELLMAN"))
         try:
             for i in range(5):
                 reply = await client.request(f"msg {i}".encode())
@@ -65,7 +65,7 @@ def test_connections_over_the_cap_are_closed_and_the_cap_frees_up() -> None:
             first.close()
             await first.wait_closed()
             transport = TcpTransport("127.0.0.1", port)
-            client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "DIFFIE_HELLMAN"))
+            client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, "DIFFIE_HELLMAN"))
 
             async def served() -> bytes:
                 # The listener learns of the closed connection when its read ends;

@@ -92,7 +92,7 @@ def test_tcp_client_gives_up_on_a_silent_server() -> None:
         keys = client_keys()
         ctx = context_from_keyfile(keys).ctx
         transport = TcpTransport("127.0.0.1", port, read_timeout=TIMEOUT)
-        client = MslClient(ctx, transport, key_requests=key_request_factory(ctx, keys, "DIFFIE_HELLMAN"))
+        client = MslClient(ctx, transport, key_request_factory=key_request_factory(ctx, keys, "DIFFIE_HELLMAN"))
         try:
             with pytest.raises(MslException) as info:
                 await asyncio.wait_for(client.request(b"hello"), 5)

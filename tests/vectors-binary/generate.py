@@ -235,7 +235,7 @@ def next_request(issued: Issued, fmt: EncoderFormat) -> dict[str, Any]:
     from missile.messages.builder import build_request
 
     client = issued.client
-    reader = MessageReader(client, key_requests=issued.request.header.data.key_request_data)
+    reader = MessageReader(client, key_request_data=issued.request.header.data.key_request_data)
     received = (reader.feed(issued.response_wire) + reader.end_of_stream())[0]
     assert isinstance(received, HeaderReceived) and received.key_exchange_crypto_context is not None
     data = received.header.data

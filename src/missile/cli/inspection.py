@@ -105,7 +105,7 @@ def inspect_message(message: bytes, keys: KeyFile) -> dict[str, Any]:
     reader = MessageReader(
         built.ctx,
         service_token_contexts=keys.service_token_crypto_contexts(),
-        key_requests=built.key_requests,
+        key_request_data=built.key_request_data,
         single_message=True,
     )
     events = [*reader.feed(message), *reader.end_of_stream()]

@@ -276,7 +276,7 @@ async def run_send(
     captures = CaptureFiles(settings.save_request, settings.save_response)
     observers: list[Observer] = [captures] if observer is None else [captures, observer]
     transport = ObservedTransport(HttpTransport(settings.url), _Observers(observers))
-    client = MslClient(ctx, transport, key_requests=factory)
+    client = MslClient(ctx, transport, key_request_factory=factory)
     before = _newest(ctx.store)
     options = MessageOptions(
         encrypted=settings.encrypted,

@@ -7,6 +7,13 @@ signature and raises :class:`~missile.errors.MslCryptoException` only for operat
 failures. An operation a context cannot perform raises the matching ``*_NOT_SUPPORTED``
 error.
 
+Headers, error headers and tokens need the envelope in the encoder format of the
+message being written (the signature covers the bytes as sent):
+:meth:`CryptoContext.encrypt_in_format` gives it. By default it rewrites what
+``encrypt`` returned (:func:`~missile.crypto.envelopes.envelope_in_format`); a context
+that writes V1 envelopes itself may write the requested format directly, to the same
+bytes, sparing the parse and re-encoding of an envelope it has just written.
+
 A context also offers the codec its payload chunks are sealed and opened with
 (:meth:`CryptoContext.chunk_codec`): by default the general one, built on the six
 operations; a context may return a faster one that writes and reads the same bytes.
@@ -16,6 +23,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
+
+from missile.crypto.envelopes import envelope_in_format
 
 if TYPE_CHECKING:
     from missile.crypto.chunks import ChunkCodec
@@ -48,6 +57,12 @@ class CryptoContext(ABC):
     @abstractmethod
     def verify(self, data: bytes, signature: bytes) -> bool:
         """True when ``signature`` is a valid signature envelope over ``data``."""
+
+    def encrypt_in_format(self, data: bytes, encoder_format: EncoderFormat) -> bytes:
+        """:meth:`encrypt` with the envelope written in ``encoder_format``
+        (docs/binary-format.md §5.1); what ``encrypt`` returns when it is not a JSON V1
+        envelope (a pass-through context's data) is returned as it is."""
+        return envelope_in_format(self.encrypt(data), encoder_format)
 
     def chunk_codec(self, encoder_format: EncoderFormat) -> ChunkCodec:
         """The codec that seals and opens payload chunks in ``encoder_format`` under this

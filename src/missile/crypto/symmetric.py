@@ -17,7 +17,7 @@ from missile.crypto.algorithms import SignatureAlgo
 from missile.crypto.cbc import AES_BLOCK_SIZE
 from missile.crypto.chunks import ChunkCodec
 from missile.crypto.context import CryptoContext
-from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion, encode_v1
+from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion, encode_v1, encode_v1_binary
 from missile.crypto.random import DEFAULT_RANDOM, RandomSource
 from missile.crypto.symmetric_chunks import ChunkKeys, SymmetricChunkCodec, signature_tag
 from missile.encoding import EncoderFormat
@@ -75,6 +75,9 @@ class SymmetricCryptoContext(CryptoContext):
 
     #: True when chunks may use the streaming codec (see :meth:`__init_subclass__`).
     streams_chunks: ClassVar[bool] = True
+    #: True when :meth:`encrypt_in_format` may write envelopes itself: false for a
+    #: subclass that overrides :meth:`encrypt` (see :meth:`__init_subclass__`).
+    writes_envelopes: ClassVar[bool] = True
 
     __slots__ = (
         "_cbc",
@@ -168,7 +171,22 @@ class SymmetricCryptoContext(CryptoContext):
         if self._cbc is None:
             raise MslCryptoException(MslError.ENCRYPT_NOT_SUPPORTED, "no encryption key")
         iv = self._random.random_bytes(AES_BLOCK_SIZE)
-        return encode_v1(self._key_id, iv, cbc.encrypt(self._cbc.aes, iv, data) if data else b"")
+        return encode_v1(self._key_id, iv, self._cbc.encrypt(iv, data) if data else b"")
+
+    def encrypt_in_format(self, data: bytes, encoder_format: EncoderFormat) -> bytes:
+        """:meth:`encrypt` writing the V1 envelope straight in ``encoder_format``: the
+        bytes the default (JSON, then rewritten) gives for the same IV, without parsing
+        the envelope back. A subclass that overrides :meth:`encrypt` gets the default,
+        built on its override (see :meth:`__init_subclass__`)."""
+        if not self.writes_envelopes:
+            return super().encrypt_in_format(data, encoder_format)
+        if self._cbc is None:
+            raise MslCryptoException(MslError.ENCRYPT_NOT_SUPPORTED, "no encryption key")
+        iv = self._random.random_bytes(AES_BLOCK_SIZE)
+        ciphertext = self._cbc.encrypt(iv, data) if data else b""
+        if encoder_format is EncoderFormat.MISSILE_CBOR:
+            return encode_v1_binary(self._key_id, iv, ciphertext)
+        return encode_v1(self._key_id, iv, ciphertext)
 
     def decrypt(self, data: bytes) -> bytes:
         """Open a V1 envelope (forced V1, like the reference; the key ID is not checked)."""
@@ -199,10 +217,14 @@ class SymmetricCryptoContext(CryptoContext):
         """A subclass that overrides any of the operations a chunk goes through
         (``encrypt``, ``decrypt``, ``sign``, ``verify``) gets the general chunk codec,
         built on its overrides, unless it declares ``streams_chunks = True`` itself
-        (saying its overrides keep the stock bytes). Decided once, by declaration."""
+        (saying its overrides keep the stock bytes). Likewise one that overrides
+        ``encrypt`` has :meth:`encrypt_in_format` go through it, unless it declares
+        ``writes_envelopes = True``. Decided once, by declaration."""
         super().__init_subclass__(**kwargs)
         if "streams_chunks" not in cls.__dict__ and any(name in cls.__dict__ for name in _CHUNK_OPERATIONS):
             cls.streams_chunks = False
+        if "encrypt" in cls.__dict__ and "writes_envelopes" not in cls.__dict__:
+            cls.writes_envelopes = False
 
     # -- key wrapping ------------------------------------------------------------------
 

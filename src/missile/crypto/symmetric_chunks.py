@@ -128,7 +128,7 @@ class SymmetricChunkCodec(ChunkCodec):
         mac = keys.mac.copy()
         if len(data) <= STREAM_THRESHOLD:
             plaintext = b"".join((prefix, b64encode_bytes(data), tail))
-            ciphertext = cbc.encrypt(keys.cipher.aes, iv, plaintext)
+            ciphertext = keys.cipher.encrypt(iv, plaintext)
             envelope = b"".join((V1_JSON_HEAD, b64encode_bytes(ciphertext), self._iv_head, b64encode_bytes(iv), b'"}'))
             mac.update(envelope)
             payload = [b64encode_bytes(envelope)]
@@ -154,7 +154,7 @@ class SymmetricChunkCodec(ChunkCodec):
         keys = self._keys
         prefix, tail = plaintext_parts(head, EncoderFormat.MISSILE_CBOR, len(data))
         size = len(prefix) + len(data) + len(tail)
-        ciphertext = list(cbc.encrypt_stream(keys.cipher.aes, iv, (prefix, data, tail), size))
+        ciphertext = keys.cipher.encrypt_pieces(iv, (prefix, data, tail), size)
         envelope_head = v1_binary_head(keys.key_id, iv, size + len(cbc.pad(size)))
         mac = keys.mac.copy()
         mac.update(envelope_head)

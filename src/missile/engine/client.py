@@ -194,7 +194,7 @@ class _Plan:
     user_auth_data: UserAuthData | None
     renewable: bool
     handshake: bool
-    key_requests: list[KeyRequestData] = field(default_factory=list)
+    key_request_data: list[KeyRequestData] = field(default_factory=list)
 
 
 @dataclass
@@ -217,7 +217,7 @@ class MslClient:
         ctx: MslContext,
         transport: ClientTransport,
         *,
-        key_requests: Callable[[], Sequence[KeyRequestData]] | None = None,
+        key_request_factory: Callable[[], Sequence[KeyRequestData]] | None = None,
         capabilities: MessageCapabilities | None = DEFAULT_CAPABILITIES,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         reader_limits: ReaderLimits | None = None,
@@ -225,7 +225,7 @@ class MslClient:
         max_payload_size: int = 256 * 1024 * 1024,
         observer: Observer | None = None,
     ) -> None:
-        """``key_requests`` produces fresh key request data (with private parts) each
+        """``key_request_factory`` produces fresh key request data (with private parts) each
         time the client asks for keys; without it the client cannot establish sessions.
         ``max_payload_size`` bounds a buffered response (:meth:`request_stream` has none).
         ``observer`` is told of every message and recovery step (:mod:`missile.observe`;
@@ -234,7 +234,7 @@ class MslClient:
             raise ValueError("an MSL client needs a store")
         self.ctx = ctx
         self.transport = transport
-        self.key_requests = key_requests
+        self.key_request_factory = key_request_factory
         self.capabilities = capabilities
         self.chunk_size = chunk_size
         self.reader_limits = reader_limits
@@ -274,7 +274,7 @@ class MslClient:
         assert isinstance(response, StreamingResponse)
         return response
 
-    async def send(self, data: Payload = b"", options: MessageOptions | None = None) -> Response | None:
+    async def one_way(self, data: Payload = b"", options: MessageOptions | None = None) -> Response | None:
         """Send ``data`` one way. The server answers only when it has tokens to deliver
         (or an error); that answer is processed and returned, otherwise None."""
         response = await self._run(data, options or MessageOptions(), one_way=True)
@@ -374,7 +374,7 @@ class MslClient:
             ead = ctx.get_entity_auth_data(attempt.entity_reauth)
             if ead is not None:
                 entity = choice.Protection(ead.encrypts, ead.protects_integrity)
-        return choice.State(master, user, entity, key_exchange=self.key_requests is not None)
+        return choice.State(master, user, entity, key_exchange=self.key_request_factory is not None)
 
     def _plan(
         self,
@@ -392,10 +392,10 @@ class MslClient:
             user_auth = attempt.user_auth if attempt.user_auth is not None else options.user_auth_data(None)
         have_user_auth = user_auth is not None
         decision = choice.decide(state, needs, attempt, renewable=renewable, user_auth=have_user_auth)
-        key_requests: list[KeyRequestData] = []
-        if decision.key_exchange and self.key_requests is not None:
-            key_requests = list(self.key_requests())
-            if not key_requests:
+        key_request_data: list[KeyRequestData] = []
+        if decision.key_exchange and self.key_request_factory is not None:
+            key_request_data = list(self.key_request_factory())
+            if not key_request_data:
                 # A factory that produces no key request data is as good as none.
                 unable = replace(state, key_exchange=False)
                 decision = choice.decide(unable, needs, attempt, renewable=renewable, user_auth=have_user_auth)
@@ -406,7 +406,7 @@ class MslClient:
             user_auth if decision.user_auth else None,
             decision.renewable,
             decision.handshake,
-            key_requests,
+            key_request_data,
         )
 
     def _newest_master_token(self) -> MasterToken | None:
@@ -540,7 +540,7 @@ class MslClient:
             use_entity_auth=plan.master_token is None,
             user_id_token=plan.user_id_token,
             user_auth_data=plan.user_auth_data,
-            key_request_data=plan.key_requests,
+            key_request_data=plan.key_request_data,
             renewable=plan.renewable,
             handshake=plan.handshake,
             non_replayable=options.non_replayable and not plan.handshake,
@@ -585,7 +585,7 @@ class MslClient:
         one_way: bool,
         stream: bool = False,
     ) -> _Result | None:
-        reader = self._reader(options, plan.key_requests)
+        reader = self._reader(options, plan.key_request_data)
         source = MessageStream(channel)
         pending: list[bytes] = []
         if not await read_head(source, reader, pending):
@@ -610,11 +610,11 @@ class MslClient:
             pushes = await self._pushes(source, options)
         return _Result(request, header, error, b"".join(payload), keyx_context, pushes)
 
-    def _reader(self, options: MessageOptions, key_requests: Sequence[KeyRequestData] = ()) -> MessageReader:
+    def _reader(self, options: MessageOptions, key_request_data: Sequence[KeyRequestData] = ()) -> MessageReader:
         return MessageReader(
             self.ctx,
             service_token_contexts=options.service_token_contexts,
-            key_requests=key_requests,
+            key_request_data=key_request_data,
             limits=self.reader_limits,
         )
 
@@ -738,7 +738,7 @@ class MslClient:
             entity_auth=rule.reauthenticate_entity and ctx.get_entity_auth_data(code) is not None,
             user_auth=options.user_auth_data(rule.user_reauth) if rule.reauthenticate_user else None,
             user=options.user_id is not None,
-            key_exchange=self.key_requests is not None,
+            key_exchange=self.key_request_factory is not None,
         )
         resend = choice.resend(code, failure)
         if resend is None:

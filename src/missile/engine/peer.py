@@ -105,7 +105,7 @@ class MslPeer:
         ctx: MslContext,
         *,
         handler: Handler | None = None,
-        key_requests: Callable[[], Sequence[KeyRequestData]] | None = None,
+        key_request_factory: Callable[[], Sequence[KeyRequestData]] | None = None,
         options: MessageOptions | None = None,
         capabilities: MessageCapabilities | None = DEFAULT_CAPABILITIES,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -122,7 +122,7 @@ class MslPeer:
             raise ValueError("a peer needs a store and a token factory")
         self.ctx = ctx
         self.handler = handler
-        self.key_requests = key_requests
+        self.key_request_factory = key_request_factory
         self.options = options or MessageOptions()
         self.capabilities = capabilities
         self.chunk_size = chunk_size
@@ -217,7 +217,7 @@ class MslPeer:
         *,
         renewable: bool,
         handshake: bool = False,
-        key_requests: Sequence[KeyRequestData] = (),
+        key_request_data: Sequence[KeyRequestData] = (),
         keyx: KeyExchangeResult | None = None,
         respond_to: MessageHeader | None = None,
         tokens: _Tokens = _Tokens(),
@@ -254,7 +254,7 @@ class MslPeer:
             handshake=handshake,
             non_replayable_id=non_replayable_id,
             capabilities=caps,
-            key_request_data=tuple(key_requests) if (renewable or handshake) else (),
+            key_request_data=tuple(key_request_data) if (renewable or handshake) else (),
             key_response_data=keyx.response if keyx is not None else None,
             user_auth_data=tokens.user_auth_data if encrypts else None,
             user_id_token=tokens.user_id_token if primary is not None else None,
@@ -270,11 +270,11 @@ class MslPeer:
         writer = MessageWriter(header, header.crypto_context, chunk_size=self.chunk_size)
         await write_message(channel, writer, None if header.is_handshake else (data or b""), self.chunk_size)
 
-    async def _receive(self, channel: Channel, key_requests: Sequence[KeyRequestData]) -> Message | None:
+    async def _receive(self, channel: Channel, key_request_data: Sequence[KeyRequestData]) -> Message | None:
         reader = MessageReader(
             self.ctx,
             service_token_contexts=self.service_token_contexts,
-            key_requests=key_requests,
+            key_request_data=key_request_data,
             limits=self.reader_limits,
         )
         received = await read_message(channel, reader, max_payload=self.max_payload_size)
@@ -291,9 +291,7 @@ class MslPeer:
         user_auth = None
         if options.user_id is not None and user_id_token is None:
             user_auth = options.user_auth_data(None)
-        wants = user_auth is not None or (
-            user_id_token is not None and user_id_token.is_renewable(self._remote_now())
-        )
+        wants = user_auth is not None or (user_id_token is not None and user_id_token.is_renewable(self._remote_now()))
         service_tokens = self._outgoing_tokens(user_id_token, options.service_tokens)
         return _Tokens(user_id_token, user_auth, service_tokens, non_replayable=options.non_replayable), wants
 
@@ -316,16 +314,16 @@ class MslPeer:
             needs_keys = choice.keys_due(primary)
             tokens, wants_user_token = self._request_tokens(options)
             renewable = needs_keys or wants_user_token or options.requesting_tokens
-            key_requests = list(self.key_requests()) if needs_keys and self.key_requests else []
+            key_request_data = list(self.key_request_factory()) if needs_keys and self.key_request_factory else []
             keys_first = False
-            if key_requests and not data:
+            if key_request_data and not data:
                 # Empty data with key requests reads as a legacy handshake (messages.md §9)
                 # and would never reach the handler: the client's rule decides instead.
                 keys_first = choice.handshake_for_empty(primary)
                 if not keys_first:
-                    key_requests = []
+                    key_request_data = []
             header, encrypts, protects = self._build(
-                message_id, renewable=renewable, key_requests=key_requests, tokens=tokens
+                message_id, renewable=renewable, key_request_data=key_request_data, tokens=tokens
             )
             handshake = keys_first or choice.needs_handshake(
                 choice.Protection(encrypts, protects),
@@ -334,11 +332,13 @@ class MslPeer:
                 user_auth=tokens.user_auth_data is not None,
             )
             if handshake:
-                if not key_requests:
+                if not key_request_data:
                     raise MslMessageException(MslError.HANDSHAKE_DATA_MISSING, "no key request data")
-                header, _, _ = self._build(message_id, renewable=True, handshake=True, key_requests=key_requests)
+                header, _, _ = self._build(
+                    message_id, renewable=True, handshake=True, key_request_data=key_request_data
+                )
             await self._send(stream, header, None if handshake else data)
-            received = await self._receive(stream, key_requests)
+            received = await self._receive(stream, key_request_data)
             if received is None or (received.header is None and received.error is None):
                 raise MslException(MslError.MSL_COMMS_FAILURE, "the peer closed the channel")
             if received.error is not None:
@@ -402,11 +402,11 @@ class MslPeer:
         reply_data = data if isinstance(data, bytes) else b"".join([piece async for piece in data])
         keyx = exchange_keys(self.ctx, request)
         renewable = self._needs_keys()
-        key_requests = list(self.key_requests()) if renewable and self.key_requests else []
+        key_request_data = list(self.key_request_factory()) if renewable and self.key_request_factory else []
         header, encrypts, protects = self._build(
             next_id(request.message_id),
             renewable=renewable,
-            key_requests=key_requests,
+            key_request_data=key_request_data,
             keyx=keyx,
             respond_to=request,
             tokens=self._response_tokens(request, keyx, reply.service_tokens),
@@ -419,9 +419,9 @@ class MslPeer:
                 raise MslException(MslError.RESPONSE_REQUIRES_ENCRYPTION)
         await record_issued(self.ctx, request, header)
         await self._send(channel, header, reply_data)
-        if key_requests:
+        if key_request_data:
             # The requester answers our key request on the same channel.
-            answer = await self._receive(channel, key_requests)
+            answer = await self._receive(channel, key_request_data)
             if answer is not None and answer.header is not None:
                 self._absorb(answer)
 
@@ -443,11 +443,7 @@ class MslPeer:
         elif (
             uit is not None
             and uit.verified
-            and (
-                (data.renewable and uit.is_renewable(None))
-                or uit.is_expired(None)
-                or not uit.is_bound_to(bound_to)
-            )
+            and ((data.renewable and uit.is_renewable(None)) or uit.is_expired(None) or not uit.is_bound_to(bound_to))
         ):
             uit = factory.renew_user_id_token(self.ctx, uit, bound_to)
         elif uit is not None and not uit.is_bound_to(bound_to):

@@ -11,7 +11,6 @@ from typing import Any
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
-from missile.crypto.envelopes import envelope_in_format
 from missile.encoding import EncoderFormat, MslObject, decode, encode, in_range
 from missile.entityauth.base import EntityAuthData, parse_entity_auth_data
 from missile.errors import MslError, MslException, MslMessageException, ResponseCode
@@ -88,7 +87,7 @@ class ErrorHeader:
             KEY_ERROR_MESSAGE: error_message,
             KEY_USER_MESSAGE: user_message,
         }
-        errordata = envelope_in_format(crypto.encrypt(encode(fields, encoder_format)), encoder_format)
+        errordata = crypto.encrypt_in_format(encode(fields, encoder_format), encoder_format)
         return cls(
             entity_auth_data=entity_auth_data,
             message_id=message_id,

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
-from missile.crypto.envelopes import envelope_in_format
 from missile.encoding import EncoderFormat, MslObject, cbor, decode, encode, in_range
 from missile.encoding.base64 import b64encode_bytes
 from missile.encoding.codec import encode_binary, encode_json, to_json_value
@@ -263,7 +262,7 @@ class MessageHeader:
             sender = data.sender if data.sender is not None else ctx.identity
         if encoder_format is EncoderFormat.MISSILE_CBOR:
             plaintext = _binary_header_data(data, sender, timestamp, peer_to_peer=ctx.peer_to_peer)
-            headerdata = envelope_in_format(crypto.encrypt(plaintext), encoder_format)
+            headerdata = crypto.encrypt_in_format(plaintext, encoder_format)
         else:
             plaintext = encode_json(_json_header_data(ctx, data, sender, timestamp))
             headerdata = crypto.encrypt(plaintext)

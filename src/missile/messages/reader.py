@@ -56,16 +56,16 @@ class MessageReader:
         ctx: MslContext,
         *,
         service_token_contexts: Mapping[str, CryptoContext] | None = None,
-        key_requests: Sequence[KeyRequestData] = (),
+        key_request_data: Sequence[KeyRequestData] = (),
         limits: ReaderLimits | None = None,
         single_message: bool = False,
     ) -> None:
-        """``key_requests`` are the requests this entity sent (to process a key response).
+        """``key_request_data`` are the requests this entity sent (to process a key response).
         With ``single_message`` (one message per body, as over HTTP) anything after the
         end of the message is MESSAGE_FORMAT_ERROR instead of being kept for the next."""
         self.ctx = ctx
         self.service_token_contexts = dict(service_token_contexts or {})
-        self.key_requests = list(key_requests)
+        self.key_request_data = list(key_request_data)
         self.limits = limits or DEFAULT_LIMITS
         self.single_message = single_message
         self._decoder = ObjectStreamDecoder(max_object_size=self.limits.max_header_size)
@@ -203,7 +203,7 @@ class MessageReader:
         if factory is None:
             raise MslKeyExchangeException(MslError.KEYX_FACTORY_NOT_FOUND, response.scheme)
         failure: MslException | None = None
-        for request in self.key_requests:
+        for request in self.key_request_data:
             if request.scheme != response.scheme:
                 continue
             try:

@@ -9,7 +9,6 @@ from typing import Any
 
 from missile.clock import Clock
 from missile.crypto.context import CryptoContext
-from missile.crypto.envelopes import envelope_in_format
 from missile.encoding import EncoderFormat, MslObject, cbor, decode, encode, in_range
 from missile.encoding.codec import to_json_value
 from missile.errors import MslEncodingException, MslError, MslException
@@ -136,7 +135,7 @@ def sign_token_data(
             KEY_EXPIRATION: expiration,
             serial_keys[0]: serials[0],
             serial_keys[1]: serials[1],
-            payload_key: envelope_in_format(msl_crypto.encrypt(payload), encoder_format),
+            payload_key: msl_crypto.encrypt_in_format(payload, encoder_format),
         },
         encoder_format,
     )
