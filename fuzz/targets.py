@@ -184,12 +184,15 @@ class Case:
         overrides: dict[str, Any] = {"allowed_insecure_schemes": _INSECURE} if _INSECURE else {}
         built = context_from_keyfile(self.keys, peer_to_peer=peer_to_peer, **overrides)
         self.ctx = built.ctx
-        self.key_requests: list[KeyRequestData] = list(built.key_requests)
+        self.key_request_data: list[KeyRequestData] = list(built.key_request_data)
 
     def reader(self, peer_to_peer: bool = False) -> MessageReader:
         self.reset(peer_to_peer)
         return MessageReader(
-            self.ctx, service_token_contexts=self.st_contexts, key_requests=self.key_requests, single_message=True
+            self.ctx,
+            service_token_contexts=self.st_contexts,
+            key_request_data=self.key_request_data,
+            single_message=True,
         )
 
     def read(self, message: bytes, split: int = 0, peer_to_peer: bool = False) -> None:
@@ -836,7 +839,7 @@ def _keyx_response(scheme: str) -> Callable[[bytes], None]:
         if factory is None or dec is None or dec.header is None:
             return
         # As the reader does: try each request of the scheme this client sent.
-        for request in c.key_requests:
+        for request in c.key_request_data:
             if request.scheme == response.scheme:
                 try:
                     factory.crypto_context(ctx, request, response, dec.header.master_token)
@@ -1003,7 +1006,7 @@ def _jwe_contexts() -> list[CryptoContext]:
 
     out: list[CryptoContext] = []
     for stem, fmt in (("05_", JweFormat.JWE_CS), ("07_", JweFormat.JWE_JS)):
-        request = case(stems_with(stem)).key_requests[0]
+        request = case(stems_with(stem)).key_request_data[0]
         assert isinstance(request, AsymmetricWrappedRequest)
         out.append(
             JweCryptoContext(

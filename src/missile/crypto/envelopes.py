@@ -6,9 +6,11 @@ signature envelope is the raw tag. Version 2 is understood on input.
 
 In the binary format (docs/binary-format.md §5) a V1 envelope is the map
 ``{"keyid","iv","ciphertext"}`` with byte strings and no dummy ``sha256`` (it carries no
-meaning, and the binary format has no reference parser to satisfy). Crypto contexts
-write JSON envelopes; :func:`envelope_in_format` rewrites one in the binary format
-before it is signed, so the signature covers the bytes as sent.
+meaning, and the binary format has no reference parser to satisfy). A crypto context's
+``encrypt`` writes JSON envelopes; its ``encrypt_in_format`` writes the format of the
+message (the signature covers the bytes as sent), by default rewriting the JSON one with
+:func:`envelope_in_format`, in the symmetric contexts directly with
+:func:`encode_v1_binary`.
 """
 
 from __future__ import annotations
