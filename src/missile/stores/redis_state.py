@@ -44,10 +44,12 @@ previous serial number, whose tokens are refused from then on (control.md §7 al
 Cost: a message costs one round trip to one node, and operations that arrive while a
 trip is in flight share the next one (:mod:`missile.stores.batching`), so redis-py's
 per-call cost is paid once per batch. That cost was most of a check's (about 100 us of
-Python per pipeline): on a single Redis a batch is written and read on a connection of
-its own with the connection's public methods, skipping the pool, retry and pipeline
-layers; in a cluster a batch of one command is sent as that command (see
-:class:`_Pipelines`).
+Python per pipeline, and 35-55 us per command of cluster routing): a batch is written
+and read on connections of its own with the connections' public methods, skipping the
+pool, retry and pipeline layers, and in a cluster each command goes straight to the
+node that the client's slot map gives its key; a command that a stale map sent to the
+wrong node is answered MOVED or ASK without running, and goes again through the cluster
+client, which follows the redirection and corrects its map (see :class:`_Pipelines`).
 
 Durability is Redis's: without RDB snapshots or the append-only file, a Redis restart
 forgets the replay windows and a captured non-replayable message is accepted once more.
@@ -78,9 +80,10 @@ from missile.tokens.state import NON_REPLAYABLE_CATCHUP, NON_REPLAYABLE_WINDOW, 
 
 __all__ = ["RedisTokenState", "redacted_url"]
 
-#: Connections to Redis per process (the client's pool; a single Redis's batches use one
-#: more per event loop). Requests beyond it wait for a free connection (bounded by the
-#: token factory's time bound) instead of opening sockets without end while Redis is slow.
+#: Connections to Redis per process (the client's pool; the batches use one more per
+#: Redis server, in a cluster per node, and event loop). Requests beyond it wait for a
+#: free connection (bounded by the token factory's time bound) instead of opening
+#: sockets without end while Redis is slow.
 MAX_CONNECTIONS = 64
 
 #: The message of the ImportError raised when the ``redis`` package is not installed.
@@ -388,19 +391,29 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
     """Sends each batch of operations (each a few commands) in one round trip, so
     redis-py's per-call cost is paid once per batch instead of per command.
 
-    On a single Redis the batch goes out on a connection of its own, written and read
-    with the connection's public methods: one batch is in flight at a time (the
-    batcher's rule), so one connection per event loop is all it needs, and the client's
-    pool checkout, retry wrapper and pipeline object (most of redis-py's cost per trip)
-    are skipped. A command is sent once, never retried: a retry after a lost reply could
-    run a check script twice. In a cluster, a batch of one command is that command and a
-    larger one a cluster pipeline, which routes each command to its slot's node.
+    A batch goes out on connections of its own, written and read with the connections'
+    public methods: one batch is in flight at a time (the batcher's rule), so one
+    connection per Redis server and event loop is all it needs, and the client's pool
+    checkout, retry wrapper, pipeline object and (in a cluster) per-command routing -
+    most of redis-py's cost per trip - are skipped. In a cluster each command goes to
+    the node that owns its key's slot in the client's slot map; the commands of every
+    node are written first and the replies read after, so the nodes work at once.
+
+    A command is sent once, never retried: a retry after a lost reply could run a check
+    script twice and record an ID twice. A lost reply (a connection that fails after the
+    write) fails every command of the batch whose reply is still unread, on any node.
+    Only a command known not to have run goes again, through the cluster client, which
+    follows redirections and refreshes its slot map: one whose slot has no node in the
+    map, one whose node cannot be connected to (nothing was sent) and one answered
+    MOVED, ASK, TRYAGAIN or CLUSTERDOWN. (The cluster client itself may resend a command
+    after a lost reply; it only carries what did not run here, or the first command
+    before its slot map is loaded.)
     """
 
     def __init__(self, state: RedisTokenState) -> None:
         super().__init__()
         self._state = state
-        self._connection: Any = None
+        self._connections: dict[str, Any] = {}  # by node name ('' for a single Redis)
         self._connection_loop: asyncio.AbstractEventLoop | None = None
 
     async def run_batch(self, ops: Sequence[tuple[_Command, ...]]) -> Sequence[Any]:
@@ -424,7 +437,78 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
 
     async def _execute(self, commands: Sequence[_Command]) -> list[Any]:
         if not self._state.cluster:
-            return await self._send(commands)
+            return await self._send(self._connection_for("", self._state.client.connection_pool), commands)
+        return await self._send_to_nodes(commands)
+
+    async def _send(self, conn: Any, commands: Sequence[_Command]) -> list[Any]:
+        """``commands`` written at once on ``conn``, then one reply each (an error reply
+        is that command's result)."""
+        try:
+            if not conn.is_connected:
+                await conn.connect()
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            return await _replies(conn, len(commands))
+        except BaseException:
+            # Replies may be left unread (a failure, a cancelled batch): the next batch
+            # must not read them as its own, so it starts on a new connection.
+            await conn.disconnect(nowait=True)
+            raise
+
+    async def _send_to_nodes(self, commands: Sequence[_Command]) -> list[Any]:
+        """``commands`` sent each to its slot's node, the nodes' writes before the reads;
+        what is known not to have run goes again through the cluster client."""
+        results: list[Any] = [_UNSENT] * len(commands)
+        written: list[tuple[Any, list[int]]] = []
+        try:
+            for name, (node, indices) in self._route(commands).items():
+                conn = self._connection_for(name, node)
+                try:
+                    if not conn.is_connected:
+                        await conn.connect()
+                except Exception:  # whatever failed, no command of ours was sent
+                    continue
+                written.append((conn, indices))
+                await conn.send_packed_command(conn.pack_commands([commands[i] for i in indices]), check_health=False)
+            while written:
+                conn, indices = written[0]
+                for i, reply in zip(indices, await _replies(conn, len(indices)), strict=True):
+                    results[i] = reply
+                written.pop(0)
+        except Exception as exc:
+            # A write or a reply lost: whatever was sent may have run, so every
+            # command of the batch not yet answered fails (none is sent again).
+            for conn, indices in written:
+                await conn.disconnect(nowait=True)  # replies left unread: see _send
+                for i in indices:
+                    results[i] = exc
+        except BaseException:
+            for conn, _ in written:
+                await conn.disconnect(nowait=True)
+            raise
+        again = [i for i, result in enumerate(results) if result is _UNSENT or _not_run(result)]
+        if again:
+            for i, result in zip(again, await self._via_cluster([commands[i] for i in again]), strict=True):
+                results[i] = result
+        return results
+
+    def _route(self, commands: Sequence[_Command]) -> dict[str, tuple[Any, list[int]]]:
+        """Commands' indices by the node of their key's slot in the client's map; a slot
+        the map has no node for (before the client's first command the map is empty) is
+        left out, for the cluster client. Every command the state batches names one key,
+        first (EVALSHA: after the script and the key count)."""
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for i, command in enumerate(commands):
+            key = command[3] if command[0] == "EVALSHA" else command[1]
+            try:
+                node = self._state.client.get_node_from_key(key)
+            except redis.exceptions.RedisClusterException:
+                continue
+            groups.setdefault(node.name, (node, []))[1].append(i)
+        return groups
+
+    async def _via_cluster(self, commands: Sequence[_Command]) -> list[Any]:
+        """``commands`` through the cluster client's routing: slower, but it follows
+        MOVED and ASK and refreshes the slot map."""
         if len(commands) == 1:
             # A pipeline object would cost more Python than the command itself. An error
             # reply is that command's result, as in a pipeline; a connection failure
@@ -438,37 +522,46 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
             pipe.execute_command(*command)
         return list(await pipe.execute(raise_on_error=False))
 
-    async def _send(self, commands: Sequence[_Command]) -> list[Any]:
-        """``commands`` written at once on this loop's connection, then one reply each
-        (an error reply is that command's result)."""
-        conn = self._connection_for(asyncio.get_running_loop())
-        try:
-            if not conn.is_connected:
-                await conn.connect()
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            results: list[Any] = []
-            for _ in commands:
-                try:
-                    results.append(await conn.read_response())
-                except redis.exceptions.ResponseError as exc:
-                    results.append(exc)
-            return results
-        except BaseException:
-            # Replies may be left unread (a failure, a cancelled batch): the next batch
-            # must not read them as its own, so it starts on a new connection.
-            await conn.disconnect(nowait=True)
-            raise
-
-    def _connection_for(self, loop: asyncio.AbstractEventLoop) -> Any:
-        if self._connection is None or self._connection_loop is not loop:
+    def _connection_for(self, name: str, factory: Any) -> Any:
+        """This loop's connection to server ``name``, made like ``factory``'s (the
+        single Redis's pool or a cluster node). A node that leaves the cluster keeps its
+        connection here until :meth:`aclose`: a few at most, one per node ever seen."""
+        loop = asyncio.get_running_loop()
+        if self._connection_loop is not loop:
             # A connection's streams belong to the loop that opened them.
-            pool = self._state.client.connection_pool
-            self._connection = pool.connection_class(**pool.connection_kwargs)
-            self._connection_loop = loop
-        return self._connection
+            self._connections, self._connection_loop = {}, loop
+        conn = self._connections.get(name)
+        if conn is None:
+            conn = self._connections[name] = factory.connection_class(**factory.connection_kwargs)
+        return conn
 
     async def aclose(self) -> None:
-        """Close this loop's connection (one of another loop is left to that loop)."""
-        conn, self._connection = self._connection, None
-        if conn is not None and self._connection_loop is asyncio.get_running_loop():
-            await conn.disconnect()
+        """Close this loop's connections (those of another loop are left to that loop)."""
+        connections, self._connections = self._connections, {}
+        if self._connection_loop is asyncio.get_running_loop():
+            for conn in connections.values():
+                await conn.disconnect()
+
+
+#: A command's result before it is sent: one still unsent after a batch's writes did not
+#: run, and goes through the cluster client.
+_UNSENT = object()
+
+
+async def _replies(conn: Any, count: int) -> list[Any]:
+    """``count`` replies from ``conn``; an error reply is that command's result."""
+    results: list[Any] = []
+    for _ in range(count):
+        try:
+            results.append(await conn.read_response())
+        except redis.exceptions.ResponseError as exc:
+            results.append(exc)
+    return results
+
+
+def _not_run(result: Any) -> bool:
+    """Whether a cluster node's reply says the command did not run there: the slot is
+    elsewhere (MOVED, which MovedError subclasses from ASK), moving (ASK), being
+    migrated (TRYAGAIN) or the cluster is down (CLUSTERDOWN)."""
+    errors = redis.exceptions
+    return isinstance(result, errors.AskError | errors.TryAgainError | errors.ClusterDownError)
