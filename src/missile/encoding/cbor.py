@@ -26,11 +26,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
+from itertools import pairwise
+from struct import Struct
+from struct import error as StructError
 from typing import Any
 
 from missile.errors import MslEncodingException, MslError
 
-__all__ = ["IDENTIFIER", "MAX_DEPTH", "IncompleteItem", "decode_value", "encode_value", "item_end", "read_head"]
+__all__ = [
+    "IDENTIFIER",
+    "MAX_DEPTH",
+    "IncompleteItem",
+    "bytes_head",
+    "decode_value",
+    "encode_text",
+    "encode_value",
+    "item_end",
+    "map_head",
+    "read_head",
+]
 
 #: The format identifier byte (docs/binary-format.md §2).
 IDENTIFIER = 0x1C
@@ -61,6 +75,8 @@ def _fail(detail: str) -> MslEncodingException:
 
 #: One-byte heads, by major type and argument (most heads in MSL structures).
 _SMALL_HEADS = [[bytes(((major << 5) | n,)) for n in range(24)] for major in range(8)]
+_UINT_HEADS, _BYTES_HEADS, _TEXT_HEADS, _ARRAY_HEADS, _MAP_HEADS = (_SMALL_HEADS[i] for i in (0, 2, 3, 4, 5))
+_PACK_16, _PACK_32, _PACK_64 = (Struct(f">B{c}").pack for c in "HIQ")
 
 
 def _head(major: int, n: int) -> bytes:
@@ -71,33 +87,23 @@ def _head(major: int, n: int) -> bytes:
     if n < 0x100:
         return bytes((mt | 24, n))
     if n < 0x10000:
-        return bytes((mt | 25,)) + n.to_bytes(2, "big")
+        return _PACK_16(mt | 25, n)
     if n < 0x100000000:
-        return bytes((mt | 26,)) + n.to_bytes(4, "big")
+        return _PACK_32(mt | 26, n)
     if n <= _UINT64_MAX:
-        return bytes((mt | 27,)) + n.to_bytes(8, "big")
+        return _PACK_64(mt | 27, n)
     raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "integer out of the binary format's range")
+
+
+def _int(value: int) -> bytes:
+    return _head(0, value) if value >= 0 else _head(1, -1 - value)
 
 
 def encode_text(text: str) -> bytes:
     """A text string item."""
     raw = text.encode("utf-8")
-    return _head(3, len(raw)) + raw
-
-
-#: Encoded map keys. MSL uses a few dozen key names over and over; the cache is bounded
-#: so that application-chosen keys (issuer data) cannot grow it without limit.
-_KEYS: dict[str, bytes] = {}
-_KEYS_MAX = 1024
-
-
-def _encode_key(key: str) -> bytes:
-    encoded = _KEYS.get(key)
-    if encoded is None:
-        encoded = encode_text(key)
-        if len(_KEYS) < _KEYS_MAX:
-            _KEYS[key] = encoded
-    return encoded
+    n = len(raw)
+    return (_TEXT_HEADS[n] if n < 24 else _head(3, n)) + raw
 
 
 def bytes_head(length: int) -> bytes:
@@ -110,33 +116,116 @@ def map_head(count: int) -> bytes:
     return _head(5, count)
 
 
+#: How to write a map with a given key sequence: (position in the map, encoded key) in
+#: deterministic order. MSL writes a few dozen key sets over and over, so each is sorted
+#: once; the cache is bounded so that application-chosen keys (issuer data) cannot grow
+#: it without limit (past the bound, maps are sorted each time).
+_PLANS: dict[tuple[Any, ...], tuple[tuple[int, bytes], ...]] = {}
+_PLANS_MAX = 1024
+
+
+def _plan(keys: tuple[Any, ...]) -> tuple[tuple[int, bytes], ...]:
+    pairs = []
+    for index, key in enumerate(keys):
+        if not isinstance(key, str):
+            raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "map keys must be strings")
+        pairs.append((index, encode_text(str.__str__(key))))  # a str subclass is written as its text
+    # Deterministic order: by the bytes of the encoded keys (RFC 8949 §4.2.1).
+    pairs.sort(key=lambda pair: pair[1])
+    for (_, first), (_, second) in pairwise(pairs):
+        if first == second:
+            raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "two map keys with the same text")
+    plan = tuple(pairs)
+    if len(_PLANS) < _PLANS_MAX:
+        _PLANS[keys] = plan
+    return plan
+
+
+def _encode_map(value: Mapping[Any, Any], out: list[bytes], depth: int) -> None:
+    if depth >= MAX_DEPTH:
+        raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "nesting too deep")
+    keys = tuple(value)
+    plan = _PLANS.get(keys) or _plan(keys)
+    values = tuple(value.values())
+    at = len(out)
+    out.append(b"")  # the head, once the pairs that are not None are counted
+    depth += 1
+    count = 0
+    for index, encoded_key in plan:
+        item = values[index]
+        if item is None:
+            continue  # MSL never writes null: an absent value is an absent key
+        count += 1
+        out.append(encoded_key)
+        t = type(item)
+        if t is bytes:
+            n = len(item)
+            out.append(_BYTES_HEADS[n] if n < 24 else _head(2, n))
+            out.append(item)
+        elif t is str:
+            raw = item.encode("utf-8")
+            n = len(raw)
+            out.append(_TEXT_HEADS[n] if n < 24 else _head(3, n))
+            out.append(raw)
+        elif t is bool:
+            out.append(b"\xf5" if item else b"\xf4")
+        elif t is int:
+            out.append(_UINT_HEADS[item] if 0 <= item < 24 else _int(item))
+        else:
+            _encode_into(item, out, depth)
+    out[at] = _MAP_HEADS[count] if count < 24 else _head(5, count)
+
+
 def _encode_into(value: Any, out: list[bytes], depth: int) -> None:
     t = type(value)
-    if t is bytes or t is bytearray or t is memoryview:
-        out.append(_head(2, len(value)))
-        out.append(bytes(value))
+    if t is dict:
+        _encode_map(value, out, depth)
+    elif t is bytes:
+        n = len(value)
+        out.append(_BYTES_HEADS[n] if n < 24 else _head(2, n))
+        out.append(value)
     elif t is str:
         out.append(encode_text(value))
     elif t is bool:
         out.append(b"\xf5" if value else b"\xf4")
     elif t is int:
-        out.append(_head(0, value) if value >= 0 else _head(1, -1 - value))
-    elif t is dict:
-        _encode_map(value, out, depth)
+        out.append(_UINT_HEADS[value] if 0 <= value < 24 else _int(value))
     elif t is list or t is tuple:
-        items = [v for v in value if v is not None]
-        if depth >= MAX_DEPTH:
-            raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "nesting too deep")
-        out.append(_head(4, len(items)))
-        for item in items:
-            _encode_into(item, out, depth + 1)
+        _encode_array(value, out, depth)
+    elif t is bytearray or t is memoryview:
+        raw = bytes(value)
+        out.append(_head(2, len(raw)))
+        out.append(raw)
     else:
         _encode_other(value, out, depth)
 
 
+def _encode_array(value: list[Any] | tuple[Any, ...], out: list[bytes], depth: int) -> None:
+    if depth >= MAX_DEPTH:
+        raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "nesting too deep")
+    if None in value:
+        value = [item for item in value if item is not None]  # absent, as in a map
+    n = len(value)
+    out.append(_ARRAY_HEADS[n] if n < 24 else _head(4, n))
+    depth += 1
+    for item in value:
+        if type(item) is str:  # MSL's arrays are mostly names
+            raw = item.encode("utf-8")
+            n = len(raw)
+            out.append(_TEXT_HEADS[n] if n < 24 else _head(3, n))
+            out.append(raw)
+        else:
+            _encode_into(item, out, depth)
+
+
 def _encode_other(value: Any, out: list[bytes], depth: int) -> None:
-    # Encodables (tokens, auth data, capabilities, ...), decoded objects, enums.
-    # Immutable encodables may keep their encoding (``cbor_encoded``, computed once).
+    # Enums (algorithm and format names: checked first, as they are frequent and a missed
+    # attribute lookup costs an exception), encodables (tokens, auth data, capabilities,
+    # ...), decoded objects. Immutable encodables may keep their encoding
+    # (``cbor_encoded``, computed once).
+    if isinstance(value, Enum):
+        _encode_into(value.value, out, depth)
+        return
     encoded = getattr(value, "cbor_encoded", None)
     if encoded is not None:
         out.append(encoded)
@@ -152,116 +241,80 @@ def _encode_other(value: Any, out: list[bytes], depth: int) -> None:
     if to_dict is not None:
         _encode_into(to_dict(), out, depth)
         return
-    if isinstance(value, Enum):
-        _encode_into(value.value, out, depth)
-        return
     if isinstance(value, int):
         _encode_into(int(value), out, depth)
         return
     raise MslEncodingException(MslError.MSL_ENCODE_ERROR, f"cannot encode a {type(value).__name__}")
 
 
-def _encode_map(value: Mapping[Any, Any], out: list[bytes], depth: int) -> None:
-    if depth >= MAX_DEPTH:
-        raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "nesting too deep")
-    pairs = []
-    for key, item in value.items():
-        if item is None:
-            continue  # MSL never writes null: an absent value is an absent key
-        if type(key) is not str:
-            raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "map keys must be strings")
-        pairs.append((_encode_key(key), item))
-    # Deterministic order: by the bytes of the encoded keys (RFC 8949 §4.2.1).
-    pairs.sort(key=lambda pair: pair[0])
-    out.append(_head(5, len(pairs)))
-    for encoded_key, item in pairs:
-        out.append(encoded_key)
-        _encode_into(item, out, depth + 1)
-
-
 def encode_value(value: Any) -> bytes:
     """The deterministic CBOR encoding of ``value`` (no identifier byte)."""
+    if type(value) is int:  # chunk fields (message ID, sequence number) are written alone
+        return _UINT_HEADS[value] if 0 <= value < 24 else _int(value)
     out: list[bytes] = []
-    _encode_into(value, out, 0)
+    try:
+        _encode_into(value, out, 0)
+    except UnicodeEncodeError:  # a str holding a lone surrogate has no UTF-8 form
+        raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "text is not valid Unicode") from None
     return b"".join(out)
 
 
 # -- decoding ---------------------------------------------------------------------------
+#
+# Pure Python pays per bytecode, so the decoder is shaped to run few of them per item:
+# the map and array loops read the common items inline (short keys, small integers,
+# byte and text strings, booleans, 32- and 64-bit integers, nested maps and arrays) and
+# call the general :func:`_item` only for the rest; heads are read with precompiled
+# ``struct`` unpackers; key order is checked on the decoded keys (UTF-8 preserves code
+# point order, so comparing byte lengths, then strings, is comparing encoded keys); and
+# running off the end of the data is caught once, in :func:`decode_value`, rather than
+# tested before every read (a string that would end past the data is still tested, as a
+# slice would silently stop short).
+
+_U16, _U32, _U64 = (Struct(f">{c}").unpack_from for c in "HIQ")
 
 
-def _argument(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """Read a head at ``pos``: (major type, argument, position after the head). Non-minimal
-    arguments and indefinite lengths are refused."""
-    if pos >= end:
-        raise IncompleteItem(pos + 1)
+def _extended(data: bytes | bytearray | memoryview, pos: int, info: int) -> tuple[int, int]:
+    """The argument of the head at ``pos`` whose additional information ``info`` is 24 or
+    more, and the position after the head; non-minimal, indefinite and reserved are refused
+    (each size carries only what the next smaller one cannot)."""
+    if info == 24:
+        n = data[pos + 1]
+        if n >= 24:
+            return n, pos + 2
+    elif info == 25:
+        n = _U16(data, pos + 1)[0]
+        if n >= 0x100:
+            return n, pos + 3
+    elif info == 26:
+        n = _U32(data, pos + 1)[0]
+        if n >= 0x10000:
+            return n, pos + 5
+    elif info == 27:
+        n = _U64(data, pos + 1)[0]
+        if n >= 0x100000000:
+            return n, pos + 9
+    else:
+        raise _fail("indefinite length or reserved head" if info == 31 else "reserved head")
+    raise _fail("non-minimal head")
+
+
+def _item(data: bytes, pos: int, end: int, depth: int) -> tuple[Any, int]:
+    """The item at ``pos`` (at nesting ``depth``) and the position after it."""
     initial = data[pos]
     major, info = initial >> 5, initial & 0x1F
-    if info < 24:
-        return major, info, pos + 1
-    if info > 27:
-        raise _fail("indefinite length or reserved head" if info == 31 else "reserved head")
-    size = 1 << (info - 24)
-    stop = pos + 1 + size
-    if stop > end:
-        raise IncompleteItem(stop)
-    n = int.from_bytes(data[pos + 1 : stop], "big")
-    if n < (24 if size == 1 else 1 << (4 * size)):
-        raise _fail("non-minimal head")
-    return major, n, stop
-
-
-def read_head(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int, int]:
-    """The head at ``pos``: (major type, argument, position after it), as strictly as the
-    decoder reads it; malformed or truncated heads are MSL_PARSE_ERROR."""
-    try:
-        return _argument(data, pos, len(data))  # type: ignore[arg-type]
-    except IncompleteItem:
-        raise _fail("truncated") from None
-
-
-def _check_simple(major: int, info: int) -> None:
-    if major == 6:
-        raise _fail("tags are not allowed")
-    if major == 7 and info not in (20, 21):
+    if major == 7:
+        if initial == _TRUE:
+            return True, pos + 1
+        if initial == _FALSE:
+            return False, pos + 1
+        if info == 31:
+            raise _fail("indefinite length or reserved head")
         raise _fail("only true and false are allowed among simple values and floats")
-
-
-def item_end(data: bytes | bytearray | memoryview, pos: int, depth: int = 0) -> int:
-    """The end offset of the item that starts at ``pos``, checking only its framing; raises
-    :class:`IncompleteItem` when ``data`` ends first (used to frame a stream)."""
-    end = len(data)
-    initial = data[pos] if pos < end else 0
-    major, n, pos = _argument(data, pos, end)  # type: ignore[arg-type]
-    if major in (2, 3):
-        stop = pos + n
-        if stop > end:
-            raise IncompleteItem(stop)
-        return stop
-    if major in (4, 5):
-        if depth >= MAX_DEPTH:
-            raise _fail("nesting too deep")
-        for _ in range(n * 2 if major == 5 else n):
-            pos = item_end(data, pos, depth + 1)
-        return pos
-    if major >= 6:
-        _check_simple(major, initial & 0x1F)
-    return pos
-
-
-def _decode(data: bytes, pos: int, end: int, depth: int) -> tuple[Any, int]:
-    if pos >= end:
-        raise IncompleteItem(pos + 1)
-    initial = data[pos]
-    if initial == _TRUE:
-        return True, pos + 1
-    if initial == _FALSE:
-        return False, pos + 1
-    major = initial >> 5
-    if initial & 0x1F < 24:
-        n = initial & 0x1F
-        pos += 1
+    if info < 24:
+        n, pos = info, pos + 1
     else:
-        major, n, pos = _argument(data, pos, end)
+        n, pos = _extended(data, pos, info)
     if major == 0:
         return n, pos
     if major == 1:
@@ -269,55 +322,105 @@ def _decode(data: bytes, pos: int, end: int, depth: int) -> tuple[Any, int]:
     if major == 2 or major == 3:
         stop = pos + n
         if stop > end:
-            raise IncompleteItem(stop)
-        if major == 2:
-            return data[pos:stop], stop
-        try:
-            return data[pos:stop].decode("utf-8"), stop
-        except UnicodeDecodeError:
-            raise _fail("text is not valid UTF-8") from None
+            raise _fail("truncated")
+        return (data[pos:stop] if major == 2 else data[pos:stop].decode()), stop
     if major == 4:
-        if depth >= MAX_DEPTH:
-            raise _fail("nesting too deep")
-        items = []
-        for _ in range(n):
-            item, pos = _decode(data, pos, end, depth + 1)
-            items.append(item)
-        return items, pos
+        return _array(data, pos, end, depth, n)
     if major == 5:
-        return _decode_map(data, pos, end, depth, n)
-    _check_simple(major, n)
-    raise AssertionError("unreachable")  # pragma: no cover - _check_simple raised
+        return _map(data, pos, end, depth, n)
+    raise _fail("tags are not allowed")
 
 
-def _decode_map(data: bytes, pos: int, end: int, depth: int, count: int) -> tuple[dict[str, Any], int]:
+def _array(data: bytes, pos: int, end: int, depth: int, count: int) -> tuple[list[Any], int]:
     if depth >= MAX_DEPTH:
         raise _fail("nesting too deep")
-    out: dict[str, Any] = {}
-    previous = b""
+    depth += 1
+    items: list[Any] = []
+    append = items.append
     for _ in range(count):
-        start = pos
-        if pos >= end:
-            raise IncompleteItem(pos + 1)
         initial = data[pos]
-        if initial >> 5 != 3:
-            raise _fail("map keys must be text strings")
-        if initial < 0x78:  # a key shorter than 24 bytes: its head is one byte
-            pos += 1 + (initial & 0x1F)
-            if pos > end:
-                raise IncompleteItem(pos)
-            try:
-                key = data[start + 1 : pos].decode("utf-8")
-            except UnicodeDecodeError:
-                raise _fail("text is not valid UTF-8") from None
+        if 0x60 <= initial < 0x78:  # short text: MSL's arrays are mostly names
+            stop = pos + initial - 0x5F
+            if stop > end:
+                raise _fail("truncated")
+            append(data[pos + 1 : stop].decode())
+            pos = stop
         else:
-            key, pos = _decode(data, pos, end, depth + 1)
-        encoded_key = data[start:pos]
-        # Strictly increasing encoded keys: deterministic order, and no duplicates.
-        if encoded_key <= previous:
-            raise _fail("duplicate map key" if encoded_key == previous else "map keys out of order")
-        previous = encoded_key
-        out[key], pos = _decode(data, pos, end, depth + 1)
+            item, pos = _item(data, pos, end, depth)
+            append(item)
+    return items, pos
+
+
+def _map(data: bytes, pos: int, end: int, depth: int, count: int) -> tuple[dict[str, Any], int]:
+    if depth >= MAX_DEPTH:
+        raise _fail("nesting too deep")
+    depth += 1
+    out: dict[str, Any] = {}
+    previous_size, previous = -1, ""
+    for _ in range(count):
+        initial = data[pos]
+        if 0x60 <= initial < 0x78:  # a key shorter than 24 bytes: its head is one byte
+            size = initial - 0x60
+            pos += 1
+        elif 0x78 <= initial < 0x7C:
+            size, pos = _extended(data, pos, initial - 0x60)
+        else:
+            raise _fail("map keys must be text strings")
+        stop = pos + size
+        if stop > end:
+            raise _fail("truncated")
+        key = data[pos:stop].decode()
+        # Strictly increasing encoded keys (shorter first, then bytewise): deterministic
+        # order, and no duplicates.
+        if size <= previous_size and (size < previous_size or key <= previous):
+            raise _fail("duplicate map key" if key == previous else "map keys out of order")
+        previous_size, previous = size, key
+        initial = data[stop]
+        if initial < 0x18:
+            out[key] = initial
+            pos = stop + 1
+        elif 0x40 <= initial < 0x58:
+            pos = stop + initial - 0x3F
+            if pos > end:
+                raise _fail("truncated")
+            out[key] = data[stop + 1 : pos]
+        elif 0x60 <= initial < 0x78:
+            pos = stop + initial - 0x5F
+            if pos > end:
+                raise _fail("truncated")
+            out[key] = data[stop + 1 : pos].decode()
+        elif initial == 0xF4:
+            out[key] = False
+            pos = stop + 1
+        elif initial == 0xF5:
+            out[key] = True
+            pos = stop + 1
+        elif initial == 0x58:  # signatures, keys, small ciphertexts
+            size = data[stop + 1]
+            if size < 24:
+                raise _fail("non-minimal head")
+            pos = stop + 2 + size
+            if pos > end:
+                raise _fail("truncated")
+            out[key] = data[stop + 2 : pos]
+        elif initial == 0x1B:  # message IDs, serial numbers
+            n = _U64(data, stop + 1)[0]
+            if n < 0x100000000:
+                raise _fail("non-minimal head")
+            out[key] = n
+            pos = stop + 9
+        elif initial == 0x1A:  # times
+            n = _U32(data, stop + 1)[0]
+            if n < 0x10000:
+                raise _fail("non-minimal head")
+            out[key] = n
+            pos = stop + 5
+        elif 0xA0 <= initial < 0xB8:
+            out[key], pos = _map(data, stop + 1, end, depth, initial - 0xA0)
+        elif 0x80 <= initial < 0x98:
+            out[key], pos = _array(data, stop + 1, end, depth, initial - 0x80)
+        else:
+            out[key], pos = _item(data, stop, end, depth)
     return out, pos
 
 
@@ -325,12 +428,87 @@ def decode_value(data: bytes) -> dict[str, Any]:
     """Decode one encoded object: the identifier byte, one map, nothing after it."""
     if not data or data[0] != IDENTIFIER:
         raise _fail("missing format identifier")
-    if len(data) < 2 or data[1] >> 5 != 5:
+    if type(data) is not bytes:
+        data = bytes(data)
+    end = len(data)
+    if end < 2 or data[1] >> 5 != 5:
         raise _fail("not a map")
     try:
-        value, pos = _decode(data, 1, len(data), 0)
+        initial = data[1]
+        if initial < 0xB8:
+            value, pos = _map(data, 2, end, 0, initial - 0xA0)
+        else:
+            value, pos = _item(data, 1, end, 0)
+    except (IndexError, StructError):  # a read past the end of the data
+        raise _fail("truncated") from None
+    except UnicodeDecodeError:
+        raise _fail("text is not valid UTF-8") from None
+    if pos != end:
+        raise _fail("data after the object")
+    return value
+
+
+# -- framing ----------------------------------------------------------------------------
+
+
+def _argument(data: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[int, int, int]:
+    """Read a head at ``pos``: (major type, argument, position after the head). Non-minimal
+    arguments and indefinite lengths are refused; :class:`IncompleteItem` if it is cut off."""
+    if pos >= end:
+        raise IncompleteItem(pos + 1)
+    initial = data[pos]
+    info = initial & 0x1F
+    if info < 24:
+        return initial >> 5, info, pos + 1
+    if info < 28 and pos + 1 + (1 << (info - 24)) > end:
+        raise IncompleteItem(pos + 1 + (1 << (info - 24)))
+    n, stop = _extended(data, pos, info)
+    return initial >> 5, n, stop
+
+
+def read_head(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int, int]:
+    """The head at ``pos``: (major type, argument, position after it), as strictly as the
+    decoder reads it; malformed or truncated heads are MSL_PARSE_ERROR."""
+    try:
+        return _argument(data, pos, len(data))
     except IncompleteItem:
         raise _fail("truncated") from None
-    if pos != len(data):
-        raise _fail("data after the object")
-    return value  # type: ignore[no-any-return]
+
+
+def item_end(data: bytes | bytearray | memoryview, pos: int, depth: int = 0) -> int:
+    """The end offset of the item that starts at ``pos`` (at nesting ``depth``), checking
+    only its framing; raises :class:`IncompleteItem` when ``data`` ends first (used to
+    frame a stream). Iterative: ``pending`` holds, for each open map or array, how many
+    items of it are still to come."""
+    end = len(data)
+    pending: list[int] = []
+    left = 1
+    while True:
+        while not left:
+            if not pending:
+                return pos
+            left = pending.pop()
+        left -= 1
+        if pos >= end:
+            raise IncompleteItem(pos + 1)
+        initial = data[pos]
+        major = initial >> 5
+        if initial & 0x1F < 24:
+            n = initial & 0x1F
+            pos += 1
+        else:
+            major, n, pos = _argument(data, pos, end)
+        if major == 2 or major == 3:
+            pos += n
+            if pos > end:
+                raise IncompleteItem(pos)
+        elif major == 4 or major == 5:
+            if depth + len(pending) >= MAX_DEPTH:
+                raise _fail("nesting too deep")
+            if n:
+                pending.append(left)
+                left = n * 2 if major == 5 else n
+        elif major == 6:
+            raise _fail("tags are not allowed")
+        elif major == 7 and initial != _TRUE and initial != _FALSE:
+            raise _fail("only true and false are allowed among simple values and floats")
