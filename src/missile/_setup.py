@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, Self, TypedDict
 
 from missile.crypto.context import CryptoContext
 from missile.engine.options import MessageOptions
@@ -37,6 +38,7 @@ from missile.userauth.email_password import (
 )
 
 __all__ = [
+    "AsyncClosing",
     "CallOptions",
     "ConfigError",
     "KeysOption",
@@ -50,6 +52,20 @@ __all__ = [
 
 #: The ``keys=`` option: a key file path, or a loaded :class:`~missile.keyfile.KeyFile`.
 KeysOption = str | os.PathLike[str] | KeyFile
+
+
+class AsyncClosing(ABC):
+    """An object holding resources: ``async with`` closes it with :meth:`aclose`."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release what the object holds (idempotent)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 class ConfigError(ValueError):

@@ -33,6 +33,7 @@ from typing import Any, Unpack
 from urllib.parse import quote, urlsplit
 
 from missile._setup import (
+    AsyncClosing,
     CallOptions,
     ConfigError,
     KeysOption,
@@ -76,7 +77,7 @@ class _RoutedTransport:
         return await self.pool.connect(_path.get())
 
 
-class AsyncClient:
+class AsyncClient(AsyncClosing):
     """An MSL client for one server (``base_url``); every call names a path below it.
 
     ``keys``: the client's key file (path or :class:`~missile.keyfile.KeyFile`).
@@ -183,12 +184,6 @@ class AsyncClient:
             await self._transport.pool.aclose()
         finally:
             self._close_store()
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"AsyncClient({self.base_url!r}, identity={self.engine.ctx.identity!r})"

@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from typing import Any, Unpack
 
 from missile._setup import (
+    AsyncClosing,
     CallOptions,
     ConfigError,
     KeysOption,
@@ -104,7 +105,7 @@ class _Engine(MslPeer):
             await asyncio.wait(serving)
 
 
-class PeerListener:
+class PeerListener(AsyncClosing):
     """A TCP listener answering peers (:meth:`Peer.listen`); already accepting."""
 
     def __init__(self, peer: Peer, server: asyncio.Server) -> None:
@@ -129,17 +130,11 @@ class PeerListener:
         # waits for the accepted connections, which are meant to go on being answered.
         self._server.close()
 
-    async def __aenter__(self) -> PeerListener:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         return f"PeerListener({self.host!r}, {self.port})"
 
 
-class PeerConnection:
+class PeerConnection(AsyncClosing):
     """One connection to another peer (:meth:`Peer.connect`); requests on it take turns."""
 
     def __init__(self, peer: Peer, stream: MessageStream, host: str, port: int) -> None:
@@ -185,17 +180,11 @@ class PeerConnection:
         self._peer._connections.discard(self)
         await self._stream.close()
 
-    async def __aenter__(self) -> PeerConnection:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         return f"PeerConnection({self.host!r}, {self.port}{', closed' if self._closed else ''})"
 
 
-class Peer:
+class Peer(AsyncClosing):
     """One entity of a peer-to-peer MSL network: ``listen`` for the other peer, or
     ``connect`` to it, or both.
 
@@ -326,12 +315,6 @@ class Peer:
             if close is not None:
                 close()
             await self._state.aclose()
-
-    async def __aenter__(self) -> Peer:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"Peer(identity={self.identity!r}, state={self.state_location!r})"

@@ -34,7 +34,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from missile._setup import ConfigError, KeysOption, load_keys, open_state, user_factories
+from missile._setup import AsyncClosing, ConfigError, KeysOption, load_keys, open_state, user_factories
 from missile.context import INSECURE_SCHEMES
 from missile.engine.server import MslServer, Reply, Request, RequestRejected
 from missile.errors import MslError, MslException
@@ -75,7 +75,7 @@ def normalize_path(path: str) -> str:
     return path
 
 
-class Server:
+class Server(AsyncClosing):
     """An MSL server: keys, token state, routes; serve it with :meth:`asgi`.
 
     ``keys``: the server's key file (path or :class:`~missile.keyfile.KeyFile`).
@@ -190,12 +190,6 @@ class Server:
         if not self._closed:
             self._closed = True
             await self._state.aclose()
-
-    async def __aenter__(self) -> Server:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"Server(identity={self.identity!r}, state={self.state_location!r}, routes={list(self._routes)})"
