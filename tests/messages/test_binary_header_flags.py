@@ -1,7 +1,9 @@
 """Booleans of binary-format header data (docs/binary-format.md §5.6): a false flag is
 left out, a true one written, an explicit ``false`` refused; JSON keeps writing every
-flag, as the reference does. Also the one-pass header construction and the master token
-cache keyed by the format's own values."""
+flag, as the reference does. The same rule of one encoding per value for the legacy
+``sender`` (never in binary) and the implied ``encoderformats`` of binary capabilities
+(§5.2). Also the one-pass header construction and the master token cache keyed by the
+format's own values."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from missile.encoding.base64 import b64encode
 from missile.encoding.mslobject import BinaryMslObject
 from missile.errors import MslError, MslException
 from missile.messages.builder import build_request
+from missile.messages.capabilities import BINARY_IMPLIED_FORMATS, BINARY_PREFERRED, MessageCapabilities
 from missile.messages.header import HeaderData, MessageHeader
 
 from .conftest import Session, receive
@@ -117,3 +120,63 @@ def test_a_cached_token_does_not_excuse_a_binary_object_holding_text(session: Se
     with pytest.raises(MslException) as info:
         session.server.parse_master_token(as_text_in_binary)
     assert info.value.error is MslError.MSL_PARSE_ERROR
+
+
+# -- sender and implied encoder formats (docs/binary-format.md §5.2, §5.6) -------------------
+
+
+def test_binary_header_data_has_no_sender_json_keeps_it(session: Session) -> None:
+    binary = build_request(session.client, encoder_format=BIN).header
+    json = build_request(session.client, encoder_format=JSON).header
+    assert "sender" not in _plaintext(binary)
+    assert _plaintext(json)["sender"] == session.client.identity
+    assert receive(session.server, binary.encode()).header_event.header.data.sender is None
+
+
+def test_a_sender_in_binary_header_data_is_refused(session: Session) -> None:
+    header = build_request(session.client, encoder_format=BIN).header
+    wire = _with_header_data(header, {**_plaintext(header), "sender": session.client.identity})
+    with pytest.raises(MslException) as info:
+        receive(session.server, wire)
+    assert info.value.error is MslError.MSL_PARSE_ERROR
+
+
+def test_implied_encoder_formats_are_left_out_and_read_back(session: Session) -> None:
+    assert BINARY_PREFERRED.encoder_formats == BINARY_IMPLIED_FORMATS
+    header = build_request(session.client, encoder_format=BIN, capabilities=BINARY_PREFERRED).header
+    written = _plaintext(header)["capabilities"]
+    assert "encoderformats" not in written
+    received = receive(session.server, header.encode()).header_event.header
+    assert received.data.capabilities == BINARY_PREFERRED
+
+
+@pytest.mark.parametrize(
+    "formats",
+    [(EncoderFormat.JSON, BIN), (BIN,), (EncoderFormat.JSON,), ()],
+    ids=["json-first", "binary-only", "json-only", "none"],
+)
+def test_other_encoder_formats_are_written_out_in_binary(session: Session, formats: tuple[EncoderFormat, ...]) -> None:
+    capabilities = MessageCapabilities(BINARY_PREFERRED.compression_algos, ("en-US",), formats)
+    header = build_request(session.client, encoder_format=BIN, capabilities=capabilities).header
+    assert _plaintext(header)["capabilities"]["encoderformats"] == [f.value for f in formats]
+    assert receive(session.server, header.encode()).header_event.header.data.capabilities == capabilities
+
+
+def test_the_implied_encoder_formats_written_out_are_refused(session: Session) -> None:
+    header = build_request(session.client, encoder_format=BIN, capabilities=BINARY_PREFERRED).header
+    fields = _plaintext(header)
+    capabilities = {**fields["capabilities"], "encoderformats": [f.value for f in BINARY_IMPLIED_FORMATS]}
+    wire = _with_header_data(header, {**fields, "capabilities": capabilities})
+    with pytest.raises(MslException) as info:
+        receive(session.server, wire)
+    assert info.value.error is MslError.MSL_PARSE_ERROR
+
+
+def test_json_capabilities_without_formats_are_not_the_binary_default() -> None:
+    # Same members, two formats, two meanings: the parse cache must keep them apart.
+    members = {"compressionalgos": ["GZIP"], "languages": ["en-US"]}
+    as_binary = MessageCapabilities.parse(BinaryMslObject(dict(members)))
+    as_json = MessageCapabilities.parse(MslObject(dict(members)))
+    assert as_binary.encoder_formats == BINARY_IMPLIED_FORMATS
+    assert as_json.encoder_formats == ()
+    assert MessageCapabilities.parse(BinaryMslObject(dict(members))) is as_binary

@@ -49,7 +49,8 @@ def _meaning(received: Any) -> dict[str, Any]:
         "userauthdata": to_json_value(data.user_auth_data) if data.user_auth_data else None,
         "useridtoken": to_json_value(data.user_id_token) if data.user_id_token else None,
         "servicetokens": sorted((t.name, t.data, t.tokendata) for t in data.service_tokens),
-        "sender": data.sender,
+        # ``sender`` is left out: a legacy JSON member the reference ignores, which the
+        # binary format does not carry (docs/binary-format.md §5.6).
         "mastertoken": to_json_value(header.master_token) if header.master_token else None,
         "entityauthdata": to_json_value(header.entity_auth_data) if header.entity_auth_data else None,
         "user": header.user.identity if header.user else None,
@@ -295,7 +296,9 @@ def test_header_data_carries_the_same_fields(session: Session) -> None:
     plaintext = decode(header.crypto_context.decrypt(header.headerdata))
     assert plaintext.binary
     fields = set(plaintext.keys())
-    assert {"messageid", "timestamp", "renewable", "capabilities", "sender"} <= fields
+    assert {"messageid", "timestamp", "renewable", "capabilities"} <= fields
+    # No legacy sender (docs/binary-format.md §5.6).
+    assert "sender" not in fields
     # docs/binary-format.md §5.6: a false boolean is left out, a true one written.
     assert plaintext.get_bool("renewable") is True
     assert not fields & {"handshake", "nonreplayable"}

@@ -362,7 +362,7 @@ def structures() -> dict[str, Any]:
     add(
         "header_data_plaintext",
         None,
-        header_module._binary_header_data(header_data, "client1", 1735689600, peer_to_peer=False),
+        header_module._binary_header_data(header_data, 1735689600, peer_to_peer=False),
     )
     add("error_data_plaintext", {"timestamp": 1735689600, "messageid": 6, "errorcode": 5, "internalcode": 110000})
     return {"description": "Deterministic binary-format encodings of MSL structures.", "structures": items}

@@ -10,6 +10,7 @@ from typing import Any
 from missile.encoding import EncoderFormat, MslObject, cbor
 from missile.encoding.codec import java_ordered
 from missile.encoding.compression import CompressionAlgorithm, choose_algorithm
+from missile.errors import MslEncodingException, MslError
 
 __all__ = ["BINARY_PREFERRED", "DEFAULT_CAPABILITIES", "MessageCapabilities"]
 
@@ -44,7 +45,9 @@ class MessageCapabilities:
         Peers send the same few capability sets in every message, so parsed ones are
         kept (by their exact wire values, a bounded number of them)."""
         try:
-            key = tuple((k, tuple(v) if type(v) is list else v) for k, v in obj.to_dict().items())
+            # The format is part of the key: an absent ``encoderformats`` means
+            # something else in each (docs/binary-format.md §5.2).
+            key = (obj.binary, *((k, tuple(v) if type(v) is list else v) for k, v in obj.to_dict().items()))
             hit = _PARSED.get(key)
         except TypeError:  # an unhashable (nested) value: parse it without the cache
             key, hit = None, None
@@ -58,7 +61,16 @@ class MessageCapabilities:
     @classmethod
     def _parse(cls, obj: MslObject) -> MessageCapabilities:
         algos = [CompressionAlgorithm(n) for n in _strings(obj, KEY_COMPRESSION_ALGOS) if n in _ALGO_NAMES]
-        formats = [EncoderFormat(n) for n in _strings(obj, KEY_ENCODER_FORMATS) if n in _FORMAT_NAMES]
+        if obj.binary and KEY_ENCODER_FORMATS not in obj:
+            formats = list(BINARY_IMPLIED_FORMATS)
+        else:
+            names = _strings(obj, KEY_ENCODER_FORMATS)
+            if obj.binary and names == _BINARY_IMPLIED_NAMES:
+                # The implied list written out is a second encoding of the same value.
+                raise MslEncodingException(
+                    MslError.MSL_PARSE_ERROR, "binary capabilities must leave out the implied encoderformats"
+                )
+            formats = [EncoderFormat(n) for n in names if n in _FORMAT_NAMES]
         return cls(tuple(dict.fromkeys(algos)), tuple(_strings(obj, KEY_LANGUAGES)), tuple(dict.fromkeys(formats)))
 
     def to_msl(self) -> dict[str, Any]:
@@ -82,8 +94,12 @@ class MessageCapabilities:
 
     @functools.cached_property
     def cbor_encoded(self) -> bytes:
-        """:meth:`to_msl` as a binary-format map (no identifier byte), computed once."""
-        return cbor.encode_value(self.to_msl())
+        """:meth:`to_msl` as a binary-format map (no identifier byte), computed once;
+        ``encoderformats`` is left out when it is the implied list (docs/binary-format.md §5.2)."""
+        fields = self.to_msl()
+        if self.encoder_formats == BINARY_IMPLIED_FORMATS:
+            del fields[KEY_ENCODER_FORMATS]
+        return cbor.encode_value(fields)
 
     def intersection(self, other: MessageCapabilities | None) -> MessageCapabilities | None:
         """Capabilities both sides share, in this side's order (a response to ``self``'s request)."""
@@ -117,11 +133,18 @@ def _intersection(mine: MessageCapabilities, other: MessageCapabilities) -> Mess
     )
 
 
-_PARSED: dict[tuple[tuple[str, Any], ...], MessageCapabilities] = {}
+_PARSED: dict[tuple[Any, ...], MessageCapabilities] = {}
 _PARSED_MAX = 64
 
 _ALGO_NAMES = frozenset(a.value for a in CompressionAlgorithm)
 _FORMAT_NAMES = frozenset(f.value for f in EncoderFormat)
+
+#: The encoder formats that binary capabilities without ``encoderformats`` stand for: a
+#: sender writing the binary format reads it, and every MSL implementation reads JSON.
+#: Written out, the list would be the longest member of a small request's header data
+#: (docs/binary-format.md §5.2), so the binary encoding leaves it out.
+BINARY_IMPLIED_FORMATS = (EncoderFormat.MISSILE_CBOR, EncoderFormat.JSON)
+_BINARY_IMPLIED_NAMES = [f.value for f in BINARY_IMPLIED_FORMATS]
 
 #: What missile advertises by default: both compression algorithms, JSON and its binary
 #: format, JSON first (preferred: cheaper per small message today; see

@@ -256,12 +256,13 @@ class MessageHeader:
             raise MslInternalException("peer tokens in a header outside a peer-to-peer network")
         crypto = select_header_crypto_context(ctx, master_token, entity_auth_data)
         timestamp = data.timestamp if data.timestamp is not None else ctx.clock() // 1000
-        # The legacy sender is written only when a master token protects the header.
+        # The legacy sender is written only when a master token protects the header, and
+        # only in JSON: the binary format has no sender (docs/binary-format.md §5.6).
         sender = None
         if master_token is not None:
             sender = data.sender if data.sender is not None else ctx.identity
         if encoder_format is EncoderFormat.MISSILE_CBOR:
-            plaintext = _binary_header_data(data, sender, timestamp, peer_to_peer=ctx.peer_to_peer)
+            plaintext = _binary_header_data(data, timestamp, peer_to_peer=ctx.peer_to_peer)
             headerdata = crypto.encrypt_in_format(plaintext, encoder_format)
         else:
             plaintext = encode_json(_json_header_data(ctx, data, sender, timestamp))
@@ -423,7 +424,10 @@ class MessageHeader:
         if non_replayable_id is not None and not in_range(non_replayable_id):
             raise MslMessageException(MslError.NONREPLAYABLE_ID_OUT_OF_RANGE, str(non_replayable_id))
         if obj.binary:
-            # docs/binary-format.md §5.6: a false flag is left out, never written.
+            # docs/binary-format.md §5.6: a false flag is left out, never written; the
+            # legacy sender does not exist in this format.
+            if KEY_SENDER in raw:
+                raise MslMessageException(MslError.MSL_PARSE_ERROR, "binary header data has no sender")
             _binary_flag(raw, KEY_NON_REPLAYABLE)
             renewable = _binary_flag(raw, KEY_RENEWABLE)
             handshake = _binary_flag(raw, KEY_HANDSHAKE)
@@ -549,7 +553,7 @@ _BINARY_ENTITY_AUTH_DATA_KEY = cbor.encode_text(KEY_ENTITY_AUTH_DATA)
 _IDENTIFIER = bytes((cbor.IDENTIFIER,))
 
 
-def _binary_header_data(data: HeaderData, sender: str | None, timestamp: int, *, peer_to_peer: bool) -> bytes:
+def _binary_header_data(data: HeaderData, timestamp: int, *, peer_to_peer: bool) -> bytes:
     """The encoded header data in the binary format, written in one pass: each member
     encoded once (tokens and capabilities from their cached encodings), the members then
     put in the deterministic key order. A boolean is written only when true
@@ -558,8 +562,6 @@ def _binary_header_data(data: HeaderData, sender: str | None, timestamp: int, *,
         (_K[KEY_TIMESTAMP], cbor.encode_value(timestamp)),
         (_K[KEY_MESSAGE_ID], cbor.encode_value(data.message_id)),
     ]
-    if sender is not None:
-        pairs.append((_K[KEY_SENDER], cbor.encode_text(sender)))
     if data.non_replayable_id is not None:
         pairs.append((_K[KEY_NON_REPLAYABLE], _TRUE))
         pairs.append((_K[KEY_NON_REPLAYABLE_ID], cbor.encode_value(data.non_replayable_id)))
