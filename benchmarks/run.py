@@ -112,6 +112,10 @@ MIB = 1024 * 1024
 
 TARGETS = {
     "payload_1mib_ratio_min": 0.60,
+    # Issue #15: the binary format has no base64 layers, so it can come close to the raw
+    # ceiling; JSON receive was 0.33 when that issue was filed (its format floor 0.52).
+    "payload_1mib_binary_ratio_min": 0.80,
+    "payload_1mib_json_receive_ratio_min": 0.45,
     "roundtrip_per_s_min": 4000,
     "keyx_per_s_min": {"SYMMETRIC_WRAPPED": 880, "ASYMMETRIC_WRAPPED/JWK_RSA": 360, "DIFFIE_HELLMAN": 760},
     "memory_growth_mib_max": 32,
@@ -286,8 +290,17 @@ def _format_floor(chunk: int, count: int, repeats: int) -> tuple[float, float]:
     return best(send), best(receive)
 
 
-def bench_payload(chunk: int, total: int, repeats: int) -> dict[str, Any]:
-    server, client = session_pair()
+def _payload_target(binary: bool, way: str) -> float:
+    """The ratio to the raw ceiling that 1 MiB chunks should reach (send or receive)."""
+    if binary:
+        return float(TARGETS["payload_1mib_binary_ratio_min"])  # type: ignore[arg-type]
+    return float(TARGETS["payload_1mib_ratio_min"])  # type: ignore[arg-type]
+
+
+def bench_payload(
+    chunk: int, total: int, repeats: int, encoder_format: EncoderFormat = EncoderFormat.JSON
+) -> dict[str, Any]:
+    server, client = session_pair(encoder_format=encoder_format)
     count = max(total // chunk, 4)
     moved = count * chunk
     data = [os.urandom(chunk) for _ in range(min(count, 8))]
@@ -296,7 +309,7 @@ def bench_payload(chunk: int, total: int, repeats: int) -> dict[str, Any]:
     best_send = best_recv = float("inf")
     for _ in range(repeats):
         # Send: each chunk is produced and dropped, as when streaming to a socket.
-        request = build_request(client)
+        request = build_request(client, encoder_format=encoder_format)
         writer = MessageWriter(request.header, request.payload_crypto_context, chunk_size=chunk, compression=None)
         writer.header_bytes()
         gc.collect()
@@ -338,25 +351,30 @@ def bench_payload(chunk: int, total: int, repeats: int) -> dict[str, Any]:
         raw_recv = min(raw_recv, time.process_time() - t0)
         del sealed
 
-    floor_send, floor_recv = _format_floor(chunk, count, repeats)
-
     def mbps(seconds: float) -> float:
         return moved / MIB / seconds
 
-    return {
+    out = {
         "chunk_bytes": chunk,
+        "encoder_format": encoder_format.value,
         "total_bytes": moved,
         "send_mib_s": mbps(best_send),
         "send_ceiling_mib_s": mbps(raw_send),
         "send_ratio": raw_send / best_send,
-        "send_format_floor_mib_s": mbps(floor_send),
-        "send_format_floor_ratio": raw_send / floor_send,
         "receive_mib_s": mbps(best_recv),
         "receive_ceiling_mib_s": mbps(raw_recv),
         "receive_ratio": raw_recv / best_recv,
-        "receive_format_floor_mib_s": mbps(floor_recv),
-        "receive_format_floor_ratio": raw_recv / floor_recv,
     }
+    if encoder_format is EncoderFormat.JSON:
+        # The binary format's floor is the raw ceiling itself: no base64 layer to pay.
+        floor_send, floor_recv = _format_floor(chunk, count, repeats)
+        out |= {
+            "send_format_floor_mib_s": mbps(floor_send),
+            "send_format_floor_ratio": raw_send / floor_send,
+            "receive_format_floor_mib_s": mbps(floor_recv),
+            "receive_format_floor_ratio": raw_recv / floor_recv,
+        }
+    return out
 
 
 # -- 2. small round trip -----------------------------------------------------------------
@@ -939,12 +957,14 @@ def print_table(results: dict[str, Any]) -> None:
     rows: list[tuple[str, str, str, str, str]] = []
     for p in results.get("payload", []):
         size = f"{p['chunk_bytes'] // KIB} KiB" if p["chunk_bytes"] < MIB else f"{p['chunk_bytes'] // MIB} MiB"
-        target = " (>=0.60)" if p["chunk_bytes"] == MIB else ""
+        binary = p.get("encoder_format", "JSON") != "JSON"
         for way in ("send", "receive"):
-            rows.append((f"payload {way} {size}", _fmt(p[f"{way}_mib_s"]), _fmt(p[f"{way}_ceiling_mib_s"]),
-                         f"{p[f'{way}_ratio']:.2f}{target}", "MiB/s"))  # fmt: skip
-            rows.append(("  MSL format floor (best possible)", _fmt(p[f"{way}_format_floor_mib_s"]), "",
-                         f"{p[f'{way}_format_floor_ratio']:.2f}", "MiB/s"))  # fmt: skip
+            target = f" (>={_payload_target(binary, way):.2f})" if p["chunk_bytes"] == MIB else ""
+            rows.append((f"payload {way} {size}{' binary' if binary else ''}", _fmt(p[f"{way}_mib_s"]),
+                         _fmt(p[f"{way}_ceiling_mib_s"]), f"{p[f'{way}_ratio']:.2f}{target}", "MiB/s"))  # fmt: skip
+            if not binary:
+                rows.append(("  MSL format floor (best possible)", _fmt(p[f"{way}_format_floor_mib_s"]), "",
+                             f"{p[f'{way}_format_floor_ratio']:.2f}", "MiB/s"))  # fmt: skip
     rt = results.get("roundtrip")
     if rt:
         rows.append(("small round trip (>=4000/s)", _fmt(rt["round_trips_per_s"]),
@@ -1008,10 +1028,16 @@ def evaluate_targets(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in results.get("payload", []):
         if p["chunk_bytes"] == MIB:
-            out["payload_1mib_send"] = {"value": p["send_ratio"], "target": 0.60, "met": p["send_ratio"] >= 0.60}
-            out["payload_1mib_receive"] = {
-                "value": p["receive_ratio"], "target": 0.60, "met": p["receive_ratio"] >= 0.60
-            }
+            binary = p.get("encoder_format", "JSON") != "JSON"
+            for way in ("send", "receive"):
+                target = _payload_target(binary, way)
+                value = p[f"{way}_ratio"]
+                name = f"payload_1mib_{'binary_' if binary else ''}{way}"
+                out[name] = {"value": value, "target": target, "met": value >= target}
+            if not binary:
+                target = float(TARGETS["payload_1mib_json_receive_ratio_min"])  # type: ignore[arg-type]
+                value = p["receive_ratio"]
+                out["payload_1mib_json_receive_issue15"] = {"value": value, "target": target, "met": value >= target}
     if "roundtrip" in results:
         value = results["roundtrip"]["round_trips_per_s"]
         out["roundtrip"] = {"value": value, "target": 4000, "met": value >= 4000}
@@ -1074,6 +1100,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = [(KIB, 2 * MIB if quick else 8 * MIB), (64 * KIB, 16 * MIB if quick else 64 * MIB),
                 (MIB, 16 * MIB if quick else 64 * MIB)]  # fmt: skip
         results["payload"] = [bench_payload(chunk, total, repeats) for chunk, total in plan]
+        binary = EncoderFormat.MISSILE_CBOR
+        results["payload"] += [bench_payload(chunk, total, repeats, binary) for chunk, total in plan[1:]]
     if "roundtrip" in sections:
         results["roundtrip"] = bench_roundtrip(1.0 if quick else 3.0, repeats)
     if "keyx" in sections:
