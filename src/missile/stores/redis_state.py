@@ -42,14 +42,16 @@ servers. Creating a new master token also discards the replay window of the iden
 previous serial number, whose tokens are refused from then on (control.md §7 allows it).
 
 Cost: a message costs one round trip to one node, and operations that arrive while a
-trip is in flight share the next one (:mod:`missile.stores.batching`), so redis-py's
-per-call cost is paid once per batch. That cost was most of a check's (about 100 us of
-Python per pipeline, and 35-55 us per command of cluster routing): a batch is written
-and read on connections of its own with the connections' public methods, skipping the
-pool, retry and pipeline layers, and in a cluster each command goes straight to the
-node that the client's slot map gives its key; a command that a stale map sent to the
-wrong node is answered MOVED or ASK without running, and goes again through the cluster
-client, which follows the redirection and corrects its map (see :class:`_Pipelines`).
+trip is in flight share the next one (:mod:`missile.stores.batching`), so the per-trip
+cost is paid once per batch. redis-py's per-trip cost was most of a check's (about 100
+us of Python per pipeline, and 35-55 us per command of cluster routing): a batch is
+written and read on connections of its own (:mod:`missile.stores.resp`: hiredis packs
+and parses, replies are matched to the batch in the socket's callback), and in a
+cluster each command goes straight to the node that the client's slot map gives its
+key; a command that a stale map sent to the wrong node is answered MOVED or ASK without
+running, and goes again through the cluster client, which follows the redirection and
+corrects its map (see :class:`_Pipelines`). redis-py's client does the rest: loading the
+scripts, the cluster's slot map and fallback, and the calls outside the batches.
 
 Durability is Redis's: without RDB snapshots or the append-only file, a Redis restart
 forgets the replay windows and a captured non-replayable message is accepted once more.
@@ -68,6 +70,9 @@ try:  # the ``redis`` extra; redacted_url (used by ``missile serve``) works with
     import redis
     import redis.asyncio
     import redis.asyncio.cluster
+    import redis.crc
+
+    from missile.stores import resp
 except ImportError:  # pragma: no cover - exercised by tests/test_packaging.py in a subprocess
     _REDIS_INSTALLED = False
 else:
@@ -85,6 +90,11 @@ __all__ = ["RedisTokenState", "redacted_url"]
 #: free connection (bounded by the token factory's time bound) instead of opening
 #: sockets without end while Redis is slow.
 MAX_CONNECTIONS = 64
+
+#: Keys whose cluster slot a state remembers (its hash tag's CRC is computed once per
+#: identity): enough for the identities a server sees at once; past it the map is
+#: emptied and refills with the active ones, so memory stays bounded.
+SLOT_CACHE = 4096
 
 #: The message of the ImportError raised when the ``redis`` package is not installed.
 MISSING_REDIS = "Redis token state needs the redis package: pip install 'missile[redis]'"
@@ -388,21 +398,26 @@ _SHA = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SCR
 
 
 class _Pipelines(Batcher[tuple[_Command, ...], Any]):
-    """Sends each batch of operations (each a few commands) in one round trip, so
-    redis-py's per-call cost is paid once per batch instead of per command.
+    """Sends each batch of operations (each a few commands) in one round trip, so the
+    per-trip cost is paid once per batch instead of per command.
 
-    A batch goes out on connections of its own, written and read with the connections'
-    public methods: one batch is in flight at a time (the batcher's rule), so one
-    connection per Redis server and event loop is all it needs, and the client's pool
-    checkout, retry wrapper, pipeline object and (in a cluster) per-command routing -
-    most of redis-py's cost per trip - are skipped. In a cluster each command goes to
-    the node that owns its key's slot in the client's slot map; the commands of every
-    node are written first and the replies read after, so the nodes work at once.
+    A batch goes out on connections of its own (:class:`~missile.stores.resp.RespConnection`:
+    commands packed and replies parsed by hiredis, each batch's replies handed over
+    straight from the socket's callback), not through redis-py, whose pool checkout,
+    retry wrapper, pipeline object, Python encoding and per-reply coroutines were most
+    of a trip's cost. One batch is in flight at a time (the batcher's rule), so one
+    connection per Redis server and event loop is all it needs. The connections are
+    configured like the client's own (same URL: host, port or socket, database, user,
+    password, TLS, timeouts). In a cluster each command goes to the node that owns its
+    key's slot in the client's slot map; the commands of every node are written first
+    and the replies awaited after, so the nodes work at once.
 
     A command is sent once, never retried: a retry after a lost reply could run a check
     script twice and record an ID twice. A lost reply (a connection that fails after the
-    write) fails every command of the batch whose reply is still unread, on any node.
-    Only a command known not to have run goes again, through the cluster client, which
+    write, or a batch unanswered for the client's ``socket_timeout``) fails every
+    command sent on that connection whose reply is still unread, and the connection is
+    dropped (as after a cancelled batch), so no later batch reads a stale reply. Only a
+    command known not to have run goes again, through the cluster client, which
     follows redirections and refreshes its slot map: one whose slot has no node in the
     map, one whose node cannot be connected to (nothing was sent) and one answered
     MOVED, ASK, TRYAGAIN or CLUSTERDOWN. (The cluster client itself may resend a command
@@ -413,11 +428,12 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
     def __init__(self, state: RedisTokenState) -> None:
         super().__init__()
         self._state = state
-        self._connections: dict[str, Any] = {}  # by node name ('' for a single Redis)
+        self._connections: dict[str, resp.RespConnection] = {}  # by node name ('' for a single Redis)
         self._connection_loop: asyncio.AbstractEventLoop | None = None
+        self._slots: dict[str, int] = {}  # key -> cluster slot (the slot's node is looked up each time)
 
     async def run_batch(self, ops: Sequence[tuple[_Command, ...]]) -> Sequence[Any]:
-        commands = [command for op in ops for command in op]
+        commands = [command for op in ops for command in op] if len(ops) > 1 else ops[0]
         results = await self._execute(commands)
         missing = [i for i, result in enumerate(results) if isinstance(result, redis.exceptions.NoScriptError)]
         if missing:
@@ -437,55 +453,60 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
 
     async def _execute(self, commands: Sequence[_Command]) -> list[Any]:
         if not self._state.cluster:
-            return await self._send(self._connection_for("", self._state.client.connection_pool), commands)
+            return await self._send(commands)
         return await self._send_to_nodes(commands)
 
-    async def _send(self, conn: Any, commands: Sequence[_Command]) -> list[Any]:
-        """``commands`` written at once on ``conn``, then one reply each (an error reply
-        is that command's result)."""
+    async def _send(self, commands: Sequence[_Command]) -> list[Any]:
+        """``commands`` written at once to the single Redis, then one reply each (an
+        error reply is that command's result)."""
+        conn = self._open_connection("")
+        if conn is None:
+            conn = await self._connect("", self._state.client.connection_pool)
         try:
-            if not conn.is_connected:
-                await conn.connect()
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            return await _replies(conn, len(commands))
+            return await conn.send(commands)
         except BaseException:
             # Replies may be left unread (a failure, a cancelled batch): the next batch
             # must not read them as its own, so it starts on a new connection.
-            await conn.disconnect(nowait=True)
+            conn.close()
             raise
 
     async def _send_to_nodes(self, commands: Sequence[_Command]) -> list[Any]:
         """``commands`` sent each to its slot's node, the nodes' writes before the reads;
         what is known not to have run goes again through the cluster client."""
         results: list[Any] = [_UNSENT] * len(commands)
-        written: list[tuple[Any, list[int]]] = []
+        sent: list[tuple[resp.RespConnection, list[int], asyncio.Future[list[Any]]]] = []
         try:
             for name, (node, indices) in self._route(commands).items():
-                conn = self._connection_for(name, node)
+                conn = self._open_connection(name)
+                if conn is None:
+                    try:
+                        conn = await self._connect(name, node)
+                    except Exception:  # whatever failed, no command of ours was sent
+                        continue
                 try:
-                    if not conn.is_connected:
-                        await conn.connect()
-                except Exception:  # whatever failed, no command of ours was sent
-                    continue
-                written.append((conn, indices))
-                await conn.send_packed_command(conn.pack_commands([commands[i] for i in indices]), check_health=False)
-            while written:
-                conn, indices = written[0]
-                for i, reply in zip(indices, await _replies(conn, len(indices)), strict=True):
-                    results[i] = reply
-                written.pop(0)
-        except Exception as exc:
-            # A write or a reply lost: whatever was sent may have run, so every
-            # command of the batch not yet answered fails (none is sent again).
-            for conn, indices in written:
-                await conn.disconnect(nowait=True)  # replies left unread: see _send
-                for i in indices:
-                    results[i] = exc
+                    part = commands if len(indices) == len(commands) else [commands[i] for i in indices]
+                    sent.append((conn, indices, conn.send(part)))
+                except Exception as exc:  # not written (a closed connection): not resent either
+                    conn.close()
+                    for i in indices:
+                        results[i] = exc
+            for conn, indices, future in sent:
+                try:
+                    replies = await future
+                except Exception as exc:
+                    # A reply lost: whatever was sent may have run, so every command sent
+                    # to that node fails (none is sent again), and its connection goes.
+                    conn.close()
+                    for i in indices:
+                        results[i] = exc
+                else:
+                    for i, reply in zip(indices, replies, strict=True):
+                        results[i] = reply
         except BaseException:
-            for conn, _ in written:
-                await conn.disconnect(nowait=True)
+            for conn, _, _ in sent:
+                conn.close()  # replies left unread: see _send
             raise
-        again = [i for i, result in enumerate(results) if result is _UNSENT or _not_run(result)]
+        again = [i for i, result in enumerate(results) if result is _UNSENT or isinstance(result, _NOT_RUN)]
         if again:
             for i, result in zip(again, await self._via_cluster([commands[i] for i in again]), strict=True):
                 results[i] = result
@@ -497,13 +518,24 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
         left out, for the cluster client. Every command the state batches names one key,
         first (EVALSHA: after the script and the key count)."""
         groups: dict[str, tuple[Any, list[int]]] = {}
+        node_from_slot = self._state.client.nodes_manager.get_node_from_slot
+        slots = self._slots
         for i, command in enumerate(commands):
             key = command[3] if command[0] == "EVALSHA" else command[1]
+            slot = slots.get(key)
+            if slot is None:
+                if len(slots) >= SLOT_CACHE:
+                    slots.clear()
+                slot = slots[key] = redis.crc.key_slot(key.encode())
             try:
-                node = self._state.client.get_node_from_key(key)
+                node = node_from_slot(slot)
             except redis.exceptions.RedisClusterException:
                 continue
-            groups.setdefault(node.name, (node, []))[1].append(i)
+            group = groups.get(node.name)
+            if group is None:
+                groups[node.name] = (node, [i])
+            else:
+                group[1].append(i)
         return groups
 
     async def _via_cluster(self, commands: Sequence[_Command]) -> list[Any]:
@@ -522,17 +554,25 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
             pipe.execute_command(*command)
         return list(await pipe.execute(raise_on_error=False))
 
-    def _connection_for(self, name: str, factory: Any) -> Any:
-        """This loop's connection to server ``name``, made like ``factory``'s (the
-        single Redis's pool or a cluster node). A node that leaves the cluster keeps its
-        connection here until :meth:`aclose`: a few at most, one per node ever seen."""
-        loop = asyncio.get_running_loop()
-        if self._connection_loop is not loop:
-            # A connection's streams belong to the loop that opened them.
-            self._connections, self._connection_loop = {}, loop
+    def _open_connection(self, name: str) -> resp.RespConnection | None:
+        """This loop's open connection to server ``name``, if it has one."""
+        if self._connection_loop is not asyncio.get_running_loop():
+            # A connection's transport belongs to the loop that opened it (a process
+            # forked with a loop of its own, or asyncio.run again, starts anew).
+            self._connections, self._connection_loop = {}, asyncio.get_running_loop()
+            return None
         conn = self._connections.get(name)
-        if conn is None:
-            conn = self._connections[name] = factory.connection_class(**factory.connection_kwargs)
+        return None if conn is None or conn.closed else conn
+
+    async def _connect(self, name: str, factory: Any) -> resp.RespConnection:
+        """A new connection to server ``name``, made like ``factory``'s (the single
+        Redis's pool or a cluster node). A node that leaves the cluster keeps its
+        connection here until :meth:`aclose`: a few at most, one per node ever seen."""
+        conn = await resp.open_connection(resp.settings_for(factory))
+        old = self._connections.get(name)
+        if old is not None:
+            old.close()
+        self._connections[name] = conn
         return conn
 
     async def aclose(self) -> None:
@@ -540,7 +580,7 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
         connections, self._connections = self._connections, {}
         if self._connection_loop is asyncio.get_running_loop():
             for conn in connections.values():
-                await conn.disconnect()
+                await conn.aclose()
 
 
 #: A command's result before it is sent: one still unsent after a batch's writes did not
@@ -548,20 +588,11 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
 _UNSENT = object()
 
 
-async def _replies(conn: Any, count: int) -> list[Any]:
-    """``count`` replies from ``conn``; an error reply is that command's result."""
-    results: list[Any] = []
-    for _ in range(count):
-        try:
-            results.append(await conn.read_response())
-        except redis.exceptions.ResponseError as exc:
-            results.append(exc)
-    return results
-
-
-def _not_run(result: Any) -> bool:
-    """Whether a cluster node's reply says the command did not run there: the slot is
-    elsewhere (MOVED, which MovedError subclasses from ASK), moving (ASK), being
-    migrated (TRYAGAIN) or the cluster is down (CLUSTERDOWN)."""
-    errors = redis.exceptions
-    return isinstance(result, errors.AskError | errors.TryAgainError | errors.ClusterDownError)
+#: The error replies of a cluster node saying that a command did not run there: the slot
+#: is elsewhere (MOVED, which MovedError subclasses from ASK), moving (ASK), being
+#: migrated (TRYAGAIN) or the cluster is down (CLUSTERDOWN).
+_NOT_RUN = (
+    (redis.exceptions.AskError, redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
+    if _REDIS_INSTALLED
+    else ()
+)
