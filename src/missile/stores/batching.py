@@ -3,9 +3,10 @@ in flight wait and go out together as the next batch.
 
 Every message under a master token asks the token state something (revocation, replay
 window), so the state's cost per request bounds a server's rate. What costs is not the
-work but the trip: a redis-py command costs about 100 us of Python per round trip, and
-an SQLite transaction a hop to its worker thread and, to be durable, an fsync. Batching
-pays that once per batch instead of once per request:
+work but the trip: a Redis round trip costs tens of microseconds of client CPU (socket
+writes and reads, event-loop wake-ups), and an SQLite transaction a hop to its worker
+thread and, to be durable, an fsync. Batching pays that once per batch instead of once
+per request:
 
 * with nothing in flight, an operation is sent at once (no added latency when idle);
 * while a batch is in flight, operations queue, and the whole queue is the next batch,
@@ -55,7 +56,7 @@ class Batcher(ABC, Generic[_Op, _Result]):
         future: asyncio.Future[_Result] = loop.create_future()
         self._queue.append((op, future))
         if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(self._drain())
+            self._running = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
