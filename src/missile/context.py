@@ -35,6 +35,7 @@ from missile.clock import Clock, system_clock
 from missile.crypto.context import CryptoContext
 from missile.crypto.null import ClientMslCryptoContext
 from missile.crypto.random import DEFAULT_RANDOM, RandomSource
+from missile.crypto.symmetric import SessionCryptoContext
 from missile.encoding.compression import DEFAULT_MAX_DEFLATE_RATIO
 from missile.errors import MslError, MslMasterTokenException
 from missile.tokens.master import MasterToken
@@ -405,8 +406,6 @@ class MslContext:
 
     def session_crypto_context(self, master_token: MasterToken) -> CryptoContext:
         """A (cached) session context built from a decrypted master token."""
-        from missile.crypto.symmetric import SessionCryptoContext
-
         assert master_token.encryption_key is not None and master_token.signature_key is not None
         key = (*master_token.key, master_token.identity)
         with self._sessions_lock:

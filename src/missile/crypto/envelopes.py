@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 
 from missile.crypto.algorithms import CipherSpec, SignatureAlgo
 from missile.encoding import EncoderFormat, MslObject, cbor, decode, encode
-from missile.encoding.base64 import b64encode_bytes
+from missile.encoding.base64 import b64decode, b64encode_bytes
 from missile.errors import MslCryptoException, MslEncodingException, MslError
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "encode_v1",
     "encode_v1_binary",
     "envelope_in_format",
+    "read_v1_binary",
+    "read_v1_json",
     "v1_binary_head",
     "v1_json_iv_head",
     "v1_json_tail",
@@ -198,17 +201,79 @@ def encode_v1_binary(key_id: str, iv: bytes | None, ciphertext: bytes | memoryvi
 
 def v1_binary_head(key_id: str, iv: bytes | None, ciphertext_size: int) -> bytes:
     """The bytes of a binary V1 envelope before its ciphertext of ``ciphertext_size`` bytes."""
-    parts: list[bytes] = [_BINARY_HEAD_WITH_IV if iv is not None else _BINARY_HEAD_NO_IV]
-    if iv is not None:
-        parts += (cbor.bytes_head(len(iv)), iv)
-    parts += (_BINARY_KEYID, cbor.encode_text(key_id), _BINARY_CIPHERTEXT, cbor.bytes_head(ciphertext_size))
-    return b"".join(parts)
+    if iv is None:
+        return b"".join((_BINARY_HEAD_NO_IV, _binary_key_id(key_id), cbor.bytes_head(ciphertext_size)))
+    return b"".join(
+        (_BINARY_HEAD_WITH_IV, cbor.bytes_head(len(iv)), iv, _binary_key_id(key_id), cbor.bytes_head(ciphertext_size))
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _binary_key_id(key_id: str) -> bytes:
+    """The key ID member and the ciphertext's key (a context encrypts many times under
+    one key ID; the bound keeps the cache small whatever key IDs appear)."""
+    return _BINARY_KEYID + cbor.encode_text(key_id) + _BINARY_CIPHERTEXT
 
 
 _BINARY_HEAD_WITH_IV = bytes((cbor.IDENTIFIER,)) + cbor.map_head(3) + cbor.encode_text(_KEY_IV)
 _BINARY_HEAD_NO_IV = bytes((cbor.IDENTIFIER,)) + cbor.map_head(2)
 _BINARY_KEYID = cbor.encode_text(_KEY_KEY_ID)
 _BINARY_CIPHERTEXT = cbor.encode_text(_KEY_CIPHERTEXT)
+#: A binary V1 envelope with a 16-byte IV, up to the IV's bytes.
+_BINARY_IV_HEAD = _BINARY_HEAD_WITH_IV + cbor.bytes_head(16)
+_BINARY_KEYID_AT = len(_BINARY_IV_HEAD) + 16
+
+
+def read_v1_binary(data: bytes, start: int, stop: int) -> tuple[bytes, int] | None:
+    """The IV and the offset of the ciphertext of ``data[start:stop]`` when it is a binary
+    V1 envelope of exactly the shape :func:`encode_v1_binary` writes with a 16-byte IV
+    (``iv``, ``keyid`` text, ``ciphertext``, every head minimal, nothing after); None for
+    anything else, which the caller then hands to :meth:`CiphertextEnvelope.parse`.
+
+    What it accepts the general parser accepts with the same IV and ciphertext (the
+    deterministic map of these three members): it only spares decoding the envelope
+    into objects, on every header and payload chunk (property-tested against the
+    general parser on edited envelopes)."""
+    if not data.startswith(_BINARY_IV_HEAD, start) or not data.startswith(_BINARY_KEYID, start + _BINARY_KEYID_AT):
+        return None
+    head = cbor.minimal_head(data, start + _BINARY_KEYID_AT + len(_BINARY_KEYID), 3)
+    if head is None:
+        return None
+    size, at = head
+    key_end = at + size
+    if not data.startswith(_BINARY_CIPHERTEXT, key_end):
+        return None
+    try:
+        data[at:key_end].decode("utf-8")  # never used, but it must be text
+    except UnicodeDecodeError:
+        return None
+    head = cbor.minimal_head(data, key_end + len(_BINARY_CIPHERTEXT), 2)
+    if head is None or head[0] + head[1] != stop:
+        return None
+    iv_at = start + len(_BINARY_IV_HEAD)
+    return data[iv_at : iv_at + 16], head[1]
+
+
+#: A JSON V1 envelope exactly as :func:`encode_v1` writes it with an IV and a key ID of
+#: printable ASCII other than a quote or a backslash (so it needs no escape).
+_JSON_V1 = re.compile(
+    rb'\{"ciphertext":"([A-Za-z0-9+/]*={0,2})","sha256":"AA==","keyid":"[ !#-\[\]-~]*","iv":"([A-Za-z0-9+/]*={0,2})"\}'
+)
+
+
+def read_v1_json(data: bytes) -> tuple[bytes, bytes] | None:
+    """The IV and the ciphertext of ``data`` when it is a JSON V1 envelope of exactly the
+    shape :func:`encode_v1` writes (members in the reference's order, no escapes, no
+    whitespace); None for anything else, which the caller then hands to
+    :meth:`CiphertextEnvelope.parse`. What it accepts the general parser reads the same
+    way (property-tested on edited envelopes); it spares decoding the object."""
+    match = _JSON_V1.fullmatch(data)
+    if match is None:
+        return None
+    try:
+        return b64decode(match.group(2)), b64decode(match.group(1))
+    except MslEncodingException:
+        return None
 
 
 def envelope_in_format(protected: bytes, fmt: EncoderFormat) -> bytes:

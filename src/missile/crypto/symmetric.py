@@ -17,10 +17,17 @@ from missile.crypto.algorithms import SignatureAlgo
 from missile.crypto.cbc import AES_BLOCK_SIZE
 from missile.crypto.chunks import ChunkCodec
 from missile.crypto.context import CryptoContext
-from missile.crypto.envelopes import CiphertextEnvelope, EnvelopeVersion, encode_v1, encode_v1_binary
+from missile.crypto.envelopes import (
+    CiphertextEnvelope,
+    EnvelopeVersion,
+    encode_v1,
+    encode_v1_binary,
+    read_v1_binary,
+    read_v1_json,
+)
 from missile.crypto.random import DEFAULT_RANDOM, RandomSource
 from missile.crypto.symmetric_chunks import ChunkKeys, SymmetricChunkCodec, signature_tag
-from missile.encoding import EncoderFormat
+from missile.encoding import EncoderFormat, cbor
 from missile.errors import MslCryptoException, MslError
 
 __all__ = [
@@ -34,6 +41,7 @@ __all__ = [
 #: The operations a payload chunk goes through; overriding one forgoes the streaming codec.
 _CHUNK_OPERATIONS = ("encrypt", "decrypt", "sign", "verify")
 _AES_KEY_SIZES = (16, 24, 32)
+_BINARY_ID = bytes((cbor.IDENTIFIER,))
 
 
 def aes_key_wrap(key: bytes, data: bytes) -> bytes:
@@ -192,8 +200,18 @@ class SymmetricCryptoContext(CryptoContext):
         """Open a V1 envelope (forced V1, like the reference; the key ID is not checked)."""
         if self._cbc is None:
             raise MslCryptoException(MslError.DECRYPT_NOT_SUPPORTED, "no encryption key")
-        envelope = CiphertextEnvelope.parse(data, EnvelopeVersion.V1)
-        plain, size = self._cbc.decrypt(envelope.iv, envelope.ciphertext)
+        # The binary envelope as this library writes it is read in place; anything else
+        # (JSON, another shape, malformed) by the general parser, which decides.
+        parts = read_v1_binary(data, 0, len(data)) if type(data) is bytes and data[:1] == _BINARY_ID else None
+        simple = read_v1_json(data) if parts is None and type(data) is bytes and data[:1] == b"{" else None
+        if parts is not None:
+            iv, at = parts
+            plain, size = self._cbc.decrypt(iv, memoryview(data)[at:])
+        elif simple is not None:
+            plain, size = self._cbc.decrypt(*simple)
+        else:
+            envelope = CiphertextEnvelope.parse(data, EnvelopeVersion.V1)
+            plain, size = self._cbc.decrypt(envelope.iv, envelope.ciphertext)
         return plain[:size] if type(plain) is bytes else bytes(memoryview(plain)[:size])
 
     # -- payload chunks ----------------------------------------------------------------

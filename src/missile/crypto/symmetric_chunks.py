@@ -32,7 +32,13 @@ from cryptography.hazmat.primitives import cmac, hmac
 from missile.crypto import cbc
 from missile.crypto.chunks import KEY_DATA, ChunkCodec, ChunkHead, GeneralChunkCodec, plaintext_parts, read_plaintext
 from missile.crypto.context import CryptoContext
-from missile.crypto.envelopes import V1_JSON_HEAD, SignatureEnvelope, v1_binary_head, v1_json_iv_head
+from missile.crypto.envelopes import (
+    V1_JSON_HEAD,
+    SignatureEnvelope,
+    read_v1_binary,
+    v1_binary_head,
+    v1_json_iv_head,
+)
 from missile.crypto.random import RandomSource
 from missile.encoding import EncoderFormat, MslObject, cbor, decode
 from missile.encoding.base64 import b64decode_stream, b64encode_bytes, b64encode_stream, b64encoded_size
@@ -61,13 +67,17 @@ _JSON_CHUNK_HEAD = b'{"payload":"'
 _JSON_SIGNATURE = b'","signature":"'
 _JSON_CHUNK_TAIL = b'"}'
 _JSON_DATA_HEAD = b'{"data":"'
+#: A JSON chunk plaintext after its data when it is uncompressed, as written: the message
+#: ID, the end-of-message flag if set, the sequence number, in the reference's order.
+#: Numbers are plain integers of at most 20 digits (any other form of a JSON number, and
+#: anything else, is left to the general decoder).
+_JSON_PLAINTEXT_TAIL = re.compile(
+    rb'","messageid":(0|[1-9][0-9]{0,19})(,"endofmsg":true)?,"sequencenumber":(0|[1-9][0-9]{0,19})\}'
+)
 #: The JSON envelope after its ciphertext, as written (printable ASCII key ID, no escapes).
 _JSON_ENVELOPE_TAIL = re.compile(rb'","sha256":"AA==","keyid":"[ !#-\[\]-~]*","iv":"([A-Za-z0-9+/]*={0,2})"\}')
 _BINARY_CHUNK_HEAD = bytes((cbor.IDENTIFIER,)) + cbor.map_head(2) + cbor.encode_text("payload")
 _BINARY_SIGNATURE = cbor.encode_text("signature")
-_BINARY_ENVELOPE_HEAD = bytes((cbor.IDENTIFIER,)) + cbor.map_head(3) + cbor.encode_text("iv") + cbor.bytes_head(16)
-_BINARY_KEYID = cbor.encode_text("keyid")
-_BINARY_CIPHERTEXT = cbor.encode_text("ciphertext")
 _BINARY_DATA = cbor.encode_text(KEY_DATA)
 
 
@@ -221,6 +231,9 @@ class SymmetricChunkCodec(ChunkCodec):
             if end < 0:
                 raise _Handover
             data = _b64decode(memoryview(plain)[len(_JSON_DATA_HEAD) : end])
+            tail = _JSON_PLAINTEXT_TAIL.fullmatch(plain, end, size)
+            if tail is not None:  # the usual members, as written: no decoding
+                return ChunkHead(int(tail.group(3)), int(tail.group(1)), tail.group(2) is not None), data
             return _json_fields(data, bytes(plain[end + 1 : size]))
         except MslException:
             raise _Handover from None
@@ -289,42 +302,40 @@ class SymmetricChunkCodec(ChunkCodec):
 
     def _open_binary(self, chunk: bytes) -> tuple[ChunkHead, bytes]:
         """``{"payload": h'…', "signature": h'…'}``, the payload a binary V1 envelope
-        with a 16-byte IV; nothing is copied but the data."""
+        with a 16-byte IV (:func:`~missile.crypto.envelopes.read_v1_binary`); nothing is
+        copied but the data."""
+        size, start = _byte_string_head(chunk, len(_BINARY_CHUNK_HEAD))
+        stop = start + size
+        if not chunk.startswith(_BINARY_SIGNATURE, stop):
+            raise _Handover
+        size, at = _byte_string_head(chunk, stop + len(_BINARY_SIGNATURE))
+        if at + size != len(chunk):
+            raise _Handover
         view = memoryview(chunk)
-        payload, at = _byte_string(view, len(_BINARY_CHUNK_HEAD))
-        if not chunk.startswith(_BINARY_SIGNATURE, at):
-            raise _Handover
-        signature, at = _byte_string(view, at + len(_BINARY_SIGNATURE))
-        if at != len(chunk):
-            raise _Handover
         mac = self._keys.mac.copy()
-        mac.update(payload)  # type: ignore[arg-type]  # any buffer (CMAC's stub says bytes)
-        self._verify(mac, bytes(signature))
+        mac.update(view[start:stop])  # type: ignore[arg-type]  # any buffer (CMAC's stub says bytes)
+        self._verify(mac, chunk[at:])
+        envelope = read_v1_binary(chunk, start, stop)
+        if envelope is None:
+            raise _Handover
+        iv, at = envelope
         try:
-            if payload[: len(_BINARY_ENVELOPE_HEAD)] != _BINARY_ENVELOPE_HEAD:
-                raise _Handover
-            at = len(_BINARY_ENVELOPE_HEAD) + cbc.AES_BLOCK_SIZE
-            iv = bytes(payload[len(_BINARY_ENVELOPE_HEAD) : at])
-            if payload[at : at + len(_BINARY_KEYID)] != _BINARY_KEYID:
-                raise _Handover
-            major, size, at = cbor.read_head(payload, at + len(_BINARY_KEYID))
-            if major != 3:
-                raise _Handover
-            bytes(payload[at : at + size]).decode("utf-8")  # the key ID is never used, but must be text
-            at += size
-            if payload[at : at + len(_BINARY_CIPHERTEXT)] != _BINARY_CIPHERTEXT:
-                raise _Handover
-            ciphertext, at = _byte_string(payload, at + len(_BINARY_CIPHERTEXT))
-            if at != len(payload):
-                raise _Handover
-            plain, size = self._keys.cipher.decrypt(iv, ciphertext)
-            return _binary_fields(memoryview(plain)[:size])
+            plain, size = self._keys.cipher.decrypt(iv, view[at:stop])
+            return _binary_plaintext(plain, size)
         except (MslException, UnicodeDecodeError):
             raise _Handover from None
 
 
 def _slices(text: memoryview) -> Iterator[memoryview]:
     return (text[i : i + TEXT_SLICE] for i in range(0, len(text), TEXT_SLICE))
+
+
+def _byte_string_head(data: bytes | bytearray | memoryview, at: int) -> tuple[int, int]:
+    """The size of the byte string whose head is at ``at`` and where its bytes start."""
+    head = cbor.minimal_head(data, at, 2)
+    if head is None:
+        raise _Handover
+    return head
 
 
 def _byte_string(data: memoryview, at: int) -> tuple[memoryview, int]:
@@ -348,6 +359,47 @@ def _json_fields(data: bytes, rest: bytes) -> tuple[ChunkHead, bytes]:
         raise _Handover
     fields[KEY_DATA] = data
     return read_plaintext(MslObject(fields))
+
+
+#: An unsigned integer as the binary format writes it: the shortest head (RFC 8949
+#: §4.2.1), so each value has one encoding.
+_UINT = (
+    rb"[\x00-\x17]|\x18[\x18-\xff]|\x19[\x01-\xff].|\x1a(?:[\x01-\xff].|\x00[\x01-\xff]).."
+    rb"|\x1b(?:[\x01-\xff]...|\x00[\x01-\xff]..|\x00\x00[\x01-\xff].|\x00\x00\x00[\x01-\xff])...."
+)
+#: The members of a binary chunk plaintext after its data, when it is uncompressed: the
+#: end-of-message flag if set, the message ID, the sequence number (their keys' order).
+_BINARY_PLAINTEXT_TAIL = re.compile(
+    b"(%s)?%s(%s)%s(%s)"
+    % (
+        re.escape(cbor.encode_text("endofmsg") + b"\xf5"),
+        re.escape(cbor.encode_text("messageid")),
+        _UINT,
+        re.escape(cbor.encode_text("sequencenumber")),
+        _UINT,
+    ),
+    re.DOTALL,
+)
+
+
+def _uint(encoded: bytes) -> int:
+    """The value of an unsigned integer item matched by :data:`_UINT`."""
+    return encoded[0] if len(encoded) == 1 else int.from_bytes(encoded[1:], "big")
+
+
+def _binary_plaintext(plain: bytes | bytearray, size: int) -> tuple[ChunkHead, bytes]:
+    """The chunk of the binary plaintext ``plain[:size]``: read by one match when it has
+    the shape of an uncompressed chunk (data, end-of-message flag if set, message ID,
+    sequence number, every head minimal: what the general decoder reads the same way),
+    else by :func:`_binary_fields`."""
+    count = plain[1] - 0xA3 if size > 2 and plain[0] == cbor.IDENTIFIER else -1
+    if (count == 0 or count == 1) and plain.startswith(_BINARY_DATA, 2):
+        n, at = _byte_string_head(plain, 2 + len(_BINARY_DATA))
+        tail = _BINARY_PLAINTEXT_TAIL.fullmatch(plain, at + n, size)
+        if tail is not None and (tail.group(1) is not None) == count:
+            data = plain[at : at + n] if type(plain) is bytes else bytes(memoryview(plain)[at : at + n])
+            return ChunkHead(_uint(tail.group(3)), _uint(tail.group(2)), bool(count)), data
+    return _binary_fields(memoryview(plain)[:size])
 
 
 def _binary_fields(plain: memoryview) -> tuple[ChunkHead, bytes]:

@@ -38,11 +38,13 @@ __all__ = [
     "MAX_DEPTH",
     "IncompleteItem",
     "bytes_head",
+    "decode_object_at",
     "decode_value",
     "encode_text",
     "encode_value",
     "item_end",
     "map_head",
+    "minimal_head",
     "read_head",
 ]
 
@@ -79,6 +81,14 @@ _UINT_HEADS, _BYTES_HEADS, _TEXT_HEADS, _ARRAY_HEADS, _MAP_HEADS = (_SMALL_HEADS
 _PACK_16, _PACK_32, _PACK_64 = (Struct(f">B{c}").pack for c in "HIQ")
 
 
+def _short_head(major: int, n: int) -> bytes:
+    return _SMALL_HEADS[major][n] if n < 24 else bytes(((major << 5) | 24, n))
+
+
+#: Byte string heads up to 255 (signatures, IVs, small envelopes and ciphertexts).
+_SHORT_BYTES_HEADS = [_short_head(2, n) for n in range(256)]
+
+
 def _head(major: int, n: int) -> bytes:
     """The shortest head for ``major`` with argument ``n`` (RFC 8949 §4.2.1 rule 1)."""
     if 0 <= n < 24:
@@ -108,7 +118,7 @@ def encode_text(text: str) -> bytes:
 
 def bytes_head(length: int) -> bytes:
     """The head of a byte string of ``length`` bytes (the bytes follow it)."""
-    return _head(2, length)
+    return _SHORT_BYTES_HEADS[length] if 0 <= length < 256 else _head(2, length)
 
 
 def map_head(count: int) -> bytes:
@@ -426,26 +436,33 @@ def _map(data: bytes, pos: int, end: int, depth: int, count: int) -> tuple[dict[
 
 def decode_value(data: bytes) -> dict[str, Any]:
     """Decode one encoded object: the identifier byte, one map, nothing after it."""
-    if not data or data[0] != IDENTIFIER:
-        raise _fail("missing format identifier")
     if type(data) is not bytes:
         data = bytes(data)
+    value, pos = decode_object_at(data, 0)
+    if pos != len(data):
+        raise _fail("data after the object")
+    return value
+
+
+def decode_object_at(data: bytes, start: int) -> tuple[dict[str, Any], int]:
+    """Decode the encoded object (identifier byte, one map) that starts at ``start`` and
+    return it with the offset just past it; what follows is not looked at. As strict as
+    :func:`decode_value`; an object cut short by the end of ``data`` is MSL_PARSE_ERROR
+    too. Lets a stream decode a header where it lies, framing it in the same pass."""
     end = len(data)
-    if end < 2 or data[1] >> 5 != 5:
+    if start >= end or data[start] != IDENTIFIER:
+        raise _fail("missing format identifier")
+    if end - start < 2 or data[start + 1] >> 5 != 5:
         raise _fail("not a map")
     try:
-        initial = data[1]
+        initial = data[start + 1]
         if initial < 0xB8:
-            value, pos = _map(data, 2, end, 0, initial - 0xA0)
-        else:
-            value, pos = _item(data, 1, end, 0)
+            return _map(data, start + 2, end, 0, initial - 0xA0)
+        return _item(data, start + 1, end, 0)
     except (IndexError, StructError):  # a read past the end of the data
         raise _fail("truncated") from None
     except UnicodeDecodeError:
         raise _fail("text is not valid UTF-8") from None
-    if pos != end:
-        raise _fail("data after the object")
-    return value
 
 
 # -- framing ----------------------------------------------------------------------------
@@ -473,6 +490,34 @@ def read_head(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int,
         return _argument(data, pos, len(data))
     except IncompleteItem:
         raise _fail("truncated") from None
+
+
+def minimal_head(data: bytes | bytearray | memoryview, pos: int, major: int) -> tuple[int, int] | None:
+    """The argument of the head at ``pos`` and the position after it, when it is a head of
+    major type ``major`` the decoder accepts (minimal, definite) and all there; None
+    otherwise (never raises). For readers of known shapes (payload chunks, envelopes):
+    the one- and two-byte arguments of their strings are read here directly."""
+    if pos >= len(data):
+        return None
+    initial = data[pos]
+    if initial >> 5 != major:
+        return None
+    info = initial & 0x1F
+    if info < 24:
+        return info, pos + 1
+    if info == 24:
+        if pos + 1 < len(data) and data[pos + 1] >= 24:
+            return data[pos + 1], pos + 2
+        return None
+    if info == 25:
+        if pos + 2 < len(data) and data[pos + 1]:
+            return data[pos + 1] << 8 | data[pos + 2], pos + 3
+        return None
+    try:
+        _, n, after = read_head(data, pos)
+    except MslEncodingException:
+        return None
+    return n, after
 
 
 def item_end(data: bytes | bytearray | memoryview, pos: int, depth: int = 0) -> int:

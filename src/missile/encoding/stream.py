@@ -16,7 +16,11 @@ Payload chunks are not decoded here at all: their codec
 exactly the chunk's shape (``payload`` and ``signature`` strings, or byte strings) is
 framed by that shape and handed out as a :class:`~missile.encoding.mslobject.LazyMslObject`,
 whose values are decoded only if something reads them. Small objects of any other shape
-(headers) are parsed in one pass where they start, larger ones scanned then parsed.
+(headers) are parsed in one pass where they start, larger ones scanned then parsed; in
+the binary format the strict decoder frames the object as it decodes it (where it ends
+is where its map ends), so a header is read once, not framed and then decoded. Whenever
+a shortcut does not work out (incomplete, malformed, too large) the framing path
+decides, as always: the shortcuts change the cost, never the result (property-tested).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import re
 
 from missile.encoding import cbor
 from missile.encoding.codec import decode, decode_at
-from missile.encoding.mslobject import LazyBinaryMslObject, LazyMslObject, MslObject
+from missile.encoding.mslobject import BinaryMslObject, LazyBinaryMslObject, LazyMslObject, MslObject
 from missile.errors import MslEncodingException, MslError
 
 __all__ = ["DEFAULT_MAX_OBJECT_SIZE", "ObjectStreamDecoder"]
@@ -166,13 +170,18 @@ class ObjectStreamDecoder:
         codec reads the raw bytes."""
         buf = self._buf
         if self._start < 0:
+            lazy: type[LazyMslObject] = LazyMslObject
             end = _json_chunk_end(buf, self._base)
+            if end < 0:
+                lazy = LazyBinaryMslObject
+                end = _binary_chunk_end(buf, self._base)
             if 0 < end - self._base <= self.max_object_size:
                 # Framed by its shape: no scan, no decoding.
                 chunk = buf[self._base : end] if type(buf) is bytes else bytes(memoryview(buf)[self._base : end])
                 self._base = self._pos = end
+                self._need = 0
                 self._compact()
-                return chunk, LazyMslObject(chunk, _CHUNK_KEYS, decode)
+                return chunk, lazy(chunk, _CHUNK_KEYS, decode)
             if type(buf) is bytes and len(buf) - self._base <= _DIRECT_LIMIT:
                 direct = self._decode_directly(buf)
                 if direct is not None:
@@ -186,16 +195,25 @@ class ObjectStreamDecoder:
         """A small complete object parsed in one pass, or None when that does not work
         out (incomplete, malformed, non-ASCII): the scan then decides, as always."""
         m = _NON_WS.search(buf, self._base)
-        if m is None or buf[m.start()] != 0x7B or not buf.isascii():
-            return None  # ASCII only: string and byte offsets must agree
+        if m is None:
+            return None
         start = m.start()
+        obj: MslObject
         try:
-            obj, end = decode_at(buf.decode("ascii"), start)
+            if buf[start] == cbor.IDENTIFIER:
+                # Decoding frames the object too: it ends where its map ends.
+                value, end = cbor.decode_object_at(buf, start)
+                obj = BinaryMslObject(value)
+            elif buf[start] == 0x7B and buf.isascii():  # ASCII only: string and byte offsets must agree
+                obj, end = decode_at(buf.decode("ascii"), start)
+            else:
+                return None
         except MslEncodingException:
             return None
         if end - start > self.max_object_size:
             return None
         self._base = self._pos = end
+        self._need = 0
         self._compact()
         obj.encoded = buf[start:end]
         return obj.encoded, obj
@@ -289,6 +307,18 @@ def _json_chunk_end(buf: bytes | bytearray, start: int) -> int:
     if last < 0 or buf[last - 1] == 0x5C or not buf.startswith(b'"}', last):
         return -1
     return last + 2
+
+
+def _binary_chunk_end(buf: bytes | bytearray, start: int) -> int:
+    """The end of ``{"payload": h'…', "signature": h'…'}`` at ``start`` (its heads
+    minimal), or -1 (another shape, or not all there yet)."""
+    if not buf.startswith(_BINARY_CHUNK_HEAD, start):
+        return -1
+    head = cbor.minimal_head(buf, start + len(_BINARY_CHUNK_HEAD), 2)
+    if head is None or not buf.startswith(_BINARY_SIGNATURE, head[0] + head[1]):
+        return -1
+    head = cbor.minimal_head(buf, head[0] + head[1] + len(_BINARY_SIGNATURE), 2)
+    return head[0] + head[1] if head is not None and head[0] + head[1] <= len(buf) else -1
 
 
 def _chunk_shaped(raw: bytes) -> bool:

@@ -256,15 +256,15 @@ class MessageHeader:
             raise MslInternalException("peer tokens in a header outside a peer-to-peer network")
         crypto = select_header_crypto_context(ctx, master_token, entity_auth_data)
         timestamp = data.timestamp if data.timestamp is not None else ctx.clock() // 1000
-        # The legacy sender is written only when a master token protects the header, and
-        # only in JSON: the binary format has no sender (docs/binary-format.md §5.6).
-        sender = None
-        if master_token is not None:
-            sender = data.sender if data.sender is not None else ctx.identity
         if encoder_format is EncoderFormat.MISSILE_CBOR:
             plaintext = _binary_header_data(data, timestamp, peer_to_peer=ctx.peer_to_peer)
             headerdata = crypto.encrypt_in_format(plaintext, encoder_format)
         else:
+            # The legacy sender is written only when a master token protects the header,
+            # and only in JSON: the binary format has no sender (docs/binary-format.md §5.6).
+            sender = None
+            if master_token is not None:
+                sender = data.sender if data.sender is not None else ctx.identity
             plaintext = encode_json(_json_header_data(ctx, data, sender, timestamp))
             headerdata = crypto.encrypt(plaintext)
         signature = crypto.sign(headerdata)
