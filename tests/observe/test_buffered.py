@@ -280,7 +280,9 @@ def test_buffered_metrics_show_after_a_flush_what_direct_ones_show() -> None:
             observer.message(event)
         for call in STATE:
             observer.state_call(call)
-    assert buffered_registry.get_sample_value("missile_messages_total", {"role": "server", "kind": "error"}) == 0
+    # Held, not written: the series shows no count yet (it appears at the first flush:
+    # the events are counted then).
+    assert not buffered_registry.get_sample_value("missile_messages_total", {"role": "server", "kind": "error"})
     buffered.flush()
     assert _exposition(buffered_registry) == _exposition(direct_registry)
     buffered.flush()  # nothing new: nothing changes
@@ -329,8 +331,8 @@ def test_buffered_metrics_in_multiprocess_mode(tmp_path: object) -> None:
         "observer = MetricsObserver(CollectorRegistry(), flush_interval=3600)\n"
         "for e in EVENTS * 2: observer.message(e)\n"
         "for s in STATE: observer.state_call(s)\n"
+        "observer.flush()\n"  # the held events are counted, into _Tally for the histograms
         "assert all(isinstance(t, _Tally) for t in observer._tallies) and len(observer._tallies) == 3\n"
-        "observer.flush()\n"
         "registry = CollectorRegistry()\n"
         "multiprocess.MultiProcessCollector(registry)\n"
         "sys.stdout.write(generate_latest(registry).decode())\n"
@@ -416,3 +418,95 @@ def test_delayed_flush_whose_loop_stopped_falls_back_to_a_thread() -> None:
     wait_for(due_then_flushed, "the thread's flush")
     assert calls[0] == "test-fallback-flush"
     timer.close()
+
+
+def test_lines_formatted_late_are_formatted_when_written_and_split_within_capacity(logger: logging.Logger) -> None:
+    handler, stream = attach(logger, interval=3600, capacity=400)
+    calls: list[int] = []
+
+    def render(i: int, width: int) -> str:
+        calls.append(i)
+        return f"{i:02d}" + "y" * width
+
+    handler.add_later(render, (0, 10), logging.INFO)  # counted as LATER_CHARS (256)
+    logger.info("a record")
+    assert calls == [] and stream.writes == []
+    handler.add_later(render, (1, 150), logging.INFO)  # 270 + 256 > 400: what was held goes first
+    assert calls == [0] and stream.writes == ["00" + "y" * 10 + "\nINFO a record\n"]
+    for i, width in ((2, 150), (3, 60), (4, 60), (5, 60)):
+        handler.add_later(render, (i, width), logging.INFO)  # counted 13 each now: the last batch's longest
+    assert calls == [0]
+    handler.flush()
+    assert calls == [0, 1, 2, 3, 4, 5]
+    # 495 characters in all, longer than counted: two calls, each within the capacity, lines whole.
+    assert [len(w) for w in stream.writes[1:]] == [153 + 153 + 63, 63 + 63]
+    lines = "".join(stream.writes).splitlines()
+    assert [line[:2] for line in lines] == ["00", "IN", "01", "02", "03", "04", "05"]
+
+
+def test_a_late_line_at_a_flush_level_or_after_close_is_written_at_once(logger: logging.Logger) -> None:
+    handler, stream = attach(logger, interval=3600)
+    handler.add_later(str.upper, ("held",), logging.INFO)
+    handler.add_later(str.upper, ("warned",), logging.WARNING)
+    assert stream.getvalue() == "HELD\nWARNED\n"
+    handler.close()
+    handler.add_later(str.upper, ("closed",), logging.INFO)
+    assert stream.getvalue().endswith("CLOSED\n")
+
+
+def test_a_late_line_that_fails_to_format_is_reported_not_raised(
+    logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, stream = attach(logger, interval=3600)
+    reported: list[str] = []
+    monkeypatch.setattr(handler, "handleError", lambda record: reported.append(record.getMessage()))
+
+    def broken() -> str:
+        raise ValueError("no")
+
+    handler.add_later(broken, (), logging.INFO)
+    logger.info("after")
+    handler.flush()
+    assert stream.getvalue() == "INFO after\n"
+    assert reported == ["formatting a log record failed"]
+
+
+def test_held_metric_events_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from missile.observe import metrics
+    from missile.observe.metrics import MetricsObserver
+
+    monkeypatch.setattr(metrics, "MAX_HELD_EVENTS", 3)
+    observer = MetricsObserver(CollectorRegistry(), flush_interval=3600)
+    for event in EVENTS[:2]:
+        observer.message(event)
+    observer.state_call(STATE[0])
+    assert observer._held == []  # the third counted all three in memory (written at the next flush)
+    observer.message(EVENTS[2])
+    assert len(observer._held) == 1
+
+
+def test_metrics_held_from_two_threads_are_all_counted() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from missile.observe.metrics import MetricsObserver
+
+    registry = CollectorRegistry()
+    observer = MetricsObserver(registry, flush_interval=3600)
+
+    def calls() -> None:
+        for _ in range(2000):
+            observer.state_call(STATE[0])
+
+    thread = threading.Thread(target=calls)
+    thread.start()
+    for _ in range(20):
+        for _ in range(100):
+            observer.message(EVENTS[1])
+        observer.flush()
+    thread.join()
+    observer.flush()
+    labels = {"backend": "SqliteTokenState", "operation": "check_master_token"}
+    assert registry.get_sample_value("missile_state_seconds_count", labels) == 2000
+    assert registry.get_sample_value("missile_messages_total", {"role": "server", "kind": "application"}) == 2000

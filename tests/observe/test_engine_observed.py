@@ -98,3 +98,60 @@ def test_log_records_carry_no_secret(caplog: pytest.LogCaptureFixture) -> None:
         text = (record.getMessage() + repr(getattr(record, "msl", ""))).encode()
         for secret in secrets:
             assert secret not in text and secret.hex().encode() not in text
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_lines_of_the_direct_path_carry_no_secret(fmt: str) -> None:
+    """As missile serve logs (missile's own handler and formatters only): message
+    records take the direct path (no LogRecord, formatted late), and no line written
+    carries a secret."""
+    import io
+    from unittest import mock
+
+    from missile.cli.observing import log_config
+    from missile.observe import JsonFormatter, logs
+    from missile.observe.handlers import BufferedStreamHandler, TextFormatter
+
+    secrets = [USER1[1].encode(), b"hello secret payload"]
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream, interval=3600)
+    text = log_config("debug", "text", False)["formatters"]["missile"]
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(text["format"], text["datefmt"]))
+    log = logging.getLogger("missile")
+    saved = (log.level, log.propagate, log.handlers[:])
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    log.handlers[:] = [handler]
+    general: list[str] = []
+    real = logs._handle
+
+    def counted(logger: logging.Logger, *args: object) -> None:
+        general.append(logger.name)
+        real(logger, *args)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        p = make_pair("PSK", "SYMMETRIC_WRAPPED", server_kwargs={"observer": LogObserver()},
+                      client_kwargs={"observer": LogObserver()})  # fmt: skip
+        p.factory.observer = LogObserver()
+        options = MessageOptions(user_id="alice", user_auth=EmailPasswordAuthData(*USER1))
+        await p.client.request(secrets[1], options)
+        keys = p.store.get_crypto_context(p.store.get_master_token())  # type: ignore[arg-type]
+        assert keys is not None
+        secrets.extend(bytes(v) for v in vars(keys).values() if isinstance(v, bytes | bytearray) and len(v) >= 16)
+
+    try:
+        with mock.patch.object(logs, "_handle", counted):
+            run(go())
+        handler.flush()
+    finally:
+        handler.close()
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+        log.handlers[:] = saved[2]
+    written = stream.getvalue()
+    assert not general  # every record of the observer took the direct path
+    assert "server message" in written and "user1@foo.com" in written and "client message" in written
+    assert "check_master_token" in written or "record_new_master_token" in written  # state calls (DEBUG)
+    data = written.encode()
+    for secret in secrets:
+        assert secret not in data and secret.hex().encode() not in data
