@@ -121,9 +121,40 @@ def test_the_direct_path_writes_what_the_general_path_writes(
     assert direct.count("\n") >= len(events)  # a line each (field values may hold newlines too)
 
 
-@given(st.sampled_from(TEXT_FORMATS), EVENTS)
-def test_the_text_alone_is_the_text_of_the_fields(fmt: tuple[str, str | None], event: MessageObserved) -> None:
-    assert logs._message_text(event) == logs._message_fields(event)[1]
+FORGERY = MessageObserved(
+    "server",
+    "application",
+    identity="evil\n2026-01-01T00:00:00 INFO missile.server: server message kind=renewal",
+    user='someone error=none "quoted"',
+    path="/a\rb\u2028c",
+    bytes_in=1,
+)
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "general"])
+def test_peer_controlled_values_cannot_forge_lines_or_fields(missile_logger: logging.Logger, direct: bool) -> None:
+    import json
+
+    text = _write(missile_logger, TextFormatter(SERVE_FORMAT, None), direct, 1e9, [FORGERY])
+    assert text.count("\n") == 1 and "\r" not in text and "\u2028" not in text
+    assert f" identity={json.dumps(FORGERY.identity)} " in text
+    assert f" user={json.dumps(FORGERY.user)} " in text
+    as_json = _write(missile_logger, JsonFormatter(), direct, 1e9, [FORGERY])
+    assert as_json.count("\n") == 1
+    fields = json.loads(as_json)
+    assert (fields["identity"], fields["user"], fields["path"]) == (FORGERY.identity, FORGERY.user, FORGERY.path)
+
+
+@given(st.text(max_size=30))
+def test_plain_values_are_written_as_they_are(value: str) -> None:
+    line = logs._message_text(MessageObserved("server", "application", identity=value))
+    shown = line.split(" identity=", 1)[1].rsplit(" bytes_in=", 1)[0]
+    if value.isprintable() and " " not in value and '"' not in value:
+        assert shown == value
+    else:
+        import json
+
+        assert json.loads(shown) == value and "\n" not in shown
 
 
 def test_the_direct_path_builds_no_record(missile_logger: logging.Logger) -> None:

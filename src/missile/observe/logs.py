@@ -86,39 +86,40 @@ class LogObserver(Observer):
 
 
 def _message_fields(e: MessageObserved) -> tuple[dict[str, Any], str]:
-    """The record's fields (absent ones left out) and its line, in one pass.
+    """The record's fields (absent ones left out) and its line (:func:`_message_text`).
 
     Written out field by field rather than looped over ``dataclasses.fields``: this runs
     for every message, and the loop's lookups by name cost a third more
     (tests/observe/test_observers.py checks that every field is here).
     """
     record: dict[str, Any] = {"role": e.role, "kind": e.kind}
-    text = f"kind={e.kind}"
     if (value := e.identity) is not None:
         record["identity"] = value
-        text += f" identity={value}"
     if (value := e.user) is not None:
         record["user"] = value
-        text += f" user={value}"
     if (message_id := e.message_id) is not None:
         record["message_id"] = message_id
-        text += f" message_id={message_id}"
     if (value := e.path) is not None:
         record["path"] = value
-        text += f" path={value}"
     if (value := e.key_exchange) is not None:
         record["key_exchange"] = value
-        text += f" key_exchange={value}"
     if (value := e.error) is not None:
         record["error"] = value
-        text += f" error={value}"
     if (value := e.response_code) is not None:
         record["response_code"] = value
-        text += f" response_code={value}"
     record["bytes_in"] = e.bytes_in
     record["bytes_out"] = e.bytes_out
-    duration = record["duration"] = round(e.duration, 6)
-    return record, f"{text} bytes_in={e.bytes_in} bytes_out={e.bytes_out} duration={duration}"
+    record["duration"] = round(e.duration, 6)
+    return record, _message_text(e)
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a text line shows it: as it is when printable without spaces or
+    quotes, else JSON-quoted. The identity, user and path come from the peer: written
+    raw, a newline would start a forged line and a space a forged field."""
+    if value.isprintable() and " " not in value and '"' not in value:
+        return value
+    return json.dumps(value)
 
 
 _MESSAGE = "%s message %s"
@@ -152,16 +153,16 @@ def _line(
 
 
 def _message_text(e: MessageObserved) -> str:
-    """The text of :func:`_message_fields` alone: a text format needs no fields."""
+    """The readable line of a message's fields (peer-controlled values :func:`_quoted`)."""
     text = f"kind={e.kind}"
     if (value := e.identity) is not None:
-        text += f" identity={value}"
+        text += f" identity={_quoted(value)}"
     if (value := e.user) is not None:
-        text += f" user={value}"
+        text += f" user={_quoted(value)}"
     if (message_id := e.message_id) is not None:
         text += f" message_id={message_id}"
     if (value := e.path) is not None:
-        text += f" path={value}"
+        text += f" path={_quoted(value)}"
     if (value := e.key_exchange) is not None:
         text += f" key_exchange={value}"
     if (value := e.error) is not None:
