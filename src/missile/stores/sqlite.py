@@ -49,7 +49,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from missile.clock import Clock, system_clock
 from missile.crypto.context import CryptoContext
@@ -84,6 +84,8 @@ _UNBOUND = -1
 _NEVER = -2
 
 _CLIENT_MSL = ClientMslCryptoContext()
+
+_R = TypeVar("_R")
 
 # What parsing a damaged row can raise: the token parsers' typed errors, and the
 # decoders' and rebuilders' plain ones (bad JSON or UTF-8, a wrong column type).
@@ -178,15 +180,19 @@ class SqliteDatabase:
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         synchronous: str = "FULL",
+        page_size: int | None = None,
     ) -> None:
         """``synchronous``: SQLite's PRAGMA of that name, FULL (an fsync per commit: a
         commit survives power loss) or NORMAL (WAL: a commit survives the process, and the
-        operating system, but not a power loss: the last ones before it may be lost)."""
+        operating system, but not a power loss: the last ones before it may be lost).
+        ``page_size``: the page size of a new file (SQLite's default when None; an
+        existing file keeps its own)."""
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous must be FULL or NORMAL")
         self.path = os.fspath(path)
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
+        self._page_size = page_size
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -218,6 +224,8 @@ class SqliteDatabase:
                 check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            if self._page_size is not None:  # takes effect only in a file that is still empty
+                conn.execute(f"PRAGMA page_size = {int(self._page_size)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             self._conn, self._pid = conn, pid
@@ -235,6 +243,19 @@ class SqliteDatabase:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise MslException(MslError.INTERNAL_EXCEPTION, "state database failure", cause=exc) from exc
+
+    def autocommit(self, statement: Callable[..., _R], *args: Any) -> _R:
+        """``statement(*args, conn)`` outside a transaction, where each statement is its
+        own transaction: atomic, and a writing one holds the write lock from its start (as
+        ``BEGIN IMMEDIATE`` would). For operations of one statement (several would be
+        as many transactions), which must be stepped to its end (``fetchall``) to
+        commit and release the lock: it saves the ``BEGIN`` and ``COMMIT`` round trips
+        through the sqlite3 module."""
+        with self._lock:
+            try:
+                return statement(*args, self._connection())
             except sqlite3.Error as exc:
                 raise MslException(MslError.INTERNAL_EXCEPTION, "state database failure", cause=exc) from exc
 
