@@ -34,6 +34,23 @@ CASES = [
     b'{"k":"' + b"A" * 9000 + b'"}',  # above the direct limit
 ]
 
+# A header under a master token as the writer gives it, and near misses.
+_HEADER = b'{"headerdata":"aGQ=","signature":"c2ln","mastertoken":{"tokendata":"dGQ+/w==","signature":"dHM="}}'
+CASES += [
+    _HEADER,
+    _HEADER + b'{"payload":"cA==","signature":"cw=="}',
+    b"  " + _HEADER + b"  ",
+    _HEADER[:-1],
+    _HEADER + b"}",
+    _HEADER.replace(b"aGQ=", b""),
+    _HEADER.replace(b"aGQ=", b"a\\u0047Q="),  # an escape
+    _HEADER.replace(b"aGQ=", b'a"Q='),
+    _HEADER.replace(b"aGQ=", b"a\xc3\xa9"),
+    _HEADER.replace(b'"signature":"dHM="', b'"signature":"dHM=","signature":"dHM="'),
+    _HEADER.replace(b'"signature":"c2ln"', b'"signature":1'),
+    _HEADER.replace(b'":"', b'": "', 1),
+]
+
 
 def _drain(dec: ObjectStreamDecoder) -> list[object]:
     out: list[object] = []
@@ -89,3 +106,25 @@ def test_direct_path_agrees_on_generated_streams(objects: list[dict[str, object]
     cut = data.draw(st.integers(0, len(wire)))
     wire = wire[:cut] if data.draw(st.booleans()) else wire
     assert _direct(wire) == _scanned(wire)
+
+
+_B64 = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.tuples(_B64, _B64, _B64, _B64), st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=2))), st.data())
+def test_direct_path_agrees_on_edited_headers(
+    values: tuple[str, str, str, str], edits: list[tuple[int, bytes]], data: st.DataObject
+) -> None:
+    header = {
+        "headerdata": values[0],
+        "signature": values[1],
+        "mastertoken": {"tokendata": values[2], "signature": values[3]},
+    }
+    wire = bytearray(json.dumps(header, separators=(",", ":")).encode())
+    for where, blob in edits:
+        pos = where % (len(wire) + 1)
+        wire[pos : pos + data.draw(st.integers(0, 2))] = blob
+    if data.draw(st.booleans()):
+        wire += b'{"payload":"cA==","signature":"cw=="}'
+    assert _direct(bytes(wire)) == _scanned(bytes(wire))

@@ -92,6 +92,9 @@ def _agree(data: bytes, max_size: int = 1 << 20) -> None:
 
 
 HEADER = encode_binary({"headerdata": b"h" * 40, "signature": b"s" * 32, "mastertoken": {"tokendata": b"t" * 30}})
+TOKEN_HEADER = encode_binary(
+    {"headerdata": b"h" * 300, "signature": b"s" * 32, "mastertoken": {"tokendata": b"t" * 30, "signature": b"u" * 32}}
+)
 CHUNK = _chunk(b"p" * 100, b"s" * 32)
 CASES = [
     HEADER,
@@ -115,6 +118,12 @@ CASES = [
     ID + b"\xa2\x67payload\x58\x01x\x69signature\x41x",  # chunk shape, non-minimal head
     ID + b"\xa1" + b"\x61a\xa1" * 70 + b"\x61a\x01",  # nested too deep (and cut)
     b" \n" + HEADER,  # whitespace before the object
+    TOKEN_HEADER,  # the shape the writer gives a header
+    TOKEN_HEADER + CHUNK,
+    TOKEN_HEADER[:-1],
+    TOKEN_HEADER[:-33] + b"\x78\x20" + TOKEN_HEADER[-32:],  # a text token signature
+    TOKEN_HEADER.replace(b"\x58\x1e", b"\x59\x00\x1e"),  # non-minimal head of the token data
+    TOKEN_HEADER + b"\x00",
 ]
 
 
@@ -150,8 +159,17 @@ _values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )
-_objects = st.dictionaries(st.text(max_size=6), _values, max_size=4) | st.builds(
-    lambda p, s: {"payload": p, "signature": s}, st.binary(max_size=300), st.binary(max_size=40)
+_objects = (
+    st.dictionaries(st.text(max_size=6), _values, max_size=4)
+    | st.builds(lambda p, s: {"payload": p, "signature": s}, st.binary(max_size=300), st.binary(max_size=40))
+    # A header under a master token, as the writer gives it.
+    | st.builds(
+        lambda h, s, t, ts: {"headerdata": h, "signature": s, "mastertoken": {"tokendata": t, "signature": ts}},
+        st.binary(max_size=300),
+        st.binary(max_size=40),
+        st.binary(max_size=300),
+        st.binary(max_size=40) | st.text(max_size=4),
+    )
 )
 _EDIT = st.tuples(
     st.integers(0, 10**6), st.sampled_from(["replace", "insert", "delete"]), st.binary(min_size=1, max_size=2)

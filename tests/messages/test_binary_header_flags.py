@@ -95,7 +95,7 @@ def test_json_still_requires_renewable(session: Session) -> None:
 
 @pytest.mark.parametrize("fmt", [JSON, BIN])
 def test_built_headers_equal_ones_made_by_their_constructors(session: Session, fmt: EncoderFormat) -> None:
-    # create() and parse() fill frozen dataclasses without their __init__: every field is set.
+    # create() and parse() fill frozen dataclasses through written-out __init__s: every field is set.
     built = build_request(session.client, encoder_format=fmt, renewable=True).header
     parsed = receive(session.server, built.encode()).header_event.header
     for header in (built, parsed):

@@ -361,12 +361,7 @@ def _json_fields(data: bytes, rest: bytes) -> tuple[ChunkHead, bytes]:
     return read_plaintext(MslObject(fields))
 
 
-#: An unsigned integer as the binary format writes it: the shortest head (RFC 8949
-#: §4.2.1), so each value has one encoding.
-_UINT = (
-    rb"[\x00-\x17]|\x18[\x18-\xff]|\x19[\x01-\xff].|\x1a(?:[\x01-\xff].|\x00[\x01-\xff]).."
-    rb"|\x1b(?:[\x01-\xff]...|\x00[\x01-\xff]..|\x00\x00[\x01-\xff].|\x00\x00\x00[\x01-\xff])...."
-)
+_UINT = cbor.MINIMAL_UINT
 #: The members of a binary chunk plaintext after its data, when it is uncompressed: the
 #: end-of-message flag if set, the message ID, the sequence number (their keys' order).
 _BINARY_PLAINTEXT_TAIL = re.compile(
@@ -382,9 +377,7 @@ _BINARY_PLAINTEXT_TAIL = re.compile(
 )
 
 
-def _uint(encoded: bytes) -> int:
-    """The value of an unsigned integer item matched by :data:`_UINT`."""
-    return encoded[0] if len(encoded) == 1 else int.from_bytes(encoded[1:], "big")
+_uint = cbor.minimal_uint_value
 
 
 def _binary_plaintext(plain: bytes | bytearray, size: int) -> tuple[ChunkHead, bytes]:

@@ -36,6 +36,7 @@ from missile.errors import MslEncodingException, MslError
 __all__ = [
     "IDENTIFIER",
     "MAX_DEPTH",
+    "MINIMAL_UINT",
     "IncompleteItem",
     "bytes_head",
     "decode_object_at",
@@ -45,6 +46,7 @@ __all__ = [
     "item_end",
     "map_head",
     "minimal_head",
+    "minimal_uint_value",
     "read_head",
 ]
 
@@ -57,6 +59,21 @@ IDENTIFIER = 0x1C
 MAX_DEPTH = 64
 
 _FALSE, _TRUE = 0xF4, 0xF5
+
+#: A regular expression (bytes, to compile with ``re.DOTALL``) of an unsigned integer
+#: item as the decoder accepts it: the shortest head (RFC 8949 §4.2.1), so each value
+#: has one encoding. For readers of known shapes that match a whole structure at once.
+MINIMAL_UINT = (
+    rb"[\x00-\x17]|\x18[\x18-\xff]|\x19[\x01-\xff].|\x1a(?:[\x01-\xff].|\x00[\x01-\xff]).."
+    rb"|\x1b(?:[\x01-\xff]...|\x00[\x01-\xff]..|\x00\x00[\x01-\xff].|\x00\x00\x00[\x01-\xff])...."
+)
+
+
+def minimal_uint_value(encoded: bytes) -> int:
+    """The value of an unsigned integer item matched by :data:`MINIMAL_UINT`."""
+    return encoded[0] if len(encoded) == 1 else int.from_bytes(encoded[1:], "big")
+
+
 _UINT64_MAX = (1 << 64) - 1
 
 

@@ -178,6 +178,16 @@ def encode_json(prepared: dict[str, Any]) -> bytes:
         raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "value cannot be encoded as JSON") from exc
 
 
+def encode_json_value(value: Any) -> bytes:
+    """A JSON value (as :func:`to_json_value` makes them) encoded exactly as
+    :func:`encode_json` encodes it inside an object: for writers that put encoded
+    members together themselves."""
+    try:
+        return _ENCODER.encode(value).encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise MslEncodingException(MslError.MSL_ENCODE_ERROR, "value cannot be encoded as JSON") from exc
+
+
 def _list_has_null(items: list[Any]) -> bool:
     return None in items or (list in map(type, items) and any(_list_has_null(x) for x in items if type(x) is list))
 

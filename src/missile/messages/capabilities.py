@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from missile.encoding import EncoderFormat, MslObject, cbor
-from missile.encoding.codec import java_ordered
+from missile.encoding.codec import encode_json_value, java_ordered
 from missile.encoding.compression import CompressionAlgorithm, choose_algorithm
 from missile.errors import MslEncodingException, MslError
 
@@ -91,6 +91,11 @@ class MessageCapabilities:
     def json_value(self) -> dict[str, Any]:
         """:meth:`to_msl` as a JSON value, computed once (capabilities never change)."""
         return java_ordered(self.to_msl())
+
+    @functools.cached_property
+    def json_encoded(self) -> bytes:
+        """:attr:`json_value` encoded, computed once."""
+        return encode_json_value(self.json_value)
 
     @functools.cached_property
     def cbor_encoded(self) -> bytes:

@@ -5,19 +5,29 @@
 :class:`HeaderData` is what the sender says; :class:`MessageHeader` adds how it is
 protected and, for a received header, what the receiver established while parsing it
 (verified tokens, the authenticated user). Building and parsing never touch I/O.
+
+Almost every message of a session has the same ordinary header data: a message ID, a
+timestamp, a flag or two and the capabilities the peer always sends. Once decrypted,
+such header data is read by one regular-expression match (capabilities looked up by
+their exact encoded bytes, parsed by the general path the first time), and written in
+JSON from its encoded members; anything else takes the general path. Both shortcuts
+give what the general path gives, result or error (property-tested on generated and
+mutated input), at a fraction of the cost: they are what keeps a small message's
+header in the same range as its cryptography.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
 from missile.encoding import EncoderFormat, MslObject, cbor, decode, encode, in_range
 from missile.encoding.base64 import b64encode_bytes
-from missile.encoding.codec import encode_binary, encode_json, to_json_value
+from missile.encoding.codec import encode_binary, encode_json, encode_json_value, java_order, to_json_value
 from missile.entityauth.base import EntityAuthData, parse_entity_auth_data
 from missile.errors import MslEncodingException, MslError, MslException, MslInternalException, MslMessageException
 from missile.keyx.base import KeyRequestData, KeyResponseData, parse_key_request_data, parse_key_response_data
@@ -54,9 +64,17 @@ KEY_PEER_USER_ID_TOKEN = "peeruseridtoken"
 KEY_PEER_SERVICE_TOKENS = "peerservicetokens"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class HeaderData:
-    """The content of a message header."""
+    """The content of a message header.
+
+    A frozen dataclass whose ``__init__`` is written out rather than generated: the
+    generated one sets each of the 15 fields through ``object.__setattr__`` (the frozen
+    path), about 2 µs on every header built or parsed, twice per message exchanged;
+    filling the instance dictionary in one step takes a third of that. Its parameters
+    and defaults are the fields' (a test compares them), so constructing, ``replace()``,
+    equality, hashing and ``repr`` are exactly a generated dataclass's.
+    """
 
     message_id: int
     """0 … 2^53; a response's is the request's plus one (messages.md §7)."""
@@ -88,6 +106,44 @@ class HeaderData:
     """Peer-to-peer: service tokens of the peer token set."""
     sender: str | None = None
     """Legacy sender identity, written when a master token protects the header."""
+
+    def __init__(
+        self,
+        message_id: int,
+        renewable: bool = False,
+        handshake: bool = False,
+        non_replayable_id: int | None = None,
+        timestamp: int | None = None,
+        capabilities: MessageCapabilities | None = None,
+        key_request_data: tuple[KeyRequestData, ...] = (),
+        key_response_data: KeyResponseData | None = None,
+        user_auth_data: UserAuthData | None = None,
+        user_id_token: UserIdToken | None = None,
+        service_tokens: tuple[ServiceToken, ...] = (),
+        peer_master_token: MasterToken | None = None,
+        peer_user_id_token: UserIdToken | None = None,
+        peer_service_tokens: tuple[ServiceToken, ...] = (),
+        sender: str | None = None,
+    ) -> None:
+        self.__dict__.update(
+            {
+                "message_id": message_id,
+                "renewable": renewable,
+                "handshake": handshake,
+                "non_replayable_id": non_replayable_id,
+                "timestamp": timestamp,
+                "capabilities": capabilities,
+                "key_request_data": key_request_data,
+                "key_response_data": key_response_data,
+                "user_auth_data": user_auth_data,
+                "user_id_token": user_id_token,
+                "service_tokens": service_tokens,
+                "peer_master_token": peer_master_token,
+                "peer_user_id_token": peer_user_id_token,
+                "peer_service_tokens": peer_service_tokens,
+                "sender": sender,
+            }
+        )
 
 
 def select_header_crypto_context(
@@ -127,9 +183,13 @@ def _dedupe_service_tokens(tokens: list[ServiceToken]) -> tuple[ServiceToken, ..
     return tuple(seen.values())
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class MessageHeader:
-    """A message header with its protection."""
+    """A message header with its protection.
+
+    Its ``__init__`` is written out for the reason :class:`HeaderData`'s is (one is made
+    for every message sent or received); parameters and defaults are the fields'.
+    """
 
     data: HeaderData
     """The header content."""
@@ -150,6 +210,32 @@ class MessageHeader:
     encoder_format: EncoderFormat = EncoderFormat.JSON
     """The format the header is written in (or was received in); its payload chunks use
     it too (docs/binary-format.md)."""
+
+    def __init__(
+        self,
+        data: HeaderData,
+        master_token: MasterToken | None,
+        entity_auth_data: EntityAuthData | None,
+        crypto_context: CryptoContext,
+        headerdata: bytes,
+        signature: bytes,
+        encrypting: bool,
+        user: MslUser | None = None,
+        encoder_format: EncoderFormat = EncoderFormat.JSON,
+    ) -> None:
+        self.__dict__.update(
+            {
+                "data": data,
+                "master_token": master_token,
+                "entity_auth_data": entity_auth_data,
+                "crypto_context": crypto_context,
+                "headerdata": headerdata,
+                "signature": signature,
+                "encrypting": encrypting,
+                "user": user,
+                "encoder_format": encoder_format,
+            }
+        )
 
     # -- convenience ------------------------------------------------------------------
 
@@ -265,13 +351,12 @@ class MessageHeader:
             sender = None
             if master_token is not None:
                 sender = data.sender if data.sender is not None else ctx.identity
-            plaintext = encode_json(_json_header_data(ctx, data, sender, timestamp))
+            plaintext = _json_header_data_bytes(ctx, data, sender, timestamp)
             headerdata = crypto.encrypt(plaintext)
         signature = crypto.sign(headerdata)
         stamped = data if data.timestamp is not None else _replace(data, timestamp=timestamp)
         user = data.user_id_token.user if data.user_id_token is not None else None
-        return _built(
-            cls,
+        return cls(
             data=stamped,
             master_token=master_token,
             entity_auth_data=entity_auth_data if master_token is None else None,
@@ -318,6 +403,18 @@ class MessageHeader:
                     else MslError.MESSAGE_ENTITYDATABASED_VERIFICATION_FAILED
                 )
             plaintext = crypto.decrypt(headerdata)
+            quick = _quick_header_data(plaintext)
+            if type(quick) is HeaderData:
+                return cls(
+                    data=quick,
+                    master_token=master_token,
+                    entity_auth_data=protecting_ead,
+                    crypto_context=crypto,
+                    headerdata=headerdata,
+                    signature=signature,
+                    encrypting=master_token is not None or (protecting_ead is not None and protecting_ead.encrypts),
+                    encoder_format=EncoderFormat.MISSILE_CBOR if obj.binary else EncoderFormat.JSON,
+                )
             header_obj = decode(plaintext)
         except MslException as exc:
             if master_token is not None:
@@ -331,7 +428,7 @@ class MessageHeader:
             message_id = header_obj.get_int(KEY_MESSAGE_ID)
             if not in_range(message_id):
                 raise MslMessageException(MslError.MESSAGE_ID_OUT_OF_RANGE, str(message_id))
-            return cls._parse_data(
+            header = cls._parse_data(
                 ctx,
                 header_obj,
                 message_id,
@@ -354,6 +451,9 @@ class MessageHeader:
             if message_id is not None and in_range(message_id):
                 exc.set_message_id(message_id)
             raise
+        if type(quick) is bytes and header.data.capabilities is not None:
+            _remember_capabilities(quick, header.data.capabilities)
+        return header
 
     @classmethod
     def _parse_data(
@@ -467,8 +567,7 @@ class MessageHeader:
                 obj, KEY_PEER_SERVICE_TOKENS, st_contexts, peer_verifier, peer_user_id_token, ctx, limits
             )
 
-        data = _built(
-            HeaderData,
+        data = HeaderData(
             message_id=message_id,
             renewable=renewable,
             handshake=handshake,
@@ -485,8 +584,7 @@ class MessageHeader:
             peer_service_tokens=peer_service_tokens,
             sender=sender if type(sender := raw.get(KEY_SENDER)) is str else None,
         )
-        return _built(
-            cls,
+        return cls(
             data=data,
             master_token=master_token,
             entity_auth_data=entity_auth_data,
@@ -497,6 +595,51 @@ class MessageHeader:
             user=user,
             encoder_format=encoder_format,
         )
+
+
+_JSON_MEMBER_NAMES = {
+    key: b'"%s":' % key.encode()
+    for key in (
+        KEY_SENDER, KEY_TIMESTAMP, KEY_MESSAGE_ID, KEY_NON_REPLAYABLE, KEY_RENEWABLE, KEY_HANDSHAKE, KEY_CAPABILITIES
+    )
+}
+_JSON_BOOLEANS = {True: b"true", False: b"false"}
+
+
+def _json_header_data_bytes(ctx: MslContext, data: HeaderData, sender: str | None, timestamp: int) -> bytes:
+    """``encode_json(_json_header_data(…))``, the encoded header data. An ordinary
+    message's (no tokens, key exchange, user authentication or anti-replay ID; an ASCII
+    sender) is put together from its encoded members, in the same order, without
+    building and encoding a mapping (tested to give the same bytes); any other goes the
+    general way."""
+    if (
+        data.non_replayable_id is not None
+        or data.key_request_data
+        or data.key_response_data is not None
+        or data.user_auth_data is not None
+        or data.user_id_token is not None
+        or data.service_tokens
+        or data.peer_master_token is not None
+        or data.peer_user_id_token is not None
+        or data.peer_service_tokens
+        or type(data.message_id) is not int
+        or type(timestamp) is not int
+        or type(data.renewable) is not bool
+        or type(data.handshake) is not bool
+        or (sender is not None and not (type(sender) is str and sender.isascii()))
+    ):
+        return encode_json(_json_header_data(ctx, data, sender, timestamp))
+    members: dict[str, bytes] = {}
+    if sender is not None:
+        members[KEY_SENDER] = encode_json_value(sender)
+    members[KEY_TIMESTAMP] = b"%d" % timestamp
+    members[KEY_MESSAGE_ID] = b"%d" % data.message_id
+    members[KEY_NON_REPLAYABLE] = b"false"
+    members[KEY_RENEWABLE] = _JSON_BOOLEANS[data.renewable]
+    members[KEY_HANDSHAKE] = _JSON_BOOLEANS[data.handshake]
+    if data.capabilities is not None:
+        members[KEY_CAPABILITIES] = data.capabilities.json_encoded
+    return b"{%s}" % b",".join([_JSON_MEMBER_NAMES[key] + members[key] for key in java_order(tuple(members))])
 
 
 def _json_header_data(ctx: MslContext, data: HeaderData, sender: str | None, timestamp: int) -> dict[str, Any]:
@@ -597,6 +740,127 @@ def _binary_header_data(data: HeaderData, timestamp: int, *, peer_to_peer: bool)
     return b"".join(parts)
 
 
+#: Binary header data of the usual shape: the map head, then in key order an optional
+#: ``handshake: true``, ``messageid``, an optional ``renewable: true``, ``timestamp``
+#: (unsigned integers, minimal heads), and nothing else before ``capabilities``, if any.
+_QUICK_BINARY_HEADER_DATA = re.compile(
+    b"\x1c([\xa2-\xa5])(%s)?%s(%s)(%s)?%s(%s)"
+    % (
+        re.escape(_K[KEY_HANDSHAKE] + _TRUE),
+        re.escape(_K[KEY_MESSAGE_ID]),
+        cbor.MINIMAL_UINT,
+        re.escape(_K[KEY_RENEWABLE] + _TRUE),
+        re.escape(_K[KEY_TIMESTAMP]),
+        cbor.MINIMAL_UINT,
+    ),
+    re.DOTALL,
+)
+_CAPABILITIES_KEY = _K[KEY_CAPABILITIES]
+#: Capabilities the general path parsed, by their exact encoded form: a peer sends the
+#: same one or two sets in every message. A binary map starts with a map head, a JSON
+#: object with ``{``: the two formats' keys never collide. Bounded (once full, nothing
+#: more is added) in count and in size (ordinary sets take under a hundred bytes;
+#: larger ones are parsed each time), so a peer sending ever new sets costs at most
+#: 64 KiB of keys.
+_QUICK_CAPABILITIES: dict[bytes, MessageCapabilities] = {}
+_QUICK_CAPABILITIES_MAX = 64
+_QUICK_CAPABILITIES_MAX_SIZE = 1024
+
+#: A JSON string of printable ASCII without escapes (quotes and backslashes excluded, so
+#: the expression splits the text into tokens exactly as a JSON parser does).
+_JSON_PLAIN_STRING = rb'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+#: Capabilities in JSON: an object of arrays of such strings, nothing nested.
+_JSON_STRING_ARRAY = rb'"[a-z]+":\[(?:%s(?:,%s)*)?\]' % (_JSON_PLAIN_STRING, _JSON_PLAIN_STRING)
+_JSON_STRING_ARRAYS = rb"\{(?:%s(?:,%s)*)?\}" % (_JSON_STRING_ARRAY, _JSON_STRING_ARRAY)
+#: JSON header data as this library (and the reference) writes it for an ordinary
+#: message, compact and in the reference's member order: the two false-or-true flags,
+#: ``nonreplayable`` false, optional capabilities and sender, the message ID and the
+#: timestamp (decimal integers without sign, fraction or exponent).
+_QUICK_JSON_HEADER_DATA = re.compile(
+    rb'\{"handshake":(true|false),"nonreplayable":false,(?:"capabilities":(%s),)?(?:"sender":"(%s)",)?'
+    rb'"renewable":(true|false),"messageid":(0|[1-9][0-9]{0,15}),"timestamp":(0|[1-9][0-9]{0,18})\}'
+    % (_JSON_STRING_ARRAYS, _JSON_PLAIN_STRING[1:-1])
+)
+
+
+def _quick_header_data(plaintext: bytes) -> HeaderData | bytes | None:
+    """The header data of a plaintext of the usual shape in either format, read by one
+    match instead of decoding it and walking the general path: the same result, as
+    nothing else is present to check (property-tested against the general path). Its
+    capabilities, if any, must be ones the general path parsed before: when only they
+    are new, their encoded form is returned, for :func:`_remember_capabilities` once the
+    general path has parsed them. None for any other plaintext. Never raises: whatever
+    is not answered here the general path decides."""
+    if plaintext.startswith(b"{"):
+        return _quick_json_header_data(plaintext)
+    return _quick_binary_header_data(plaintext)
+
+
+def _quick_json_header_data(plaintext: bytes) -> HeaderData | bytes | None:
+    """:func:`_quick_header_data` of JSON (:data:`_QUICK_JSON_HEADER_DATA`)."""
+    m = _QUICK_JSON_HEADER_DATA.fullmatch(plaintext)
+    if m is None:
+        return None
+    message_id = int(m.group(5))
+    if not in_range(message_id):
+        return None
+    encoded = m.group(2)
+    capabilities = None
+    if encoded is not None:
+        capabilities = _QUICK_CAPABILITIES.get(encoded)
+        if capabilities is None:
+            return encoded
+    sender = m.group(3)
+    return HeaderData(
+        message_id=message_id,
+        renewable=m.group(4) == b"true",
+        handshake=m.group(1) == b"true",
+        timestamp=int(m.group(6)),
+        capabilities=capabilities,
+        sender=sender.decode("ascii") if sender is not None else None,
+    )
+
+
+def _quick_binary_header_data(plaintext: bytes) -> HeaderData | bytes | None:
+    """:func:`_quick_header_data` of the binary format (:data:`_QUICK_BINARY_HEADER_DATA`)."""
+    m = _QUICK_BINARY_HEADER_DATA.match(plaintext)
+    if m is None:
+        return None
+    handshake = m.group(2) is not None
+    renewable = m.group(4) is not None
+    message_id = cbor.minimal_uint_value(m.group(3))
+    count = 2 + handshake + renewable
+    end = m.end()
+    encoded: bytes | None = None
+    if end != len(plaintext):
+        if not plaintext.startswith(_CAPABILITIES_KEY, end):
+            return None
+        encoded = plaintext[end + len(_CAPABILITIES_KEY) :]
+        count += 1
+    members = plaintext[1] - 0xA0  # from the map head: structure, as the decoder reads it
+    if members != count or not in_range(message_id):
+        return None
+    capabilities = None
+    if encoded is not None:
+        capabilities = _QUICK_CAPABILITIES.get(encoded)
+        if capabilities is None:
+            return encoded
+    return HeaderData(
+        message_id=message_id,
+        renewable=renewable,
+        handshake=handshake,
+        timestamp=cbor.minimal_uint_value(m.group(5)),
+        capabilities=capabilities,
+    )
+
+
+def _remember_capabilities(encoded: bytes, capabilities: MessageCapabilities) -> None:
+    """Keep ``capabilities``, which the general path parsed from ``encoded`` in header
+    data of the usual shape: the same bytes in the same place parse the same."""
+    if len(_QUICK_CAPABILITIES) < _QUICK_CAPABILITIES_MAX and len(encoded) <= _QUICK_CAPABILITIES_MAX_SIZE:
+        _QUICK_CAPABILITIES[encoded] = capabilities
+
+
 def _binary_flag(raw: dict[str, Any], key: str) -> bool:
     """A boolean of binary-format header data: absent is false, present must be ``true``
     (an explicit ``false`` is a second encoding of the same value, refused)."""
@@ -666,23 +930,7 @@ def _check_bindings(
             raise MslMessageException(MslError.MESSAGE_SERVICETOKEN_MISMATCH, token.name)
 
 
-_T = TypeVar("_T")
-
-
-def _built(cls: type[_T], **fields: Any) -> _T:
-    """``cls(**fields)`` for a frozen dataclass given every one of its fields, made
-    without the generated ``__init__``: that sets each field through
-    ``object.__setattr__`` (frozen), on every message built or parsed; filling the
-    instance dictionary at once takes about half as long (2 µs less for header data). The classes here have
-    no ``__post_init__`` and no slots; tests compare the result with ``cls(**fields)``."""
-    obj = object.__new__(cls)
-    obj.__dict__.update(fields)
-    return obj
-
-
 def _replace(data: HeaderData, **changes: Any) -> HeaderData:
     from dataclasses import replace
 
     return replace(data, **changes)
-
-
