@@ -21,28 +21,11 @@ from missile.crypto.envelopes import (
 )
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.errors import MslException
+from mutation_helpers import edited, edits
 
 KE, KH = bytes(range(16)), bytes(range(32))
 _KEY_IDS = st.sampled_from(["k", "client1_7", 'a"b\\c', "clé", "x" * 30, "y" * 300, ""]) | st.text(max_size=12)
-_EDIT = st.tuples(
-    st.integers(0, 10**6),
-    st.sampled_from(["replace", "insert", "delete"]),
-    st.binary(min_size=1, max_size=2)
-    | st.sampled_from([b'"', b"\\", b"=", b"A", b" ", b"\x1c", b"\xa3", b"\x50", b"\x58", b"\x78", b"\xff"]),
-)
-
-
-def _edited(data: bytes, edits: list[tuple[int, str, bytes]]) -> bytes:
-    out = bytearray(data)
-    for where, kind, blob in edits:
-        pos = where % (len(out) + 1)
-        if kind == "replace":
-            out[pos : pos + len(blob)] = blob
-        elif kind == "insert":
-            out[pos:pos] = blob
-        else:
-            del out[pos : pos + len(blob)]
-    return bytes(out)
+_EDIT = edits([b'"', b"\\", b"=", b"A", b" ", b"\x1c", b"\xa3", b"\x50", b"\x58", b"\x78", b"\xff"])
 
 
 def _general(data: bytes) -> object:
@@ -75,7 +58,7 @@ def test_envelopes_read_in_place_read_as_the_general_parser(
 ) -> None:
     ciphertext = cbc.encrypt(algorithms.AES(KE), iv, plaintext) if plaintext and len(iv) == 16 else plaintext
     written = encode_v1_binary(key_id, iv, ciphertext) if binary else encode_v1(key_id, iv, ciphertext)
-    data = _edited(written, edits)
+    data = edited(written, edits)
     fast = read_v1_binary(data, 0, len(data)) if binary else read_v1_json(data)
     if fast is not None:
         general = CiphertextEnvelope.parse(data, EnvelopeVersion.V1)

@@ -14,6 +14,7 @@ from missile.encoding.codec import encode_binary
 from missile.encoding.mslobject import BinaryMslObject, MslObject
 from missile.encoding.stream import _decoded
 from missile.errors import MslError, MslException
+from mutation_helpers import edited, edits
 
 ID = bytes((cbor.IDENTIFIER,))
 
@@ -171,22 +172,7 @@ _objects = (
         st.binary(max_size=40) | st.text(max_size=4),
     )
 )
-_EDIT = st.tuples(
-    st.integers(0, 10**6), st.sampled_from(["replace", "insert", "delete"]), st.binary(min_size=1, max_size=2)
-)
-
-
-def _edited(wire: bytes, edits: list[tuple[int, str, bytes]]) -> bytes:
-    out = bytearray(wire)
-    for where, kind, blob in edits:
-        pos = where % (len(out) + 1)
-        if kind == "replace":
-            out[pos : pos + len(blob)] = blob
-        elif kind == "insert":
-            out[pos:pos] = blob
-        else:
-            del out[pos : pos + len(blob)]
-    return bytes(out)
+_EDIT = edits()
 
 
 @settings(max_examples=400, deadline=None)
@@ -194,7 +180,7 @@ def _edited(wire: bytes, edits: list[tuple[int, str, bytes]]) -> bytes:
 def test_direct_binary_framing_agrees_on_generated_streams(
     objects: list[dict[str, object]], edits: list[tuple[int, str, bytes]], data: st.DataObject
 ) -> None:
-    wire = _edited(b"".join(encode_binary(o) for o in objects), edits)
+    wire = edited(b"".join(encode_binary(o) for o in objects), edits)
     if data.draw(st.booleans()):
         wire = wire[: data.draw(st.integers(0, len(wire)))]
     _agree(wire)
