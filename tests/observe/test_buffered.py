@@ -482,7 +482,7 @@ def test_held_metric_events_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     for event in EVENTS[:2]:
         observer.message(event)
     observer.state_call(STATE[0])
-    assert observer._held == []  # the third counted all three in memory (written at the next flush)
+    assert len(observer._held) == 0  # the third counted all three in memory (written at the next flush)
     observer.message(EVENTS[2])
     assert len(observer._held) == 1
 

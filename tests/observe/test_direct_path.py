@@ -157,6 +157,17 @@ def test_plain_values_are_written_as_they_are(value: str) -> None:
         assert json.loads(shown) == value and "\n" not in shown
 
 
+@given(
+    st.floats(allow_nan=True, allow_infinity=True)
+    | st.floats(min_value=0, max_value=2e9)
+    | st.floats(min_value=5e-5, max_value=2e-4)
+    | st.sampled_from([0.0, 1e-4, 9.9999995e-5, 0.0001000005, 0.0000005, 1e9, 999999999.9999995, 0.5e-6, 2.5e-6])
+)
+def test_durations_are_written_as_rounded_to_the_microsecond(value: float) -> None:
+    # The line shows str(round(duration, 6)), the text of the JSON record's field.
+    assert logs._seconds(value) == str(round(value, 6))
+
+
 def test_the_direct_path_builds_no_record(missile_logger: logging.Logger) -> None:
     stream = io.StringIO()
     handler = BufferedStreamHandler(stream, interval=3600)

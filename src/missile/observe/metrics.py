@@ -16,7 +16,7 @@ every worker's files (``missile serve --metrics`` does both).
 
 In that mode every count is a locked write to a memory-mapped file, and a message makes
 five (messages, the duration's sum and bucket, bytes in and out), a state call two.
-With ``flush_interval`` the observer keeps the events instead (one list append) and,
+With ``flush_interval`` the observer keeps the events instead (one append to a deque, without a lock) and,
 every ``flush_interval`` seconds (on the event loop, else a daemon thread:
 :mod:`missile.observe.flushing`) and at exit, counts them in one pass and writes one
 update per sample that changed, whatever the traffic. Counting in one pass runs warm
@@ -39,6 +39,7 @@ import atexit
 import bisect
 import os
 import threading
+from collections import deque
 from typing import Any, cast
 
 from missile.observe.base import MessageObserved, Observer, StateCallObserved
@@ -149,7 +150,7 @@ class MetricsObserver(Observer):
         self._counts: list[_Count] = []
         self._tallies: list[_Tally] = []
         self._wrapped: dict[int, Any] = {}
-        self._held: list[MessageObserved | StateCallObserved] = []
+        self._held: deque[MessageObserved | StateCallObserved] = deque()
         self._timer: DelayedFlush | None = None
         if flush_interval is not None:
             self._timer = DelayedFlush(self.flush, flush_interval, "missile-metrics-flush")
@@ -198,33 +199,40 @@ class MetricsObserver(Observer):
                     bucket.inc(n)
 
     def message(self, event: MessageObserved) -> None:
-        if self._timer is None:
+        timer = self._timer
+        if timer is None:
             with self._lock:
                 self._count_message(event)
             return
-        self._hold(event)
+        self._held.append(event)  # inline, as in state_call(): this runs for every message
+        if len(self._held) >= MAX_HELD_EVENTS:
+            self._count_held()
+        timer.due()
 
     def state_call(self, event: StateCallObserved) -> None:
-        if self._timer is None:
+        timer = self._timer
+        if timer is None:
             with self._lock:  # state calls come from the state's own thread too
                 self._count_state_call(event)
             return
-        self._hold(event)
+        self._held.append(event)
+        if len(self._held) >= MAX_HELD_EVENTS:
+            self._count_held()
+        timer.due()
 
-    def _hold(self, event: MessageObserved | StateCallObserved) -> None:
-        """Keep ``event`` to be counted at the next flush (the module's docstring says why)."""
-        assert self._timer is not None
+    def _count_held(self) -> None:
+        """Count the events held now, in memory (a flush that is late: the module's
+        docstring says why they are held)."""
         with self._lock:
-            held = self._held
-            held.append(event)
-            if len(held) >= MAX_HELD_EVENTS:
-                self._add_up()
-        self._timer.due()
+            self._add_up()
 
     def _add_up(self) -> None:
-        """Count the events held (the caller holds the lock)."""
-        held, self._held = self._held, []
-        for event in held:
+        """Count the events held (the caller holds the lock). Events are appended without
+        the lock (a deque's append and popleft are each atomic): those appended while
+        this runs are counted now or at the next call, never lost nor counted twice."""
+        held = self._held
+        for _ in range(len(held)):
+            event = held.popleft()
             if type(event) is MessageObserved:
                 self._count_message(event)
             else:
