@@ -1,8 +1,11 @@
-"""Shared fixtures: the vectors helper on sys.path, a real throw-away redis-server and Redis Cluster."""
+"""Shared fixtures: the vectors helper on sys.path, a real throw-away redis-server (one
+per session, and one per test to stop, kill or reconfigure) and Redis Cluster."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +33,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield url
     finally:
+        stop_redis(proc)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A redis-server of this test's own, to stop (SIGSTOP), kill or reconfigure; its
+    process and URL. Missing redis-server skips, except under CI (env CI set)."""
+    if not os.path.exists(REDIS_SERVER):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server missing in CI")
+        pytest.skip("redis-server not installed")
+    proc, url = start_redis(tmp_path)
+    try:
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
         stop_redis(proc)
 
 

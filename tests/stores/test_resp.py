@@ -16,7 +16,7 @@ import ipaddress
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +31,7 @@ from missile.errors import MslError, MslException
 from missile.stores import resp
 from missile.stores.redis_state import RedisTokenState
 from process_helpers import wait_listening
-from redis_helpers import REDIS_SERVER, free_port, start_redis, stop_redis
+from redis_helpers import REDIS_SERVER, free_port, stop_redis
 
 #: How long a test lets a batch wait on a hung server before giving up (short: the
 #: test only needs the batch to be still waiting when it gives up).
@@ -62,22 +62,6 @@ async def _connection(url: str, **overrides: Any) -> AsyncIterator[resp.RespConn
         yield conn
     finally:
         await conn.aclose()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A redis-server of this test's own, to stop, kill or reconfigure."""
-    if not os.path.exists(REDIS_SERVER):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server missing in CI")
-        pytest.skip("redis-server not installed")
-    proc, url = start_redis(tmp_path)
-    try:
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-        stop_redis(proc)
 
 
 # -- replies ---------------------------------------------------------------------------

@@ -8,34 +8,16 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from subprocess import Popen
 
 import httpx
-import pytest
 
 from missile.errors import ResponseCode
-from redis_helpers import REDIS_SERVER, start_redis, stop_redis
 from serve_helpers import client_context, error_code, establish, non_replayable_message, start_serve, stop, write_keys
 
 #: The server's per-call state bound (the default).
 STATE_TIMEOUT = 1.0
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[tuple[Popen[bytes], str]]:
-    if not os.path.exists(REDIS_SERVER):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server missing in CI")
-        pytest.skip("redis-server not installed")
-    proc, url = start_redis(tmp_path)
-    try:
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-        stop_redis(proc)
 
 
 async def _timed_post(http: httpx.AsyncClient, url: str, body: bytes) -> tuple[float, bytes]:
