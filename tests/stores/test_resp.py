@@ -281,6 +281,9 @@ def test_a_server_killed_mid_batch_fails_the_batch_at_once(
             assert conn.closed
             with pytest.raises(errors.ConnectionError):
                 conn.send([("PING",)])
+        # The kernel closes a killed process's sockets one by one: until it has exited,
+        # its listening socket may still complete a connection.
+        await asyncio.to_thread(proc.wait, WAIT_S)
         with pytest.raises(errors.ConnectionError):
             await resp.open_connection(_settings(url))
 
