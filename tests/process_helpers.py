@@ -1,11 +1,14 @@
-"""Processes the tests start: wait until one listens, stop one for good."""
+"""Processes the tests start: wait until one listens, stop one for good, collect the
+results of racing children."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 
 def wait_listening(
@@ -33,3 +36,20 @@ def terminate(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: fl
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def results_of(procs: Sequence[BaseProcess], results: Any, timeout: float = 120) -> list[Any]:
+    """Start ``procs`` (multiprocessing children that each put one result on the queue
+    ``results``), return the results, and see every child end: joined, or killed if it
+    hangs. Fails unless every child exited cleanly."""
+    for proc in procs:
+        proc.start()
+    try:
+        out = [results.get(timeout=timeout) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
+    assert all(proc.exitcode == 0 for proc in procs)
+    return out

@@ -77,21 +77,24 @@ def test_error_and_recovery_are_observed() -> None:
     assert [m.kind for m in client_seen.messages][-2:] == ["error", "key_exchange"]
 
 
+async def _logged_exchange(secrets: list[bytes]) -> None:
+    """A key exchange with user authentication, every party logging; the session keys it
+    made are added to ``secrets`` (whose second entry is the payload sent)."""
+    p = make_pair("PSK", "SYMMETRIC_WRAPPED", server_kwargs={"observer": LogObserver()},
+                  client_kwargs={"observer": LogObserver()})  # fmt: skip
+    p.factory.observer = LogObserver()
+    options = MessageOptions(user_id="alice", user_auth=EmailPasswordAuthData(*USER1))
+    await p.client.request(secrets[1], options)
+    keys = p.store.get_crypto_context(p.store.get_master_token())  # type: ignore[arg-type]
+    assert keys is not None
+    secrets.extend(bytes(v) for v in vars(keys).values() if isinstance(v, bytes | bytearray) and len(v) >= 16)
+
+
 def test_log_records_carry_no_secret(caplog: pytest.LogCaptureFixture) -> None:
     secrets = [USER1[1].encode(), b"hello secret payload"]
 
-    async def go() -> None:
-        p = make_pair("PSK", "SYMMETRIC_WRAPPED", server_kwargs={"observer": LogObserver()},
-                      client_kwargs={"observer": LogObserver()})  # fmt: skip
-        p.factory.observer = LogObserver()
-        options = MessageOptions(user_id="alice", user_auth=EmailPasswordAuthData(*USER1))
-        await p.client.request(secrets[1], options)
-        keys = p.store.get_crypto_context(p.store.get_master_token())  # type: ignore[arg-type]
-        assert keys is not None
-        secrets.extend(bytes(v) for v in vars(keys).values() if isinstance(v, bytes | bytearray) and len(v) >= 16)
-
     with caplog.at_level(logging.DEBUG, logger="missile"):
-        run(go())
+        run(_logged_exchange(secrets))
     server_records = [r for r in caplog.records if r.name == "missile.server"]
     assert any(getattr(r, "msl", {}).get("user") == "user1@foo.com" for r in server_records)
     for record in caplog.records:
@@ -129,19 +132,9 @@ def test_lines_of_the_direct_path_carry_no_secret(fmt: str) -> None:
         general.append(logger.name)
         real(logger, *args)  # type: ignore[arg-type]
 
-    async def go() -> None:
-        p = make_pair("PSK", "SYMMETRIC_WRAPPED", server_kwargs={"observer": LogObserver()},
-                      client_kwargs={"observer": LogObserver()})  # fmt: skip
-        p.factory.observer = LogObserver()
-        options = MessageOptions(user_id="alice", user_auth=EmailPasswordAuthData(*USER1))
-        await p.client.request(secrets[1], options)
-        keys = p.store.get_crypto_context(p.store.get_master_token())  # type: ignore[arg-type]
-        assert keys is not None
-        secrets.extend(bytes(v) for v in vars(keys).values() if isinstance(v, bytes | bytearray) and len(v) >= 16)
-
     try:
         with mock.patch.object(logs, "_handle", counted):
-            run(go())
+            run(_logged_exchange(secrets))
         handler.flush()
     finally:
         handler.close()

@@ -32,6 +32,7 @@ from missile.tokens.state import (
     TokenState,
     check_non_replayable_id,
 )
+from process_helpers import results_of
 
 W = NON_REPLAYABLE_WINDOW
 C = NON_REPLAYABLE_CATCHUP
@@ -368,16 +369,7 @@ def test_processes_racing_on_the_compare_and_set_accept_each_id_once(tmp_path: P
     barrier = mp.Barrier(PROCESSES)
     results: multiprocessing.Queue[tuple[list[int], list[str], bool]] = mp.Queue()
     procs = [mp.Process(target=_race_in_child, args=(path, barrier, results)) for _ in range(PROCESSES)]
-    for proc in procs:
-        proc.start()
-    try:
-        outcomes = [results.get(timeout=120) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=60)
-            if proc.is_alive():
-                proc.kill()
-    assert all(proc.exitcode == 0 for proc in procs)
+    outcomes = results_of(procs, results)
     accepted = sorted(n for ids, _, _ in outcomes for n in ids)
     assert accepted == list(range(1, RACE_IDS + 1))
     refused = [name for _, names, _ in outcomes for name in names]

@@ -43,6 +43,7 @@ from missile.stores.sqlite_state import SqliteTokenState
 from missile.tokens import MasterToken, MslUser
 from missile.tokens.factory import DAY_MS, NON_REPLAYABLE_WINDOW, TokenFactory
 from missile.tokens.state import MemoryTokenState, TokenState
+from process_helpers import results_of
 from redis_helpers import free_port, start_redis, stop_redis
 
 MSL = SymmetricCryptoContext("msl", bytes(range(16)), bytes(range(32, 64)))
@@ -647,16 +648,7 @@ def test_processes_accept_each_id_once_and_renew_once(shared_backend: Backend) -
         mp.Process(target=_race_in_child, args=(backend.kind, backend.location, backend.prefix, mt, barrier, queue))
         for _ in range(PROCESSES)
     ]
-    for proc in procs:
-        proc.start()
-    try:
-        results = [queue.get(timeout=120) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=60)
-            if proc.is_alive():
-                proc.kill()
-    assert all(proc.exitcode == 0 for proc in procs)
+    results = results_of(procs, queue)
     accepted = [n for ids, _ in results for n in ids]
     assert accepted.count(1) == 1
     assert len(accepted) == len(set(accepted))
