@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from unittest import mock
 
 import pytest
@@ -50,23 +49,6 @@ RECOVERIES = st.builds(RecoveryObserved, _text, _text, _text, st.integers(0, 12)
 STATE_CALLS = st.builds(StateCallObserved, _text, _text, st.floats(0, 10, allow_nan=False), st.booleans())
 # Whole seconds, milliseconds near 0 and 999 (the rounding edges), across years.
 TIMES = st.floats(min_value=0, max_value=4e9, allow_nan=False)
-
-
-@pytest.fixture
-def missile_logger() -> Iterator[logging.Logger]:
-    """The ``missile`` logger alone (no propagation to pytest's handlers), at DEBUG.
-    Tests set its handlers themselves: pytest may add its capturing handlers after this."""
-    log = logging.getLogger("missile")
-    saved = (log.level, log.propagate, log.handlers[:])
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    log.handlers[:] = []
-    yield log
-    for handler in log.handlers:
-        handler.close()
-    log.setLevel(saved[0])
-    log.propagate = saved[1]
-    log.handlers[:] = saved[2]
 
 
 def _write(

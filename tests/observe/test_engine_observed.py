@@ -104,7 +104,7 @@ def test_log_records_carry_no_secret(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_lines_of_the_direct_path_carry_no_secret(fmt: str) -> None:
+def test_lines_of_the_direct_path_carry_no_secret(missile_logger: logging.Logger, fmt: str) -> None:
     """As missile serve logs (missile's own handler and formatters only): message
     records take the direct path (no LogRecord, formatted late), and no line written
     carries a secret."""
@@ -120,11 +120,7 @@ def test_lines_of_the_direct_path_carry_no_secret(fmt: str) -> None:
     handler = BufferedStreamHandler(stream, interval=3600)
     text = log_config("debug", "text", False)["formatters"]["missile"]
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(text["format"], text["datefmt"]))
-    log = logging.getLogger("missile")
-    saved = (log.level, log.propagate, log.handlers[:])
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    log.handlers[:] = [handler]
+    missile_logger.handlers[:] = [handler]
     general: list[str] = []
     real = logs._handle
 
@@ -138,9 +134,6 @@ def test_lines_of_the_direct_path_carry_no_secret(fmt: str) -> None:
         handler.flush()
     finally:
         handler.close()
-        log.setLevel(saved[0])
-        log.propagate = saved[1]
-        log.handlers[:] = saved[2]
     written = stream.getvalue()
     assert not general  # every record of the observer took the direct path
     assert "server message" in written and "user1@foo.com" in written and "client message" in written
