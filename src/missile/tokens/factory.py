@@ -36,6 +36,7 @@ from missile.crypto.random import random_long
 from missile.encoding import EncoderFormat, next_id
 from missile.errors import MslError, MslException, MslMasterTokenException
 from missile.observe.base import Observer, StateCallObserved
+from missile.tokens.deadlines import Deadlines
 from missile.tokens.master import MasterToken
 from missile.tokens.state import (
     NON_REPLAYABLE_CATCHUP,
@@ -102,6 +103,7 @@ class TokenFactory:
         """Where the issuer's state lives."""
         self.state_timeout = state_timeout
         """Seconds each state call may take (then TRANSIENT_FAILURE)."""
+        self._bounds: Deadlines | None = None
         self.observer: Observer | None = observer
         """Told of every state call (backend, operation, time, success)."""
         self.mt_renewal_ms = master_token_renewal_ms
@@ -118,8 +120,7 @@ class TokenFactory:
         start = time.perf_counter()
         ok = False
         try:
-            async with asyncio.timeout(self.state_timeout):
-                result = await call
+            result = await self._deadlines().run(call)
             ok = True
             return result
         except TimeoutError:
@@ -131,6 +132,14 @@ class TokenFactory:
                 observer.state_call(
                     StateCallObserved(type(self.state).__name__, operation, time.perf_counter() - start, ok)
                 )
+
+    def _deadlines(self) -> Deadlines:
+        """The bounds of this event loop's state calls (one timer for all of them)."""
+        deadlines = self._bounds
+        loop = asyncio.get_running_loop()
+        if deadlines is None or deadlines.loop is not loop or deadlines.timeout != self.state_timeout:
+            deadlines = self._bounds = Deadlines(loop, self.state_timeout)
+        return deadlines
 
     async def aclose(self) -> None:
         """Release the state's connections and files."""
