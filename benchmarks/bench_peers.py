@@ -33,12 +33,25 @@ trivial echo under uvicorn with TLS (a throwaway ``trustme`` CA, 2 workers) reac
 through the same :class:`PooledHttpTransport`, and with the same echo without TLS (what
 TLS itself costs on this machine), all in alternation. HTTP figures are wall time.
 
+Where missile misses a target, the section measures what bounds it, in the same run:
+
+- against OSCORE, each protocol's cryptography alone (missile's: per message the header
+  data and the payload chunk each an AES-CBC envelope with an HMAC-SHA256, with missile's
+  own fastest primitives; OSCORE's: one AES-CCM call per message), the rest of each round
+  trip, and the best ratio missile could reach with its cryptography and a rest as lean
+  as aiocoap's;
+- over HTTP, the CPU per request of the whole machine (client and server processes),
+  split into what the HTTP stack costs (the plain echo), what MSL's four message steps
+  cost (the in-memory round trip) and what is left for missile's engines, ASGI adapter
+  and token state, with the ratio missile would reach if that last part cost nothing.
+
 A peer whose package is missing is skipped with the reason printed and recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -421,15 +434,115 @@ def bench_round_trips(seconds: float, repeats: int) -> dict[str, Any]:
         for figures in out.values():
             if base and "round_trips_per_s" in figures:
                 figures[f"ratio_to_{name}"] = figures["round_trips_per_s"] / base
+    _crypto_bounds(out, seconds / 2, repeats)
     return out
+
+
+# -- what bounds the round trip: the cryptography each protocol cannot avoid ----------------------
+
+#: AES-CBC plaintexts missile encrypts in one binary round trip (header data and payload
+#: chunk of the request, then of the response), and ciphertexts it decrypts, once the
+#: server has verified the session's master token (it keeps a verified token, by its
+#: exact bytes): the sizes of the binary messages measured here, within a block. At
+#: these sizes the cost of a call, not of a byte, dominates.
+MSL_ENCRYPTED = (94, 154, 94, 154)
+MSL_DECRYPTED = (96, 160, 96, 160)
+#: AES-CCM plaintexts OSCORE protects in one round trip (request, response), with the
+#: size of the associated data each is bound to.
+OSCORE_SEALED = (101, 101)
+OSCORE_AAD_BYTES = 12
+
+
+def msl_crypto_round_trip() -> Callable[[], None]:
+    """The cryptography of one missile round trip and nothing else, with missile's own
+    primitives at their fastest (a kept :class:`~missile.crypto.cbc.CbcKey`, a pre-keyed
+    HMAC copied per use): per envelope written, a random IV, AES-128-CBC and an
+    HMAC-SHA256 over the IV and ciphertext; per envelope read, that HMAC verified and
+    the ciphertext decrypted. MSL protects the header data and each payload chunk
+    separately, so a message costs two of each where OSCORE's costs one AEAD call."""
+    from cryptography.hazmat.primitives import hashes, hmac
+    from cryptography.hazmat.primitives.ciphers import algorithms
+
+    from missile.crypto.cbc import CbcKey
+
+    key = CbcKey(algorithms.AES(os.urandom(16)))
+    template = hmac.HMAC(os.urandom(32), hashes.SHA256())
+    plaintexts = [os.urandom(n) for n in MSL_ENCRYPTED]
+    sealed = []
+    for size in MSL_DECRYPTED:
+        iv = os.urandom(16)
+        ciphertext = key.encrypt(iv, os.urandom(size - 16))
+        mac = template.copy()
+        mac.update(iv + ciphertext)
+        sealed.append((iv, ciphertext, mac.finalize()))
+
+    def run() -> None:
+        for plaintext in plaintexts:
+            iv = os.urandom(16)
+            ciphertext = key.encrypt(iv, plaintext)
+            mac = template.copy()
+            mac.update(iv + ciphertext)
+            mac.finalize()
+        for iv, ciphertext, tag in sealed:
+            mac = template.copy()
+            mac.update(iv + ciphertext)
+            mac.verify(tag)
+            key.decrypt(iv, ciphertext)
+
+    return run
+
+
+def oscore_crypto_round_trip() -> Callable[[], None] | None:
+    """The cryptography of one OSCORE round trip and nothing else: AES-CCM-16-64-128
+    (cryptography's ``AESCCM``, as aiocoap uses it) sealing the request and the response
+    and opening each; None without cryptography's AESCCM."""
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+    except ImportError:  # pragma: no cover - every supported cryptography has it
+        return None
+    aead = AESCCM(os.urandom(16), tag_length=8)
+    aad = os.urandom(OSCORE_AAD_BYTES)
+    messages = [(os.urandom(13), os.urandom(n)) for n in OSCORE_SEALED]
+    sealed = [(nonce, aead.encrypt(nonce, data, aad)) for nonce, data in messages]
+
+    def run() -> None:
+        for nonce, data in messages:
+            aead.encrypt(nonce, data, aad)
+        for nonce, ciphertext in sealed:
+            aead.decrypt(nonce, ciphertext, aad)
+
+    return run
+
+
+def _crypto_bounds(out: dict[str, Any], seconds: float, repeats: int) -> None:
+    """What bounds missile against OSCORE: each protocol's cryptography alone (best of
+    ``repeats``), the rest of each round trip, and the ratio missile would reach with
+    its own cryptography and a rest as lean as OSCORE's."""
+    oscore = out.get("oscore", {})
+    oscore_crypto = oscore_crypto_round_trip()
+    if "us_per_round_trip" not in oscore or oscore_crypto is None:
+        return
+    msl_crypto = msl_crypto_round_trip()
+    msl_us = min(1e6 / _rate(msl_crypto, seconds) for _ in range(repeats))
+    oscore_us = min(1e6 / _rate(oscore_crypto, seconds) for _ in range(repeats))
+    oscore_rest = oscore["us_per_round_trip"] - oscore_us
+    oscore["crypto_us_per_round_trip"] = oscore_us
+    for name in ("missile_json", "missile_binary"):
+        figures = out.get(name, {})
+        if "us_per_round_trip" not in figures:
+            continue
+        figures["crypto_us_per_round_trip"] = msl_us
+        figures["rest_us_per_round_trip"] = figures["us_per_round_trip"] - msl_us
+        figures["oscore_rest_us_per_round_trip"] = oscore_rest
+        figures["best_ratio_with_oscore_rest"] = oscore["us_per_round_trip"] / (msl_us + oscore_rest)
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
 
 
 @contextmanager
-def _server(argv: list[str], port: int, skips: dict[str, str], name: str) -> Iterator[bool]:
-    """A server subprocess; yields whether it listens (else the reason is in ``skips``)."""
+def _server(argv: list[str], port: int, skips: dict[str, str], name: str) -> Iterator[subprocess.Popen[bytes] | None]:
+    """A server subprocess; yields it once it listens, else None (the reason in ``skips``)."""
     proc = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
@@ -437,9 +550,52 @@ def _server(argv: list[str], port: int, skips: dict[str, str], name: str) -> Ite
     except RuntimeError as exc:
         skips[name] = str(exc)
     try:
-        yield name not in skips
+        yield None if name in skips else proc
     finally:
         _stop(proc)
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and every descendant still running
+    (a server's worker processes), from /proc; 0 off Linux."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+    return total
+
+
+async def _load_with_cpu(
+    call: Callable[[], Any], server: subprocess.Popen[bytes] | None, seconds: float, max_count: int, warmup: float
+) -> dict[str, Any]:
+    """:func:`run._load`, plus CPU time per request (over every request, warm-up
+    included) of this process (the client) and of the server's processes."""
+    done = 0
+
+    async def counted() -> None:
+        nonlocal done
+        await call()
+        done += 1
+
+    server_before = _tree_cpu_seconds(server.pid) if server is not None else 0.0
+    client_before = time.process_time()
+    result = await _load(counted, HTTP_CLIENTS, seconds, max_count, warmup)
+    client_cpu = time.process_time() - client_before
+    server_cpu = (_tree_cpu_seconds(server.pid) if server is not None else 0.0) - server_before
+    if done:
+        result["client_cpu_us_per_request"] = client_cpu / done * 1e6
+        result["server_cpu_us_per_request"] = server_cpu / done * 1e6
+        result["cpu_us_per_request"] = (client_cpu + server_cpu) / done * 1e6
+    return result
 
 
 def _tls_files(tmp: Path, skips: dict[str, str]) -> ssl.SSLContext | None:
@@ -520,11 +676,12 @@ async def _missile_client(
 
 
 async def _measure_http(
-    targets: dict[str, tuple[Any, Callable[[], Any]]], seconds: float, max_count: int, repeats: int,
-    skips: dict[str, str],
+    targets: dict[str, tuple[Any, Callable[[], Any]]], servers: dict[str, subprocess.Popen[bytes] | None],
+    seconds: float, max_count: int, repeats: int, skips: dict[str, str],
 ) -> dict[str, Any]:  # fmt: skip
-    """Best of ``repeats`` alternating runs per target; a target that fails under load is
-    dropped with the reason in ``skips`` (as the state section does), the others go on."""
+    """Best of ``repeats`` alternating runs per target, with the least CPU per request of
+    any run; a target that fails under load is dropped with the reason in ``skips`` (as
+    the state section does), the others go on."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     warmup = min(0.5, seconds / 4)
     for _ in range(repeats):
@@ -532,7 +689,7 @@ async def _measure_http(
             if name in skips:
                 continue
             try:
-                runs[name].append(await _load(call, HTTP_CLIENTS, seconds, max_count, warmup))
+                runs[name].append(await _load_with_cpu(call, servers.get(name), seconds, max_count, warmup))
             except Exception as exc:
                 skips[name] = f"failed under load: {type(exc).__name__}: {exc}"
     out: dict[str, Any] = {}
@@ -541,6 +698,10 @@ async def _measure_http(
             continue
         best = max(results, key=lambda r: r["req_per_s"])
         best["all_req_per_s"] = [r["req_per_s"] for r in results]
+        for key in ("cpu_us_per_request", "client_cpu_us_per_request", "server_cpu_us_per_request"):
+            values = [r[key] for r in results if key in r]
+            if values:
+                best[key] = min(values)
         out[name] = best
     return out
 
@@ -565,10 +726,11 @@ def bench_http_peers(seconds: float, max_count: int, repeats: int) -> dict[str, 
         (tmp / "echo_app.py").write_text(ECHO_APP)
         tls = _tls_files(tmp, skips)
         ports = {"missile": _free_port(), "http_echo": _free_port(), "https_echo": _free_port()}
-        up = {"missile": stack.enter_context(_server(_missile_serve(tmp, ports["missile"]), ports["missile"],
-                                                     skips, "missile_json")),
-              "http_echo": stack.enter_context(_server(_uvicorn(tmp, ports["http_echo"], False), ports["http_echo"],
-                                                       skips, "http_echo"))}  # fmt: skip
+        up: dict[str, subprocess.Popen[bytes] | None] = {
+            "missile": stack.enter_context(_server(_missile_serve(tmp, ports["missile"]), ports["missile"],
+                                                   skips, "missile_json")),
+            "http_echo": stack.enter_context(_server(_uvicorn(tmp, ports["http_echo"], False), ports["http_echo"],
+                                                     skips, "http_echo"))}  # fmt: skip
         if tls is not None:
             up["https_echo"] = stack.enter_context(
                 _server(_uvicorn(tmp, ports["https_echo"], True), ports["https_echo"], skips, "https_echo")
@@ -598,7 +760,8 @@ def bench_http_peers(seconds: float, max_count: int, repeats: int) -> dict[str, 
                         transport = PooledHttpTransport(f"{scheme}://127.0.0.1:{ports[name]}/",
                                                         max_idle=HTTP_CLIENTS, ssl_context=context)  # fmt: skip
                         targets[name] = (transport, _echo_call(transport, payload))
-                return await _measure_http(targets, seconds, max_count, repeats, skips)
+                servers = dict(up, missile_json=up["missile"], missile_binary=up["missile"])
+                return await _measure_http(targets, servers, seconds, max_count, repeats, skips)
             finally:
                 for transport, _ in targets.values():
                     await transport.aclose()
@@ -622,13 +785,37 @@ def _http_ratios(out: dict[str, Any]) -> None:
         out["https_echo"]["ratio_to_http_echo"] = https / plain
 
 
+def _http_bounds(trips: dict[str, Any], http: dict[str, Any]) -> None:
+    """What bounds missile over HTTP against the HTTPS echo, in CPU per request of the
+    whole machine (the client process and the server's processes): the plain HTTP echo
+    is what the HTTP stack costs, the in-memory round trip what MSL's four message steps
+    cost; what is left is missile's engines (MslClient, MslServer), its ASGI adapter and
+    the token state. ``best_ratio_without_engine`` is the ratio missile would reach if
+    those cost nothing: the HTTP stack plus the messages, against the HTTPS echo."""
+    https = http.get("https_echo", {}).get("cpu_us_per_request")
+    plain = http.get("http_echo", {}).get("cpu_us_per_request")
+    for name in ("missile_json", "missile_binary"):
+        figures = http.get(name, {})
+        messages = trips.get(name, {}).get("us_per_round_trip")
+        if not (https and plain and messages and "cpu_us_per_request" in figures):
+            continue
+        figures["cpu_ratio_to_https_echo"] = https / figures["cpu_us_per_request"]
+        figures["messages_us_per_request"] = messages
+        figures["http_stack_us_per_request"] = plain
+        figures["engine_us_per_request"] = figures["cpu_us_per_request"] - plain - messages
+        figures["best_ratio_without_engine"] = https / (plain + messages)
+
+
 def bench_peers(seconds: float, http_seconds: float, max_count: int, repeats: int) -> dict[str, Any]:
-    """The whole section: in-memory round trips, then HTTP."""
+    """The whole section: in-memory round trips, then HTTP, then what bounds HTTP."""
+    trips = bench_round_trips(seconds, repeats)
+    http = bench_http_peers(http_seconds, max_count, repeats)
+    _http_bounds(trips, http)
     return {
         "payload_bytes": PAYLOAD_BYTES,
-        "timing": "round trips: CPU time of this process; HTTP: wall time",
-        "round_trip": bench_round_trips(seconds, repeats),
-        "http": bench_http_peers(http_seconds, max_count, repeats),
+        "timing": "round trips: CPU time of this process; HTTP: wall time, and CPU time of client and servers",
+        "round_trip": trips,
+        "http": http,
         "targets": TARGETS,
     }
 
@@ -661,6 +848,7 @@ def peers_rows(peers_result: dict[str, Any], fmt: Callable[[float], str]) -> lis
         wire = f"{figures['request_wire_bytes']:,}"
         rows.append((f"  wire bytes request (response){f' (<={limit})' if limit else ''}", wire, "", "",
                      f"B ({figures['response_wire_bytes']:,})"))  # fmt: skip
+        rows.extend(_round_trip_bound_rows(figures, trips.get("oscore", {})))
     http = peers_result["http"]
     https = http.get("https_echo", {})
     for name in ("missile_binary", "missile_json"):
@@ -672,6 +860,7 @@ def peers_rows(peers_result: dict[str, Any], fmt: Callable[[float], str]) -> lis
         ratio = f"{figures['ratio_to_https_echo']:.2f}" if "ratio_to_https_echo" in figures else ""
         rows.append((f"peers HTTP {HTTP_CLIENTS} clients {name} vs HTTPS echo{wanted}", fmt(figures["req_per_s"]),
                      fmt(https["req_per_s"]) if "req_per_s" in https else "", ratio, "req/s"))  # fmt: skip
+        rows.extend(_http_bound_rows(figures, https))
     if "req_per_s" in https:
         plain = http.get("http_echo", {})
         ratio = f"{https['ratio_to_http_echo']:.2f}" if "ratio_to_http_echo" in https else ""
@@ -680,6 +869,35 @@ def peers_rows(peers_result: dict[str, Any], fmt: Callable[[float], str]) -> lis
     elif https:
         rows.append((f"peers HTTP HTTPS echo: {_status(https)}", "", "", "", ""))
     return rows
+
+
+def _round_trip_bound_rows(figures: dict[str, Any], oscore: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """What bounds a missile round trip against OSCORE's (see :func:`_crypto_bounds`)."""
+    if "best_ratio_with_oscore_rest" not in figures:
+        return []
+    return [
+        ("  bound: crypto alone, missile (8 AES-CBC+HMAC) / OSCORE (4 AES-CCM)",
+         f"{figures['crypto_us_per_round_trip']:.1f}", f"{oscore['crypto_us_per_round_trip']:.1f}", "", "us"),
+        ("  bound: the rest, missile / OSCORE", f"{figures['rest_us_per_round_trip']:.1f}",
+         f"{figures['oscore_rest_us_per_round_trip']:.1f}", "", "us"),
+        ("  bound: best ratio, missile's crypto + a rest as lean as OSCORE's", "", "",
+         f"{figures['best_ratio_with_oscore_rest']:.2f}", ""),
+    ]  # fmt: skip
+
+
+def _http_bound_rows(figures: dict[str, Any], https: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """What bounds missile over HTTP against the HTTPS echo (see :func:`_http_bounds`)."""
+    if "best_ratio_without_engine" not in figures:
+        return []
+    return [
+        ("  CPU per request, client + server (HTTPS echo)", f"{figures['cpu_us_per_request']:.0f}",
+         f"{https['cpu_us_per_request']:.0f}", f"{figures['cpu_ratio_to_https_echo']:.2f}", "us"),
+        ("  bound: HTTP stack (plain echo) / MSL messages / engines + state",
+         f"{figures['http_stack_us_per_request']:.0f}", f"{figures['messages_us_per_request']:.0f}",
+         f"{figures['engine_us_per_request']:.0f}", "us"),
+        ("  bound: best ratio, engines + state costing nothing", "", "",
+         f"{figures['best_ratio_without_engine']:.2f}", ""),
+    ]  # fmt: skip
 
 
 def peers_targets(peers_result: dict[str, Any]) -> dict[str, Any]:

@@ -127,3 +127,78 @@ def test_report_shows_pending_binary_and_skipped_peers() -> None:
     assert any("oscore: skipped (aiocoap OSCORE not installed" in row for row in rows)
     # Without OSCORE or a binary figure there is no ratio to judge: no target is claimed.
     assert bench_peers.peers_targets(result) == {}
+
+
+# -- what bounds the round trip and HTTP ----------------------------------------------------------
+
+
+def test_crypto_model_matches_what_a_binary_round_trip_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 'crypto alone' figure models missile's AES-CBC calls of one binary round trip:
+    as many encryptions and decryptions, of the same sizes within a block. If the format
+    or the engine changes what it encrypts, the model must follow."""
+    from missile.crypto import cbc
+
+    p = peer("missile_binary")
+    calls: list[tuple[str, int]] = []
+    encrypt, decrypt = cbc.CbcKey.encrypt, cbc.CbcKey.decrypt
+
+    def counted_encrypt(self: cbc.CbcKey, iv: bytes, data: bytes | memoryview) -> bytes:
+        calls.append(("encrypt", len(data)))
+        return encrypt(self, iv, data)
+
+    def counted_decrypt(self: cbc.CbcKey, iv: bytes | None, data: bytes | memoryview) -> tuple[bytes | bytearray, int]:
+        calls.append(("decrypt", len(data)))
+        return decrypt(self, iv, data)
+
+    round_trip(p, bytes(range(PAYLOAD_BYTES)))  # the server has verified the session's token, as when measured
+    monkeypatch.setattr(cbc.CbcKey, "encrypt", counted_encrypt)
+    monkeypatch.setattr(cbc.CbcKey, "decrypt", counted_decrypt)
+    round_trip(p, bytes(range(PAYLOAD_BYTES)))
+    encrypted = sorted(size for kind, size in calls if kind == "encrypt")
+    decrypted = sorted(size for kind, size in calls if kind == "decrypt")
+    assert len(encrypted) == len(bench_peers.MSL_ENCRYPTED)
+    assert len(decrypted) == len(bench_peers.MSL_DECRYPTED)
+    for measured, modelled in [*zip(encrypted, sorted(bench_peers.MSL_ENCRYPTED), strict=True),
+                               *zip(decrypted, sorted(bench_peers.MSL_DECRYPTED), strict=True)]:  # fmt: skip
+        assert abs(measured - modelled) <= 16
+
+
+def test_crypto_models_run_and_verify() -> None:
+    bench_peers.msl_crypto_round_trip()()
+    oscore = bench_peers.oscore_crypto_round_trip()
+    assert oscore is not None
+    oscore()
+
+
+def test_http_bounds_split_the_cpu_per_request() -> None:
+    trips = {"missile_binary": {"us_per_round_trip": 130.0}}
+    http = {
+        "https_echo": {"cpu_us_per_request": 170.0},
+        "http_echo": {"cpu_us_per_request": 120.0},
+        "missile_binary": {"cpu_us_per_request": 850.0, "req_per_s": 2000.0, "ratio_to_https_echo": 0.2},
+    }
+    bench_peers._http_bounds(trips, http)
+    figures = http["missile_binary"]
+    assert figures["engine_us_per_request"] == pytest.approx(850 - 120 - 130)
+    assert figures["best_ratio_without_engine"] == pytest.approx(170 / (120 + 130))
+    assert figures["cpu_ratio_to_https_echo"] == pytest.approx(170 / 850)
+    rows = [row[0] for row in bench_peers.peers_rows({"round_trip": {}, "http": http}, str)]
+    assert any("engines + state costing nothing" in row for row in rows)
+
+
+def test_tree_cpu_counts_child_processes() -> None:
+    """A server's CPU is its workers' too: a busy child shows in its parent's tree."""
+    import os
+    import subprocess
+    import time
+
+    before = bench_peers._tree_cpu_seconds(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.process_time() + 0.5\n"
+                              "while time.process_time() < end: pass\ninput()"], stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while bench_peers._tree_cpu_seconds(os.getpid()) - before < 0.4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bench_peers._tree_cpu_seconds(os.getpid()) - before >= 0.4
+    finally:
+        child.communicate(b"\n", timeout=30)
