@@ -307,7 +307,7 @@ def _written(write: Any) -> tuple[str, Any]:
     timestamp=st.one_of(_INTS, st.booleans()),
     renewable=st.one_of(st.booleans(), st.integers(0, 2)),
     handshake=st.one_of(st.booleans(), st.integers(0, 2)),
-    non_replayable_id=st.one_of(st.none(), st.integers(0, 10)),
+    non_replayable_id=st.one_of(st.none(), st.integers(0, 10), _INTS, st.booleans()),
     capabilities=st.sampled_from(
         [
             None,

@@ -600,20 +600,22 @@ class MessageHeader:
 _JSON_MEMBER_NAMES = {
     key: b'"%s":' % key.encode()
     for key in (
-        KEY_SENDER, KEY_TIMESTAMP, KEY_MESSAGE_ID, KEY_NON_REPLAYABLE, KEY_RENEWABLE, KEY_HANDSHAKE, KEY_CAPABILITIES
+        KEY_SENDER, KEY_TIMESTAMP, KEY_MESSAGE_ID, KEY_NON_REPLAYABLE, KEY_NON_REPLAYABLE_ID, KEY_RENEWABLE,
+        KEY_HANDSHAKE, KEY_CAPABILITIES,
     )
-}
+}  # fmt: skip
 _JSON_BOOLEANS = {True: b"true", False: b"false"}
 
 
 def _json_header_data_bytes(ctx: MslContext, data: HeaderData, sender: str | None, timestamp: int) -> bytes:
     """``encode_json(_json_header_data(…))``, the encoded header data. An ordinary
-    message's (no tokens, key exchange, user authentication or anti-replay ID; an ASCII
-    sender) is put together from its encoded members, in the same order, without
-    building and encoding a mapping (tested to give the same bytes); any other goes the
-    general way."""
+    message's (no tokens, key exchange or user authentication; an ASCII sender; a
+    non-replayable ID or none) is put together from its encoded members, in the same
+    order, without building and encoding a mapping (tested to give the same bytes); any
+    other goes the general way."""
+    non_replayable_id = data.non_replayable_id
     if (
-        data.non_replayable_id is not None
+        (non_replayable_id is not None and type(non_replayable_id) is not int)
         or data.key_request_data
         or data.key_response_data is not None
         or data.user_auth_data is not None
@@ -634,7 +636,11 @@ def _json_header_data_bytes(ctx: MslContext, data: HeaderData, sender: str | Non
         members[KEY_SENDER] = encode_json_value(sender)
     members[KEY_TIMESTAMP] = b"%d" % timestamp
     members[KEY_MESSAGE_ID] = b"%d" % data.message_id
-    members[KEY_NON_REPLAYABLE] = b"false"
+    if non_replayable_id is None:
+        members[KEY_NON_REPLAYABLE] = b"false"
+    else:
+        members[KEY_NON_REPLAYABLE] = b"true"
+        members[KEY_NON_REPLAYABLE_ID] = b"%d" % non_replayable_id
     members[KEY_RENEWABLE] = _JSON_BOOLEANS[data.renewable]
     members[KEY_HANDSHAKE] = _JSON_BOOLEANS[data.handshake]
     if data.capabilities is not None:
