@@ -341,8 +341,8 @@ def _replay_pair(data: bytes) -> tuple[Channel, Channel]:
 
     client_end, server_end = channel_pair()
     # Queue the recorded request for the server end, then its end of data.
-    client_end._out.queue.put_nowait(data)
-    client_end._out.queue.put_nowait(b"")
+    client_end._out.put_nowait(data)
+    client_end._out.put_nowait(b"")
     return client_end, server_end
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from missile.engine.message_io import read_payload
+from missile.engine.message_io import read_payload, read_rest
 from missile.engine.transport import Channel
-from missile.errors import MslError, MslMessageException
 from missile.messages.reader import MessageReader
 
 __all__ = ["MessageBody"]
@@ -33,11 +32,4 @@ class MessageBody:
 
     async def read(self, limit: int | None = None) -> bytes:
         """The whole remaining payload; more than ``limit`` bytes is MESSAGE_FORMAT_ERROR."""
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in self:
-            size += len(chunk)
-            if limit is not None and size > limit:
-                raise MslMessageException(MslError.MESSAGE_FORMAT_ERROR, f"payload exceeds {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_rest(self._channel, self._reader, self._pending, limit)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
@@ -31,7 +31,7 @@ from missile.engine import choice
 from missile.engine.body import MessageBody
 from missile.engine.choice import Attempt, Needs, Renewal
 from missile.engine.errors import MslErrorResponse, MslMessageLimitExceeded
-from missile.engine.message_io import MessageStream, read_head, read_message, read_payload, write_message
+from missile.engine.message_io import MessageStream, read_head, read_message, read_rest, write_message
 from missile.engine.options import MessageOptions
 from missile.engine.transport import Channel, ClientTransport, CountingChannel
 from missile.errors import MslError, MslException, MslMessageException, ResponseCode
@@ -288,6 +288,8 @@ class MslClient:
         observer = self.observer
         token = CURRENT.set(observer)
         try:
+            if not observer.traces and not observer.observes("client"):
+                return await self._attempts(data, options, one_way=one_way, stream=stream)
             with observer.span("client request", {"msl.one_way": int(one_way)}):
                 return await self._attempts(data, options, one_way=one_way, stream=stream)
         finally:
@@ -304,12 +306,17 @@ class MslClient:
             if used + 2 > self.max_messages:
                 raise MslMessageLimitExceeded(last_error)
             used += 2
-            async with self._planned(options, needs, attempt) as plan:
-                with self._using(plan.master_token):
-                    result = await self._exchange(plan, data, options, one_way=one_way, stream=stream)
-                    if result is None:
-                        return None
-                    self._absorb(plan, result, options)
+            state = self._state(options, needs, attempt)
+            need = choice.renewal(state, needs, attempt)
+            if need is Renewal.NONE or (need is Renewal.WANTED and self._renewal_lock.locked()):
+                # No lock to take (the usual message): planned without the context manager.
+                plan = self._plan(options, needs, attempt, state, renewable=False)
+                result = await self._exchange_absorbed(plan, data, options, one_way=one_way, stream=stream)
+            else:
+                async with self._planned(options, needs, attempt, state, need) as plan:
+                    result = await self._exchange_absorbed(plan, data, options, one_way=one_way, stream=stream)
+            if result is None:
+                return None
             if result.error is not None:
                 last_error = MslErrorResponse(result.error)
                 self._observe_recovery(result.error, used)
@@ -328,13 +335,20 @@ class MslClient:
     # -- planning (the rules are in missile.engine.choice) ------------------------------
 
     @asynccontextmanager
-    async def _planned(self, options: MessageOptions, needs: Needs, attempt: Attempt) -> AsyncIterator[_Plan]:
+    async def _planned(
+        self,
+        options: MessageOptions,
+        needs: Needs,
+        attempt: Attempt,
+        state: choice.State[MasterToken, UserIdToken],
+        need: Renewal,
+    ) -> AsyncIterator[_Plan]:
         """The next message's plan, holding the renewal lock while the message is
         renewable (control.md §3.2: one renewable message at a time per context,
-        whichever client sends it, and per shared store, whichever process)."""
+        whichever client sends it, and per shared store, whichever process).
+        ``state`` and ``need`` are what :meth:`_state` and :func:`~missile.engine.choice.renewal`
+        said just before."""
         lock = self._renewal_lock
-        state = self._state(options, needs, attempt)
-        need = choice.renewal(state, needs, attempt)
         if need is Renewal.MANDATORY:
             # Waiters re-evaluate with whatever the holder obtained.
             before = self._newest_master_token()
@@ -426,17 +440,22 @@ class MslClient:
             return latest
         return newest
 
-    @contextmanager
-    def _using(self, master_token: MasterToken | None) -> Iterator[None]:
-        """Count ``master_token`` in use while an exchange runs with it (control.md §11)."""
-        if master_token is None:
-            yield
-            return
-        self._in_use[master_token] = self._in_use.get(master_token, 0) + 1
+    async def _exchange_absorbed(
+        self, plan: _Plan, data: Payload, options: MessageOptions, *, one_way: bool, stream: bool
+    ) -> _Result | None:
+        """One exchange and its bookkeeping (:meth:`_absorb`), counting the plan's master
+        token in use meanwhile (control.md §11)."""
+        master_token = plan.master_token
+        if master_token is not None:
+            self._in_use[master_token] = self._in_use.get(master_token, 0) + 1
         try:
-            yield
+            result = await self._exchange(plan, data, options, one_way=one_way, stream=stream)
+            if result is not None:
+                self._absorb(plan, result, options)
+            return result
         finally:
-            self._release_master_token(master_token)
+            if master_token is not None:
+                self._release_master_token(master_token)
 
     # -- one exchange -----------------------------------------------------------------
 
@@ -450,6 +469,9 @@ class MslClient:
         stream: bool = False,
     ) -> _Result | None:
         """One message and its answer, in a tracing scope, told to the observer."""
+        if not self.observer.traces and not self.observer.observes("client"):
+            # Nothing would be traced or told: no scope, no clock, no byte counts.
+            return await self._exchange_once(plan, data, options, None, one_way=one_way, stream=stream)
         start = time.perf_counter()
         counted: list[CountingChannel] = []
         result: _Result | None = None
@@ -520,11 +542,12 @@ class MslClient:
         plan: _Plan,
         data: Payload,
         options: MessageOptions,
-        counted: list[CountingChannel],
+        counted: list[CountingChannel] | None,
         *,
         one_way: bool,
         stream: bool,
     ) -> _Result | None:
+        """``counted`` receives the channel, counting its bytes (None: not counted)."""
         ctx = self.ctx
         store = ctx.store
         assert store is not None
@@ -554,11 +577,13 @@ class MslClient:
         )
         writer = MessageWriter(built.header, built.payload_crypto_context, chunk_size=self.chunk_size)
         try:
-            counting = CountingChannel(await self.transport.connect())
-            counted.append(counting)
+            channel: Channel = await self.transport.connect()
         except OSError as exc:
             raise MslException(MslError.MSL_COMMS_FAILURE, f"cannot connect: {exc.strerror or exc}") from exc
-        channel: Channel = counting
+        if counted is not None:
+            counting = CountingChannel(channel)
+            counted.append(counting)
+            channel = counting
         try:
             await write_message(channel, writer, None if plan.handshake else data, self.chunk_size, header_first=True)
             await channel.finish()
@@ -596,19 +621,11 @@ class MslClient:
         if stream and header is not None:
             body = MessageBody(reader, source, pending)
             return _Result(request, header, error, b"", keyx_context, (), body, channel)
-        payload: list[bytes] = []
-        received_size = 0
-        async for chunk in read_payload(source, reader, pending):
-            received_size += len(chunk)
-            if received_size > self.max_payload_size:
-                raise MslMessageException(
-                    MslError.MESSAGE_FORMAT_ERROR, f"response payload exceeds {self.max_payload_size} bytes"
-                )
-            payload.append(chunk)
+        payload = await read_rest(source, reader, pending, self.max_payload_size, "response payload")
         pushes: tuple[bytes, ...] = ()
         if not source.at_eof and channel.one_exchange:
             pushes = await self._pushes(source, options)
-        return _Result(request, header, error, b"".join(payload), keyx_context, pushes)
+        return _Result(request, header, error, payload, keyx_context, pushes)
 
     def _reader(self, options: MessageOptions, key_request_data: Sequence[KeyRequestData] = ()) -> MessageReader:
         return MessageReader(

@@ -29,7 +29,7 @@ from missile.messages.header import MessageHeader
 from missile.messages.reader import MessageReader
 from missile.messages.writer import MessageWriter
 
-__all__ = ["Message", "MessageStream", "read_head", "read_message", "read_payload", "write_message"]
+__all__ = ["Message", "MessageStream", "read_head", "read_message", "read_payload", "read_rest", "write_message"]
 
 #: Application data to send: bytes-like, or an async iterable producing it piece by piece.
 Data = bytes | bytearray | memoryview | AsyncIterable[bytes]
@@ -141,6 +141,36 @@ async def read_payload(channel: Channel, reader: MessageReader, pending: list[by
             return
 
 
+async def read_rest(
+    channel: Channel, reader: MessageReader, pending: list[bytes], limit: int | None = None, what: str = "payload"
+) -> bytes:
+    """The rest of ``reader``'s payload, whole: what :func:`read_payload` yields, joined.
+
+    The loop of :func:`read_payload` without the async generator: a buffered payload
+    (every request a non-streaming server reads, every response a client buffers) is
+    read this way, and an async generator's setup, its registration with the event loop
+    and its finalization cost more than the loop itself. More than ``limit`` bytes is
+    MESSAGE_FORMAT_ERROR ("``what`` exceeds ``limit`` bytes").
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        while pending:
+            chunk = pending.pop(0)
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise MslMessageException(MslError.MESSAGE_FORMAT_ERROR, f"{what} exceeds {limit} bytes")
+            chunks.append(chunk)
+        if reader.done:
+            _keep_rest(channel, reader)
+            break
+        data = await channel.read()
+        _collect(reader.feed(data) if data else reader.end_of_stream(), pending)
+        if not data and not pending:
+            break
+    return b"".join(chunks)
+
+
 @dataclass(frozen=True)
 class Message:
     """One whole received message."""
@@ -167,17 +197,10 @@ async def read_message(channel: Channel, reader: MessageReader, *, max_payload: 
     pending: list[bytes] = []
     if not await read_head(channel, reader, pending):
         return None
-    chunks: list[bytes] = []
+    payload = b""
     if reader.header is not None and not reader.header.is_handshake:
-        size = 0
-        async for chunk in read_payload(channel, reader, pending):
-            size += len(chunk)
-            if max_payload is not None and size > max_payload:
-                raise MslMessageException(MslError.MESSAGE_FORMAT_ERROR, f"payload exceeds {max_payload} bytes")
-            chunks.append(chunk)
-    return Message(
-        reader.header, reader.error_header, b"".join(chunks), reader.key_exchange_crypto_context, reader.is_handshake
-    )
+        payload = await read_rest(channel, reader, pending, max_payload)
+    return Message(reader.header, reader.error_header, payload, reader.key_exchange_crypto_context, reader.is_handshake)
 
 
 async def write_message(

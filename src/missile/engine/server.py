@@ -20,9 +20,9 @@ from missile.crypto.context import CryptoContext
 from missile.engine.body import MessageBody
 from missile.engine.errors import ReadTimeout
 from missile.engine.issuer import check_request, record_issued
-from missile.engine.message_io import read_head, write_message
+from missile.engine.message_io import read_head, read_rest, write_message
 from missile.engine.options import MessageOptions
-from missile.engine.transport import Channel, CountingChannel, TimedChannel
+from missile.engine.transport import Channel, TimedChannel
 from missile.errors import MslError, MslException, MslInternalException
 from missile.messages.builder import BuiltMessage, build_error_response, build_push, build_response
 from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
@@ -224,23 +224,33 @@ class MslServer:
     async def serve_channel(self, channel: Channel, origin: Origin = _NO_ORIGIN) -> None:
         """Read one request from ``channel``, respond, and finish the channel. ``origin``
         (path, headers, client address) is handed to the handler with the request."""
-        if self.read_timeout is not None:
-            channel = TimedChannel(channel, self.read_timeout)
-        counted = CountingChannel(channel)
+        timed = TimedChannel(channel, self.read_timeout) if self.read_timeout is not None else None
+        served = _ServedChannel(channel, timed if timed is not None else channel)
+        observer = self.observer
+        if not observer.traces and not observer.observes("server"):
+            # Nothing would be traced or told (the default observer with INFO off): no scopes.
+            await self._serve_channel(served, timed, origin, observed=False)
+            return
+        with observer.extract(origin.headers), observer.span("server message", {"msl.path": origin.path}):
+            await self._serve_channel(served, timed, origin, observed=True)
+
+    async def _serve_channel(
+        self, channel: _ServedChannel, timed: TimedChannel | None, origin: Origin, *, observed: bool
+    ) -> None:
         outcome = _Outcome(time.perf_counter())
         idle = False
-        observer = self.observer
-        with observer.extract(origin.headers), observer.span("server message", {"msl.path": origin.path}):
-            try:
-                await self._serve(counted, origin, outcome)
-            except ReadTimeout:
-                idle = True  # no request started: the transport decides what to do
-                raise
-            finally:
-                if not idle:
-                    await channel.finish()
-                    if outcome.reader is not None and outcome.reader.bytes_received:
-                        self._observe(outcome, counted.sent, origin)
+        try:
+            await self._serve(channel, origin, outcome)
+        except ReadTimeout:
+            idle = True  # no request started: the transport decides what to do
+            raise
+        finally:
+            if timed is not None:
+                timed.disarm()
+            if not idle:
+                await channel.finish()
+                if observed and outcome.reader is not None and outcome.reader.bytes_received:
+                    self._observe(outcome, channel.sent, origin)
 
     def _observe(self, outcome: _Outcome, sent: int, origin: Origin) -> None:
         header = outcome.header
@@ -265,7 +275,7 @@ class MslServer:
         except Exception:
             log.exception("an observer failed")
 
-    async def _serve(self, channel: Channel, origin: Origin, outcome: _Outcome) -> None:
+    async def _serve(self, channel: _ServedChannel, origin: Origin, outcome: _Outcome) -> None:
         reader = MessageReader(
             self.ctx,
             service_token_contexts=self.service_token_contexts,
@@ -282,8 +292,7 @@ class MslServer:
             outcome.header = header
             await check_request(self.ctx, header)
             if not header.is_handshake and not self.streaming:
-                body = MessageBody(reader, channel, pending)
-                payload = await body.read(self.max_payload_size)
+                payload = await read_rest(channel, reader, pending, self.max_payload_size)
         except ReadTimeout as exc:
             if not reader.bytes_received:
                 raise  # idle: no request started, so there is nothing to answer
@@ -296,7 +305,7 @@ class MslServer:
             log.exception("unexpected failure reading a request")
             await self._send_error(channel, outcome.failed(MslInternalException(cause=exc)), header)
             return
-        out = _TrackingChannel(channel)
+        out = channel  # nothing was written to it yet: it tracks whether the response started
         try:
             if header.is_handshake or (not self.streaming and reader.is_handshake):
                 # control.md §4.2: answer a handshake automatically, no application data;
@@ -350,7 +359,7 @@ class MslServer:
             log.info("error message received: %s", reader.error_header.error_code.name)
         return reader.header
 
-    async def _fail(self, channel: _TrackingChannel, exc: MslException, header: MessageHeader | None) -> None:
+    async def _fail(self, channel: _ServedChannel, exc: MslException, header: MessageHeader | None) -> None:
         if channel.started:
             # The response is under way: it can only be cut short, which the requester
             # sees as a truncated message.
@@ -410,28 +419,37 @@ class _Outcome:
         return exc
 
 
-class _TrackingChannel:
-    """A channel that remembers whether a response has started."""
+class _ServedChannel:
+    """The channel a request is served on, in one layer: reads go through the read
+    timeout (when there is one), writes straight to the transport's channel, counting
+    the bytes sent (for the observer) and noting whether a response has started."""
 
-    def __init__(self, channel: Channel) -> None:
+    __slots__ = ("_channel", "_reads", "sent", "started")
+
+    def __init__(self, channel: Channel, reads: Channel) -> None:
         self._channel = channel
+        self._reads = reads
+        self.sent = 0
+        """Bytes written so far."""
         self.started = False
+        """True once a response has begun (a non-empty write)."""
 
     @property
     def one_exchange(self) -> bool:
         """The wrapped channel's."""
         return self._channel.one_exchange
 
+    async def read(self, n: int = 65536) -> bytes:
+        return await self._reads.read(n)
+
     async def write(self, data: bytes) -> None:
         if data:
             self.started = True
+            self.sent += len(data)
         await self._channel.write(data)
 
     async def finish(self) -> None:
         await self._channel.finish()
-
-    async def read(self, n: int = 65536) -> bytes:
-        return await self._channel.read(n)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -10,9 +10,11 @@ the same process for tests and demos.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from missile.deadlines import Deadlines
 from missile.engine.errors import ReadTimeout
 
 __all__ = [
@@ -58,11 +60,17 @@ class Channel(Protocol):
 
 class TimedChannel:
     """A channel whose reads fail with :class:`~missile.engine.errors.ReadTimeout` when
-    the peer sends nothing for ``timeout`` seconds (a stalled or slow-loris peer)."""
+    the peer sends nothing for ``timeout`` seconds (a stalled or slow-loris peer).
+
+    Each read gets the whole ``timeout``, counted from its start; the reads share one
+    timer (:class:`~missile.deadlines.Deadlines`) instead of an ``asyncio.timeout``
+    each, which cost about 4 us per read. :meth:`close` (or :meth:`disarm`, when the
+    channel is closed by someone else) drops the timer."""
 
     def __init__(self, channel: Channel, timeout: float) -> None:
         self._channel = channel
         self.timeout = timeout
+        self._deadlines: Deadlines | None = None
 
     @property
     def one_exchange(self) -> bool:
@@ -79,15 +87,22 @@ class TimedChannel:
 
     async def read(self, n: int = 65536) -> bytes:
         """Receive up to ``n`` bytes; ReadTimeout after the timeout without data."""
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines(asyncio.get_running_loop(), self.timeout)
         try:
-            # asyncio.timeout, unlike wait_for on 3.11, runs the read in this task.
-            async with asyncio.timeout(self.timeout):
-                return await self._channel.read(n)
+            return await deadlines.run(self._channel.read(n))
         except TimeoutError:
             raise ReadTimeout(self.timeout) from None
 
+    def disarm(self) -> None:
+        """Drop the timer (the channel will not be read again)."""
+        if self._deadlines is not None:
+            self._deadlines.close()
+
     async def close(self) -> None:
         """Release the channel."""
+        self.disarm()
         await self._channel.close()
 
 
@@ -136,10 +151,35 @@ class ClientTransport(Protocol):
 
 
 class _Pipe:
+    """One direction of an in-memory pair: chunks in order, and the reader's waiter.
+
+    A deque and one future rather than an ``asyncio.Queue``: a pipe has one reader, and
+    the queue's coroutine ``put`` and getter bookkeeping cost more than the rest of the
+    loopback's plumbing.
+    """
+
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.chunks: deque[bytes] = deque()
+        self.waiter: asyncio.Future[None] | None = None
         self.buffer = b""
         self.eof = False
+
+    def put_nowait(self, data: bytes) -> None:
+        """Queue a chunk (b"" marks the end) and wake the reader."""
+        self.chunks.append(data)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> bytes:
+        """The next chunk, waiting for it."""
+        while not self.chunks:
+            waiter = self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self.waiter = None
+        return self.chunks.popleft()
 
 
 class PipeChannel:
@@ -155,11 +195,11 @@ class PipeChannel:
     async def write(self, data: bytes) -> None:
         """Send bytes to the other end."""
         if data:
-            await self._out.queue.put(bytes(data))
+            self._out.put_nowait(bytes(data))
 
     async def finish(self) -> None:
         """Signal the end of what this side sends."""
-        await self._out.queue.put(b"")
+        self._out.put_nowait(b"")
 
     async def read(self, n: int = 65536) -> bytes:
         """Receive up to ``n`` bytes; b"" once the other end finished."""
@@ -167,7 +207,7 @@ class PipeChannel:
         if not pipe.buffer:
             if pipe.eof:
                 return b""
-            pipe.buffer = await pipe.queue.get()
+            pipe.buffer = await pipe.get()
             if not pipe.buffer:
                 pipe.eof = True
                 return b""

@@ -99,6 +99,15 @@ class Observer:
     traces: bool = False
     """True for an observer whose :meth:`span`, :meth:`inject` or :meth:`extract` do something."""
 
+    def observes(self, role: str) -> bool:
+        """Whether :meth:`message` would do anything with a message of ``role`` (client,
+        server, peer) handled now. When it would not and :attr:`traces` is False, the
+        engine builds no event, counts no bytes and opens no scope for the message, so
+        observing costs nothing when nothing is observed. True here; an observer that
+        drops some messages (a log below INFO) says so, and a subclass that overrides
+        :meth:`message` answers for it too."""
+        return True
+
     def message(self, event: MessageObserved) -> None:
         """A message was handled."""
 
@@ -128,6 +137,9 @@ class Observers(Observer):
         self.observers = tuple(observers)
         self._tracers = tuple(o for o in self.observers if o.traces)
         self.traces = bool(self._tracers)
+
+    def observes(self, role: str) -> bool:
+        return any(observer.observes(role) for observer in self.observers)
 
     def message(self, event: MessageObserved) -> None:
         for observer in self.observers:

@@ -56,6 +56,11 @@ class LogObserver(Observer):
     def __init__(self) -> None:
         self._loggers = {role: logging.getLogger(f"missile.{role}") for role in ("server", "client", "peer", "state")}
 
+    def observes(self, role: str) -> bool:
+        """Whether a message of ``role`` would be logged: its logger takes INFO records."""
+        log = self._loggers.get(role) or logging.getLogger(f"missile.{role}")
+        return log.isEnabledFor(_INFO)
+
     def message(self, event: MessageObserved) -> None:
         role = event.role
         log = self._loggers.get(role) or logging.getLogger(f"missile.{role}")

@@ -33,10 +33,10 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from missile.crypto.random import random_long
+from missile.deadlines import Deadlines
 from missile.encoding import EncoderFormat, next_id
 from missile.errors import MslError, MslException, MslMasterTokenException
 from missile.observe.base import Observer, StateCallObserved
-from missile.tokens.deadlines import Deadlines
 from missile.tokens.master import MasterToken
 from missile.tokens.state import (
     NON_REPLAYABLE_CATCHUP,

@@ -1,15 +1,15 @@
-"""Time bounds for the token state's calls: one timer for all the calls of an event loop.
+"""Time bounds for awaited calls: one timer for many calls.
 
-Every state call a message makes is bounded (``TokenFactory.state_timeout``): past it
-the call is cancelled and the message fails with TRANSIENT_FAILURE, never accepted
-unchecked. ``asyncio.timeout`` does this, but it costs about 6 us per call on this
-project's benchmark machine (a context manager object, a timer armed and disarmed in the
-event loop, its state machine), paid by every message under a master token: a tenth of
-what a Redis or SQLite state adds to a request.
+The engine bounds everything a peer or a store can stall: each read of a request
+(``MslServer(read_timeout=)``), each call to the token state (``state_timeout``). Past
+its bound a call is cancelled and fails, never left waiting. ``asyncio.timeout`` does
+this, but it costs about 6 us per call on this project's benchmark machine (a context
+manager object, a timer armed and disarmed in the event loop, its state machine), paid
+by every message, several times over.
 
-All calls of one factory share one bound, so their deadlines come in the order the calls
-start. :class:`Deadlines` keeps the calls in that order and arms a single timer, for the
-oldest unfinished call; a finished call only marks itself. When the timer fires it
+All calls bounded by one :class:`Deadlines` share one bound, so their deadlines come in
+the order the calls start. It keeps the calls in that order and arms a single timer, for
+the oldest unfinished call; a finished call only marks itself. When the timer fires it
 cancels the overdue calls' tasks (exactly as ``asyncio.timeout`` does, with the same
 ``uncancel`` bookkeeping, so a cancellation from elsewhere still propagates as one) and
 re-arms for the next unfinished call. A call so costs an append and a mark.
@@ -49,6 +49,12 @@ class Deadlines:
         self._timeout = timeout
         self._calls: deque[_Call] = deque()
         self._timer: asyncio.TimerHandle | None = None
+
+    def close(self) -> None:
+        """Disarm the timer (when no call is under way: one would lose its bound)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -1,4 +1,4 @@
-"""One timer bounding many state calls (missile.tokens.deadlines): each call gets its
+"""One timer bounding many calls (missile.deadlines): each call gets its
 own bound, counted from its own start; overdue calls are cancelled and raise
 TimeoutError; other cancellations pass through untouched."""
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from missile.tokens.deadlines import Deadlines
+from missile.deadlines import Deadlines
 
 #: Slack for a loaded 2-core machine: a bound is checked to hold, never to be tight.
 MARGIN_S = 2.0
@@ -140,3 +140,19 @@ def test_the_bound_must_be_positive() -> None:
             Deadlines(asyncio.get_running_loop(), 0)
 
     asyncio.run(main())
+
+
+def test_close_disarms_the_timer() -> None:
+    """A closed Deadlines leaves no timer behind in the loop; used again, it re-arms."""
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines(loop, 0.05)
+        value = await deadlines.run(answer(1))
+        deadlines.close()
+        assert deadlines._timer is None
+        with pytest.raises(TimeoutError):
+            await deadlines.run(Hung().wait())
+        return value
+
+    assert asyncio.run(main()) == 1
