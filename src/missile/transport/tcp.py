@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+from missile.deadlines import Deadlines
 from missile.engine.errors import ReadTimeout
 from missile.engine.message_io import MessageStream
 from missile.engine.peer import MslPeer
@@ -79,6 +80,7 @@ class _StreamChannel:
         self._writer = writer
         self._release = release
         self._read_timeout = read_timeout
+        self._deadlines: Deadlines | None = None  # the reads' bound: one timer for all of them
 
     async def write(self, data: bytes) -> None:
         if data:
@@ -92,15 +94,19 @@ class _StreamChannel:
     async def read(self, n: int = 65536) -> bytes:
         if self._read_timeout is None:
             return await self._reader.read(n)
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines(asyncio.get_running_loop(), self._read_timeout)
         try:
-            async with asyncio.timeout(self._read_timeout):
-                return await self._reader.read(n)
+            return await deadlines.run(self._reader.read(n))
         except TimeoutError:
             # The connection is out of step with the peer now: drop it.
             self._writer.close()
             raise ReadTimeout(self._read_timeout) from None
 
     async def close(self) -> None:
+        if self._deadlines is not None:
+            self._deadlines.close()
         if self._release is not None and self._release.locked():
             self._release.release()
             self._release = None
