@@ -184,9 +184,13 @@ class StreamingResponse(_ResponseTokens):
         await self.aclose()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class _Plan:
-    """One message to send: a :class:`~missile.engine.choice.Decision` carried out."""
+    """One message to send: a :class:`~missile.engine.choice.Decision` carried out.
+
+    Built for every message: its ``__init__`` fills the instance dictionary at once,
+    like :class:`~missile.engine.choice.Decision`'s (the generated frozen one sets each
+    field through ``object.__setattr__``)."""
 
     message_id: int | None
     master_token: MasterToken | None
@@ -194,7 +198,29 @@ class _Plan:
     user_auth_data: UserAuthData | None
     renewable: bool
     handshake: bool
-    key_request_data: list[KeyRequestData] = field(default_factory=list)
+    key_request_data: list[KeyRequestData]
+
+    def __init__(
+        self,
+        message_id: int | None,
+        master_token: MasterToken | None,
+        user_id_token: UserIdToken | None,
+        user_auth_data: UserAuthData | None,
+        renewable: bool,
+        handshake: bool,
+        key_request_data: list[KeyRequestData],
+    ) -> None:
+        self.__dict__.update(
+            {
+                "message_id": message_id,
+                "master_token": master_token,
+                "user_id_token": user_id_token,
+                "user_auth_data": user_auth_data,
+                "renewable": renewable,
+                "handshake": handshake,
+                "key_request_data": key_request_data,
+            }
+        )
 
 
 @dataclass
@@ -298,7 +324,7 @@ class MslClient:
     async def _attempts(
         self, data: Payload, options: MessageOptions, *, one_way: bool, stream: bool
     ) -> Response | StreamingResponse | None:
-        attempt = Attempt()
+        attempt = choice.FIRST_ATTEMPT
         needs = Needs.of(options, empty=len(data) == 0)
         used = 0
         last_error: MslException | None = None
@@ -638,11 +664,12 @@ class MslClient:
     async def _pushes(self, source: MessageStream, options: MessageOptions) -> tuple[bytes, ...]:
         """Messages the server pushed after the response, until the channel ends."""
         pushes: list[bytes] = []
-        while True:
+        while not await source.ended():
             push = await read_message(source, self._reader(options), max_payload=self.max_payload_size)
             if push is None:
-                return tuple(pushes)
+                break
             pushes.append(push.payload)
+        return tuple(pushes)
 
     # -- bookkeeping --------------------------------------------------------------------
 

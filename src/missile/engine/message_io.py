@@ -66,6 +66,21 @@ class MessageStream:
             self._finished = reader
             self._kept = reader.remaining() + self._kept
 
+    async def ended(self) -> bool:
+        """True when nothing more will come: no kept bytes and the channel ended. Reads
+        the channel once when it must, keeping what arrived for the next :meth:`read` (so
+        a reader for a next message is built only when there are bytes to give it)."""
+        if self._kept:
+            return False
+        if self._eof:
+            return True
+        data = await self.channel.read()
+        if not data:
+            self._eof = True
+            return True
+        self._kept = data
+        return False
+
     async def read(self, n: int = 65536) -> bytes:
         """Kept bytes first, then the channel's; b"" at the end (and from then on)."""
         if self._kept:

@@ -27,11 +27,18 @@ reach only a party that advertised the format (docs/binary-format.md §7).
 
 Stores opt in by offering ``get_peer_encoder_formats``/``set_peer_encoder_formats``
 (the in-memory and SQLite stores do); with any other store a client keeps to JSON.
+
+Both sides answer these questions for every message, nearly always with the same few
+inputs (a peer sends the same capabilities each time, and parsed capabilities are
+shared). So the answers for tuples, which cannot change, are kept in small bounded
+tables keyed by the tuples themselves; a table keeps the *position* of the answer in the
+caller's own preference, so the object returned is always the caller's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from missile.encoding import EncoderFormat
 from missile.errors import MslError
@@ -45,11 +52,39 @@ __all__ = ["best_format", "remember_peer_formats", "request_format", "response_f
 #: server may have lost the binary format (a downgrade, another server behind the name).
 _UNREADABLE = frozenset({MslError.MSL_PARSE_ERROR, MslError.MESSAGE_FORMAT_ERROR})
 
+#: Entries per table: far more than the format combinations a deployment sees (a few),
+#: few enough to stay small when a peer varies its capabilities on purpose.
+_TABLE_MAX = 256
+
+# (offered, preference) -> position in preference of the best format, -1 for none.
+_BEST: dict[tuple[tuple[Any, ...], tuple[Any, ...]], int] = {}
+# (names the server advertised, own formats) -> position in own formats, -1 for none.
+_REQUEST: dict[tuple[tuple[Any, ...], tuple[Any, ...]], int] = {}
+# formats a response advertised -> their names, as stored.
+_NAMES: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+
+def _remember(table: dict[Any, Any], key: object, value: object) -> None:
+    if len(table) < _TABLE_MAX:
+        table[key] = value
+
+
+def _best_position(formats: Iterable[EncoderFormat], preference: Sequence[EncoderFormat]) -> int:
+    offered = set(formats)
+    return next((i for i, f in enumerate(preference) if f in offered), -1)
+
 
 def best_format(formats: Iterable[EncoderFormat], preference: Sequence[EncoderFormat]) -> EncoderFormat:
     """The first format of ``preference`` among ``formats``; JSON when there is none."""
-    offered = set(formats)
-    return next((f for f in preference if f in offered), EncoderFormat.JSON)
+    if type(formats) is tuple and type(preference) is tuple:
+        key = (formats, preference)
+        position = _BEST.get(key)
+        if position is None:
+            position = _best_position(formats, preference)
+            _remember(_BEST, key, position)
+    else:
+        position = _best_position(formats, preference)
+    return preference[position] if position >= 0 else EncoderFormat.JSON
 
 
 def response_format(request: MessageCapabilities | None, own: MessageCapabilities | None) -> EncoderFormat:
@@ -66,8 +101,32 @@ def request_format(store: object, own: MessageCapabilities | None) -> EncoderFor
     names = getter() if getter is not None else None
     if not names or own is None:
         return EncoderFormat.JSON
-    known = {f.value: f for f in own.encoder_formats}
-    return best_format((known[name] for name in names if name in known), own.encoder_formats)
+    preference = own.encoder_formats
+    if type(names) is tuple and type(preference) is tuple:
+        key = (names, preference)
+        position = _REQUEST.get(key)
+        if position is None:
+            position = _request_position(names, preference)
+            _remember(_REQUEST, key, position)
+    else:
+        position = _request_position(names, preference)
+    return preference[position] if position >= 0 else EncoderFormat.JSON
+
+
+def _request_position(names: Iterable[str], preference: Sequence[EncoderFormat]) -> int:
+    known = {f.value: f for f in preference}
+    return _best_position((known[name] for name in names if name in known), preference)
+
+
+def _names(formats: Sequence[EncoderFormat]) -> tuple[str, ...]:
+    """The names of ``formats``, as a store keeps them."""
+    if type(formats) is not tuple:
+        return tuple(f.value for f in formats)
+    names = _NAMES.get(formats)
+    if names is None:
+        names = tuple(f.value for f in formats)
+        _remember(_NAMES, formats, names)
+    return names
 
 
 def remember_peer_formats(
@@ -79,6 +138,6 @@ def remember_peer_formats(
         return
     if response is not None:
         caps = response.data.capabilities
-        setter(tuple(f.value for f in caps.encoder_formats) if caps is not None else ())
+        setter(_names(caps.encoder_formats) if caps is not None else ())
     elif error is not None and request.encoder_format is not EncoderFormat.JSON and error.error in _UNREADABLE:
         setter((EncoderFormat.JSON.value,))

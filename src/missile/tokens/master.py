@@ -8,6 +8,7 @@ the issuer's MSL keys. A holder that is not the issuer cannot open it: it is par
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,16 +260,23 @@ class MasterToken(TimedToken):
             return other.sequence_number >= self.sequence_number - _WRAP_WINDOW
         return self.sequence_number < other.sequence_number - _WRAP_WINDOW
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[int, int, int]:
-        """The identity used by stores: (serial number, sequence number, expiration)."""
+        """The identity used by stores: (serial number, sequence number, expiration).
+
+        Computed once: the fields it reads are frozen (``replace()`` builds a new token,
+        which computes its own), and stores look a token up several times per message."""
         return (self.serial_number, self.sequence_number, self.expiration)
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash(self.key)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, MasterToken) and other.key == self.key
 
     def __hash__(self) -> int:
-        return hash(self.key)
+        return self._hash
 
     def __repr__(self) -> str:
         # Never print key material.

@@ -7,6 +7,7 @@ issuer learns the user; holders keep and re-send the exact bytes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,9 +169,10 @@ class UserIdToken(TimedToken):
         """True when bound to ``master_token``."""
         return master_token is not None and master_token.serial_number == self.mt_serial_number
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[int, int]:
-        """Identity of the token: (serial number, master token serial number)."""
+        """Identity of the token: (serial number, master token serial number), computed
+        once (the fields are frozen; ``replace()`` builds a new token)."""
         return (self.serial_number, self.mt_serial_number)
 
     def __eq__(self, other: object) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -231,6 +232,11 @@ class _AsgiChannel:
         await self.finish()
 
 
+#: The transports whose socket already has TCP_NODELAY (weakly held: a connection leaves
+#: the set when its transport goes, so the set is as large as the open connections).
+_NODELAY_SET: weakref.WeakSet[object] = weakref.WeakSet()
+
+
 def _set_nodelay(send: Send) -> None:
     """Disable Nagle's algorithm on the connection ``send`` writes to, when reachable.
 
@@ -239,8 +245,19 @@ def _set_nodelay(send: Send) -> None:
     servers get it); a response written as headers then body then waits for the
     client's delayed ACK (~40 ms per request on Linux). The transport is reached through
     the server's send callable; anything else is left alone.
+
+    The option stays set for the connection's life, so it is set once per transport,
+    on its first request (about 4 µs of every later request on a kept-alive
+    connection); a transport that refused it is tried again on its next request.
     """
     transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        return
+    try:
+        if transport in _NODELAY_SET:
+            return
+    except TypeError:
+        pass  # not weakly referenceable: set the option on every request
     get_extra_info = getattr(transport, "get_extra_info", None)
     if get_extra_info is None:
         return
@@ -248,6 +265,7 @@ def _set_nodelay(send: Send) -> None:
         sock = get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _NODELAY_SET.add(transport)
     except (OSError, AttributeError, TypeError):
         pass
 
