@@ -17,6 +17,7 @@ new exchange would revoke the tokens the others had just obtained.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -53,6 +54,9 @@ from missile.userauth.base import UserAuthData
 __all__ = ["MAX_MESSAGES", "MslClient", "Response", "SharedStore", "StreamingResponse"]
 
 log = logging.getLogger("missile.client")
+
+#: The scope of a message when the observer does not trace (reusable: it keeps no state).
+_NO_SCOPE = contextlib.nullcontext()
 
 #: Application data to send: any bytes-like object (a memoryview of a mapped file
 #: sends a large file without copying it into memory).
@@ -314,7 +318,7 @@ class MslClient:
         observer = self.observer
         token = CURRENT.set(observer)
         try:
-            if not observer.traces and not observer.observes("client"):
+            if not observer.traces:  # the request's scope is for tracing only
                 return await self._attempts(data, options, one_way=one_way, stream=stream)
             with observer.span("client request", {"msl.one_way": int(one_way)}):
                 return await self._attempts(data, options, one_way=one_way, stream=stream)
@@ -495,14 +499,18 @@ class MslClient:
         stream: bool = False,
     ) -> _Result | None:
         """One message and its answer, in a tracing scope, told to the observer."""
-        if not self.observer.traces and not self.observer.observes("client"):
+        observer = self.observer
+        if not observer.traces and not observer.observes("client"):
             # Nothing would be traced or told: no scope, no clock, no byte counts.
             return await self._exchange_once(plan, data, options, None, one_way=one_way, stream=stream)
         start = time.perf_counter()
         counted: list[CountingChannel] = []
         result: _Result | None = None
         failure: MslException | None = None
-        with self.observer.span("client message", {"msl.handshake": int(plan.handshake)}):
+        scope: contextlib.AbstractContextManager[None] = _NO_SCOPE
+        if observer.traces:
+            scope = observer.span("client message", {"msl.handshake": int(plan.handshake)})
+        with scope:
             try:
                 result = await self._exchange_once(plan, data, options, counted, one_way=one_way, stream=stream)
                 return result

@@ -231,6 +231,9 @@ class MslServer:
             # Nothing would be traced or told (the default observer with INFO off): no scopes.
             await self._serve_channel(served, timed, origin, observed=False)
             return
+        if not observer.traces:  # the scopes are for tracing only
+            await self._serve_channel(served, timed, origin, observed=True)
+            return
         with observer.extract(origin.headers), observer.span("server message", {"msl.path": origin.path}):
             await self._serve_channel(served, timed, origin, observed=True)
 
