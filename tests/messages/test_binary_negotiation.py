@@ -216,3 +216,34 @@ def test_stores_start_with_no_formats(tmp_path: Path) -> None:
     assert memory.get_peer_encoder_formats() is None
     memory.set_peer_encoder_formats(["missile.cbor.v1"])
     assert memory.get_peer_encoder_formats() == ("missile.cbor.v1",)
+
+
+def test_sqlite_store_writes_the_formats_only_when_they_change(tmp_path: Path) -> None:
+    """Each response repeats the server's formats: only a change is written (another
+    connection to the file sees a new data_version after a commit, and only then)."""
+    import sqlite3
+
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    watcher = sqlite3.connect(path)
+    try:
+
+        def version() -> int:
+            return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+
+        store.set_peer_encoder_formats(("missile.cbor.v1", "JSON"))
+        before = version()
+        store.set_peer_encoder_formats(("missile.cbor.v1", "JSON"))
+        assert version() == before  # unchanged: nothing written
+        store.set_peer_encoder_formats(("JSON",))
+        assert version() != before  # changed: written
+        assert store.get_peer_encoder_formats() == ("JSON",)
+        # Another process's write is seen: the same list as before is written back.
+        writer = sqlite3.connect(path)
+        writer.execute("UPDATE peer_encoder_formats SET formats = 'missile.cbor.v1,JSON' WHERE id = 1")
+        writer.commit()
+        writer.close()
+        store.set_peer_encoder_formats(("JSON",))
+        assert store.get_peer_encoder_formats() == ("JSON",)
+    finally:
+        watcher.close()

@@ -695,11 +695,19 @@ class SqliteStore:
     # -- encoder formats ----------------------------------------------------------------
 
     def set_peer_encoder_formats(self, formats: Sequence[str]) -> None:
-        """Remember the encoder format names the server advertised (docs/binary-format.md §8)."""
+        """Remember the encoder format names the server advertised (docs/binary-format.md §8).
+
+        Every response tells them, and they hardly ever change: an unchanged list is not
+        written again (a write transaction, and with ``synchronous=FULL`` an fsync, per
+        response). The comparison reads the file, not a copy in memory, so a list
+        another process wrote in between is still replaced."""
+        value = ",".join(formats)
+        with self._db.read() as conn:
+            row = conn.execute("SELECT formats FROM peer_encoder_formats WHERE id = 1").fetchone()
+        if row is not None and row[0] == value:
+            return
         with self._db.write() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO peer_encoder_formats (id, formats) VALUES (1, ?)", (",".join(formats),)
-            )
+            conn.execute("INSERT OR REPLACE INTO peer_encoder_formats (id, formats) VALUES (1, ?)", (value,))
 
     def get_peer_encoder_formats(self) -> tuple[str, ...] | None:
         """The encoder format names the server last advertised, or None if never heard."""
