@@ -37,7 +37,7 @@ caller's own preference, so the object returned is always the caller's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from missile.encoding import EncoderFormat
@@ -69,6 +69,23 @@ def _remember(table: dict[Any, Any], key: object, value: object) -> None:
         table[key] = value
 
 
+def _tabled(
+    table: dict[tuple[tuple[Any, ...], tuple[Any, ...]], int],
+    offered: Iterable[Any],
+    preference: Sequence[EncoderFormat],
+    position: Callable[[Any, Sequence[EncoderFormat]], int],
+) -> int:
+    """``position(offered, preference)``, from ``table`` when both are tuples (exact keys)."""
+    if type(offered) is not tuple or type(preference) is not tuple:
+        return position(offered, preference)
+    key = (offered, preference)
+    found = table.get(key)
+    if found is None:
+        found = position(offered, preference)
+        _remember(table, key, found)
+    return found
+
+
 def _best_position(formats: Iterable[EncoderFormat], preference: Sequence[EncoderFormat]) -> int:
     offered = set(formats)
     return next((i for i, f in enumerate(preference) if f in offered), -1)
@@ -76,14 +93,7 @@ def _best_position(formats: Iterable[EncoderFormat], preference: Sequence[Encode
 
 def best_format(formats: Iterable[EncoderFormat], preference: Sequence[EncoderFormat]) -> EncoderFormat:
     """The first format of ``preference`` among ``formats``; JSON when there is none."""
-    if type(formats) is tuple and type(preference) is tuple:
-        key = (formats, preference)
-        position = _BEST.get(key)
-        if position is None:
-            position = _best_position(formats, preference)
-            _remember(_BEST, key, position)
-    else:
-        position = _best_position(formats, preference)
+    position = _tabled(_BEST, formats, preference, _best_position)
     return preference[position] if position >= 0 else EncoderFormat.JSON
 
 
@@ -102,14 +112,7 @@ def request_format(store: object, own: MessageCapabilities | None) -> EncoderFor
     if not names or own is None:
         return EncoderFormat.JSON
     preference = own.encoder_formats
-    if type(names) is tuple and type(preference) is tuple:
-        key = (names, preference)
-        position = _REQUEST.get(key)
-        if position is None:
-            position = _request_position(names, preference)
-            _remember(_REQUEST, key, position)
-    else:
-        position = _request_position(names, preference)
+    position = _tabled(_REQUEST, names, preference, _request_position)
     return preference[position] if position >= 0 else EncoderFormat.JSON
 
 
