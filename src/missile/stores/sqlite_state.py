@@ -472,14 +472,33 @@ def _one(cursor: sqlite3.Cursor) -> Any:
     return rows[0] if rows else None
 
 
+#: Most distinct token states :func:`_state` keeps (cleared when full, about 1 MiB
+#: at most): one per identity's current token, so a server's active clients all fit.
+#: Shared by the worker threads of every state of the process: each operation on the
+#: dict is atomic, and a state built twice by two threads is the same value.
+_STATES_MAX = 4096
+_states: dict[tuple[Any, ...], MasterTokenState] = {}
+
+
 def _state(row: Sequence[Any]) -> MasterTokenState:
-    newest, sequence, identity_revoked, serial_revoked = row[:4]
-    return MasterTokenState(
-        identity_revoked=bool(identity_revoked),
-        serial_revoked=bool(serial_revoked),
-        newest_serial=None if newest is None else int(newest),
-        sequence=None if sequence is None else int(sequence),
-    )
+    """The state of a row's first four columns. States are immutable and a handful of
+    values repeat for every message of a token, so one object per distinct row serves
+    them all (building a frozen dataclass costs the worker thread about a microsecond,
+    with the GIL held, per check)."""
+    key = tuple(row[:4])
+    state = _states.get(key)
+    if state is None:
+        newest, sequence, identity_revoked, serial_revoked = key
+        state = MasterTokenState(
+            identity_revoked=bool(identity_revoked),
+            serial_revoked=bool(serial_revoked),
+            newest_serial=None if newest is None else int(newest),
+            sequence=None if sequence is None else int(sequence),
+        )
+        if len(_states) >= _STATES_MAX:
+            _states.clear()
+        _states[key] = state
+    return state
 
 
 def _read(identity: str, serial_number: int, conn: sqlite3.Connection) -> tuple[MasterTokenState, int]:

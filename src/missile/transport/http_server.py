@@ -23,7 +23,8 @@ connection:
 
 The fast path stays as it was: no task per request, and one timer per connection that
 is re-armed lazily (a request only records its deadline; the timer, when it fires early,
-sleeps until the recorded deadline).
+sleeps until the recorded deadline). It is a system call shorter: a response's head
+leaves with its first body write instead of on its own (:class:`_ResponseWrites`).
 
 Refusals are written as a complete minimal response, then the write side is shut and
 whatever the peer still sends is read and dropped for a second (and at most 256 KiB)
@@ -38,10 +39,11 @@ import asyncio
 import logging
 import resource
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 __all__ = ["ConnectionLimits", "HardenedHttpToolsProtocol", "fit_open_file_limit", "protocol_with"]
 
@@ -113,6 +115,69 @@ class _Refusals:
         self.warned_at = -_WARN_INTERVAL_S
 
 
+class _ResponseWrites:
+    """The connection's transport as its responses write to it (one per connection).
+
+    uvicorn writes a response's head (status line and headers) as soon as the
+    application starts the response, and the body in a second write: two ``send``
+    system calls, and two segments to the peer, for a response that fits in one (about
+    4.5 us of CPU per request on loopback). Here the head, the first write once the
+    response has started, is held until the response's first body write, which takes
+    it along in one ``writelines``. The head never waits long: one still held when the
+    event loop's pass ends (a body that is not ready yet, a ``HEAD`` response) is
+    written then, and before anything else is written or the connection is closed.
+    Writes before the response starts (``100 Continue``) go out at once."""
+
+    __slots__ = ("__weakref__", "_cycle", "_head", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._cycle: RequestResponseCycle | None = None
+        self._head: bytes | None = None
+
+    def begin(self, cycle: RequestResponseCycle) -> None:
+        """``cycle``'s response comes next (the one before it is complete)."""
+        self.flush()
+        self._cycle = cycle
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.writelines((head, data))
+            return
+        cycle = self._cycle
+        if cycle is not None and cycle.response_started:
+            self._cycle = None  # the head is this response's first write since it started
+            self._head = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def writelines(self, data: Iterable[bytes]) -> None:
+        self.flush()
+        self._transport.writelines(data)
+
+    def flush(self) -> None:
+        """Write the held head, if any."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (get_extra_info, abort, ...) is the transport's own.
+        return getattr(self._transport, name)
+
+
 class HardenedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a head deadline, a head size bound and a
     connection cap (see the module docstring). Pass the class as ``http=`` to
@@ -141,6 +206,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
         self._drained = 0
         self._draining = False
+        self._writes: _ResponseWrites | None = None
 
     # -- connection -----------------------------------------------------------------------
 
@@ -150,6 +216,7 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse_at_accept()
             return
         super().connection_made(transport)
+        self._writes = _ResponseWrites(transport, self.loop)
         self._head_deadline = self.loop.time() + self._limits.head_timeout
         self._timer = self.loop.call_later(self._limits.head_timeout, self._on_timer)
 
@@ -196,12 +263,29 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
         if size > self._limits.max_head_size:
             self._refuse(431)
             return
+        previous = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not previous and self._writes is not None:
+            cycle.transport = self._writes  # type: ignore[assignment]
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """A response starts (now, or after the pipelined ones before it): its head is
+        the first write once it has started (see :class:`_ResponseWrites`)."""
+        if self._writes is not None:
+            self._writes.begin(cycle)
+        super()._start_asgi_task(cycle, app)
 
     def on_body(self, body: bytes) -> None:
         """Body bytes (no longer counted against the head)."""
         if not self._refused:
             super().on_body(body)
+
+    def on_response_complete(self) -> None:
+        """A response is complete: a head it still holds (a ``HEAD`` response) goes first."""
+        if self._writes is not None:
+            self._writes.flush()
+        super().on_response_complete()
 
     def on_message_complete(self) -> None:
         """The request is complete: the next head's deadline starts with its first byte."""
