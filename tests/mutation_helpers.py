@@ -20,15 +20,19 @@ def edits(blobs: Sequence[bytes] = ()) -> st.SearchStrategy[Edit]:
     return st.tuples(st.integers(0, 10**6), st.sampled_from(["replace", "insert", "delete"]), data)
 
 
+def apply_edit(out: bytearray, pos: int, kind: str, blob: bytes) -> None:
+    """Replace, insert or delete (``kind``) ``blob``'s length of bytes at ``pos``, in place."""
+    if kind == "replace":
+        out[pos : pos + len(blob)] = blob
+    elif kind == "insert":
+        out[pos:pos] = blob
+    else:
+        del out[pos : pos + len(blob)]
+
+
 def edited(data: bytes, changes: Sequence[Edit]) -> bytes:
     """``data`` with ``changes`` applied in order."""
     out = bytearray(data)
     for where, kind, blob in changes:
-        pos = where % (len(out) + 1)
-        if kind == "replace":
-            out[pos : pos + len(blob)] = blob
-        elif kind == "insert":
-            out[pos:pos] = blob
-        else:
-            del out[pos : pos + len(blob)]
+        apply_edit(out, where % (len(out) + 1), kind, blob)
     return bytes(out)

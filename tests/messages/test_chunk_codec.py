@@ -20,6 +20,7 @@ from missile.encoding import EncoderFormat, encode
 from missile.encoding.compression import CompressionAlgorithm
 from missile.errors import MslError, MslException
 from missile.messages.payload import PayloadChunk, encode_chunk
+from mutation_helpers import apply_edit
 
 FORMATS = [EncoderFormat.JSON, EncoderFormat.MISSILE_CBOR]
 KE, KH = bytes(range(16)), bytes(range(32))
@@ -166,13 +167,7 @@ def _mutate(data: bytes, mutations: list[tuple[str, int, bytes]]) -> bytes:
     out = bytearray(data)
     for kind, where, blob in mutations:
         anchor = near[where % len(near)]
-        pos = max(0, min(len(out) - 1, anchor + (where // len(near)) % 24 - 12))
-        if kind == "replace":
-            out[pos : pos + len(blob)] = blob
-        elif kind == "insert":
-            out[pos:pos] = blob
-        else:
-            del out[pos : pos + len(blob)]
+        apply_edit(out, max(0, min(len(out) - 1, anchor + (where // len(near)) % 24 - 12)), kind, blob)
     return bytes(out)
 
 
