@@ -75,10 +75,47 @@ def test_the_key_stays_out_of_the_repr() -> None:
     assert repr(KEY) == "CbcKey(...)"
 
 
-@pytest.mark.parametrize("size", [15, 17, 4095, 4097])
-def test_stream_refuses_wrong_sizes(size: int) -> None:
+@pytest.mark.parametrize("size", [0, 15, 17, 4095, 4097])
+def test_decrypt_into_refuses_wrong_sizes(size: int) -> None:
+    with pytest.raises(MslException) as caught:
+        cbc.decrypt_into(KEY.aes, bytes(16), [os.urandom(size)], bytearray(size + 16))
+    assert caught.value.error is MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE
+
+
+def test_decrypt_into_refuses_a_short_buffer() -> None:
     with pytest.raises(MslException):
-        b"".join(cbc.decrypt_stream(KEY.aes, bytes(16), [os.urandom(size)]))
+        cbc.decrypt_into(KEY.aes, bytes(16), [os.urandom(64)], bytearray(64))
+
+
+def _into_outcome(iv: bytes, pieces: list[bytes]) -> object:
+    out = bytearray(sum(map(len, pieces)) + 15)
+    try:
+        size = cbc.decrypt_into(KEY.aes, iv, pieces, out)
+    except MslException as exc:
+        return exc.error
+    return bytes(out[:size])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([0, 1, 2, 15, 16, 17, 31, 32, 33, 200]).flatmap(
+        lambda blocks: st.tuples(
+            st.binary(min_size=16, max_size=16),
+            st.binary(min_size=blocks * 16, max_size=blocks * 16)
+            | st.binary(max_size=40)
+            | st.binary(max_size=40).map(lambda d: cbc.encrypt(KEY.aes, bytes(16), d) if d else d),
+            st.lists(st.integers(0, 4000), max_size=4),
+        )
+    )
+)
+def test_decrypt_into_any_split_equals_decrypt(case: tuple[bytes, bytes, list[int]]) -> None:
+    """Decrypting pieces (any split) into a buffer gives :func:`cbc.decrypt`'s result or
+    error, but that an empty ciphertext is refused."""
+    iv, ciphertext, cuts = case
+    bounds = sorted({0, len(ciphertext), *(c % (len(ciphertext) + 1) for c in cuts)})
+    pieces = [ciphertext[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    expected = _outcome(cbc.decrypt, KEY.aes, iv, ciphertext) if ciphertext else MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE
+    assert _into_outcome(iv, pieces) == expected
 
 
 @settings(max_examples=300, deadline=None)

@@ -350,3 +350,60 @@ def test_the_streaming_codec_reads_what_it_writes_by_itself(
     data = os.urandom(size)
     for head in (ChunkHead(1, 2), ChunkHead(2**53, 0, True, "GZIP")):
         assert fast.open(fast.seal(head, data)) == (head, data)
+
+
+# -- large JSON chunks: per-thread buffers and the data's end -------------------------------
+
+STREAMED = 3 * T  # a JSON chunk read a slice at a time
+
+
+@pytest.mark.parametrize(
+    "plaintext",
+    [
+        b'{"data":"' + b"A" * STREAMED + b'","messageid":5,"x":"' + b"y" * 5000 + b'","sequencenumber":1}',
+        b'{"data":"' + b"A" * (STREAMED // 2) + b'"' + b"A" * (STREAMED // 2) + b'","messageid":5,"sequencenumber":1}',
+        b'{"data":"' + b"A" * STREAMED + b'","messageid":5,"sequencenumber":1}' + b" " * 5000,
+        b'{"data":"' + b"A" * STREAMED + b"=A" + b'","messageid":5,"sequencenumber":1}',
+    ],
+    ids=["long member after the data", "quote inside the data", "long whitespace after", "padding inside"],
+)
+def test_large_plaintexts_of_other_shapes_read_alike(plaintext: bytes) -> None:
+    """The large-chunk reader looks for the data's end only near the plaintext's end;
+    anything else is read (or refused) as the general codec does."""
+    fast, general = _codecs(1, EncoderFormat.JSON)
+    ctx = SymmetricCryptoContext("k", KE, KH)
+    _agree(fast, general, _by_plaintext(ctx, plaintext, EncoderFormat.JSON))
+
+
+def test_buffers_kept_between_chunks_of_any_size_hold_no_stale_bytes() -> None:
+    """Large chunks opened in turn, larger then smaller (the kept buffers are then longer
+    than the chunk), each give their own data and head."""
+    fast, general = _codecs(3, EncoderFormat.JSON)
+    for i, size in enumerate([4 * T, STREAMED, 2 * T + 1, 4 * T, STREAMED + 7]):
+        data = os.urandom(size)
+        head = ChunkHead(i, 100 + i, i % 2 == 0)
+        assert _agree(fast, general, fast.seal(head, data)) == (head, data)
+
+
+def test_large_chunks_open_right_in_several_threads_at_once() -> None:
+    import threading
+
+    fast, _ = _codecs(4, EncoderFormat.JSON)
+    sealed = [
+        (ChunkHead(i, i), data, fast.seal(ChunkHead(i, i), data))
+        for i in range(4)
+        for data in [os.urandom(STREAMED + i)]
+    ]
+    failures: list[object] = []
+
+    def work(head: ChunkHead, data: bytes, chunk: bytes) -> None:
+        for _ in range(6):
+            if fast.open(chunk) != (head, data):
+                failures.append(head)
+
+    threads = [threading.Thread(target=work, args=case) for case in sealed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures and not any(t.is_alive() for t in threads)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 
 from missile.errors import MslCryptoException, MslError, MslInternalException
 
-__all__ = ["AES_BLOCK_SIZE", "CbcKey", "decrypt", "decrypt_stream", "encrypt", "encrypt_stream", "pad"]
+__all__ = ["AES_BLOCK_SIZE", "CbcKey", "decrypt", "decrypt_into", "encrypt", "encrypt_stream", "pad"]
 
 AES_BLOCK_SIZE = 16
 #: Ciphertexts up to this size are decrypted with update() (cheapest for small ones);
@@ -103,25 +103,25 @@ def decrypt(aes: algorithms.AES, iv: bytes | None, ciphertext: bytes | memoryvie
     return plain, size - AES_BLOCK_SIZE + len(_unpad(bytes(plain[size - AES_BLOCK_SIZE : size])))
 
 
-def decrypt_stream(aes: algorithms.AES, iv: bytes, pieces: Iterable[bytes | memoryview]) -> Iterator[bytes]:
-    """The plaintext of AES-CBC ``pieces`` (any split) under ``iv``, piece by piece,
-    unpadded: the last piece is produced only once the padding has been checked. Errors
-    are :func:`decrypt`'s; an empty ciphertext is CIPHERTEXT_ILLEGAL_BLOCK_SIZE here."""
+def decrypt_into(aes: algorithms.AES, iv: bytes, pieces: Iterable[bytes | memoryview], out: bytearray) -> int:
+    """Decrypt AES-CBC ``pieces`` (any split) under ``iv`` into ``out`` (at least the
+    ciphertext's size plus 15 bytes, :meth:`CipherContext.update_into`'s slack) and
+    return the plaintext's size, its padding checked: a caller with a buffer of its own
+    reads a large plaintext without any fresh memory. Errors are :func:`decrypt`'s; an
+    empty ciphertext is CIPHERTEXT_ILLEGAL_BLOCK_SIZE here."""
     _check(iv, 0)
     decryptor = Cipher(aes, modes.CBC(iv)).decryptor()
-    held = b""
-    size = 0
+    view = memoryview(out)
+    fed = size = 0
     for piece in pieces:
-        size += len(piece)
-        out = decryptor.update(piece)
-        if out:
-            if held:
-                yield held
-            held = out
-    if not size or size % AES_BLOCK_SIZE:
-        raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{size}-byte ciphertext")
+        fed += len(piece)
+        if fed + AES_BLOCK_SIZE - 1 > len(out):
+            raise MslInternalException(f"decrypt_into: {fed} bytes into a {len(out)}-byte buffer")
+        size += decryptor.update_into(piece, view[size:])
+    if not fed or fed % AES_BLOCK_SIZE:
+        raise MslCryptoException(MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE, f"{fed}-byte ciphertext")
     decryptor.finalize()
-    yield held[:-AES_BLOCK_SIZE] + _unpad(held[-AES_BLOCK_SIZE:])
+    return size - AES_BLOCK_SIZE + len(_unpad(bytes(view[size - AES_BLOCK_SIZE : size])))
 
 
 class CbcKey:

@@ -5,10 +5,11 @@ the data is base64 in the plaintext, the ciphertext base64 in the envelope, the 
 base64 in the chunk. :class:`~missile.crypto.chunks.GeneralChunkCodec` builds and reads
 each layer whole through the context's public operations. This codec goes through the
 layers itself, with the context's keys: small chunks layer by layer without the general
-encoder and decoder, and JSON chunks above :data:`STREAM_THRESHOLD` a slice at a time,
-so nothing but the result is ever as large as the chunk (megabyte temporaries are fresh
-memory from the operating system for every chunk, and page-faulting them in costs more
-than the cryptography).
+encoder and decoder, and JSON chunks above :data:`STREAM_THRESHOLD` a slice at a time.
+Megabyte temporaries would be fresh memory from the operating system for every chunk,
+and page-faulting them in costs more than the cryptography: a large chunk is written
+slice by slice, and read through two buffers each thread keeps (its envelope, its
+plaintext), so nothing but the result is fresh memory.
 
 It writes exactly the general codec's bytes. On receipt it reads by itself only the
 form both codecs write, data first (:mod:`missile.crypto.chunks`); anything else, and
@@ -23,6 +24,7 @@ import binascii
 import hmac as std_hmac
 import itertools
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -41,7 +43,7 @@ from missile.crypto.envelopes import (
 )
 from missile.crypto.random import RandomSource
 from missile.encoding import EncoderFormat, MslObject, cbor, decode
-from missile.encoding.base64 import b64decode_stream, b64encode_bytes, b64encode_stream, b64encoded_size
+from missile.encoding.base64 import b64encode_bytes, b64encode_stream, b64encoded_size
 from missile.encoding.mslobject import BinaryMslObject
 from missile.errors import MslError, MslException, MslMessageException
 
@@ -56,12 +58,19 @@ STREAM_THRESHOLD = 192 * 1024
 #: independently, and small enough that every temporary stays well below the size at
 #: which the allocator maps (and page-faults in) fresh memory for each one.
 SLICE = 3 * 8192
-#: Base64 characters decoded at a time on receipt (a multiple of 4).
-TEXT_SLICE = 4 * 24576
-#: Characters decoded from the end of a streamed chunk's payload to find the envelope's
-#: key ID and IV (they follow the ciphertext); a key ID too long to fit goes to the
-#: general codec.
-_ENVELOPE_TAIL_TEXT = 512
+#: Base64 characters decoded at a time on receipt (a multiple of 4): the decoded slices
+#: stay below the size at which the allocator maps fresh memory for each.
+TEXT_SLICE = 4 * 32768
+#: The largest buffer a thread keeps for opening large chunks (two are kept: one of the
+#: chunk's envelope, one of its plaintext): enough for chunks of two megabytes of data.
+SCRATCH_LIMIT = 4 * 1024 * 1024
+#: Bytes at the end of a streamed chunk's envelope searched for its key ID and IV (they
+#: follow the ciphertext); a key ID too long to fit goes to the general codec.
+_ENVELOPE_TAIL = 512
+#: Bytes at the end of a streamed chunk's plaintext where its data's base64 must end
+#: (the members after it are short); a chunk whose data ends before goes to the general
+#: codec.
+_DATA_END_WINDOW = 4096
 
 _JSON_CHUNK_HEAD = b'{"payload":"'
 _JSON_SIGNATURE = b'","signature":"'
@@ -203,8 +212,10 @@ class SymmetricChunkCodec(ChunkCodec):
 
     def _open_json(self, chunk: bytes) -> tuple[ChunkHead, bytes]:
         """``{"payload":"…","signature":"…"}`` with base64 values and nothing else."""
-        middle = chunk.find(b'"', len(_JSON_CHUNK_HEAD))
-        if middle < 0 or not chunk.startswith(_JSON_SIGNATURE, middle) or not chunk.endswith(_JSON_CHUNK_TAIL):
+        # Found from the end (the signature is short): base64 holds no quote, so in any
+        # chunk read here this is also the first quote after the head.
+        middle = chunk.rfind(_JSON_SIGNATURE, len(_JSON_CHUNK_HEAD))
+        if middle < 0 or not chunk.endswith(_JSON_CHUNK_TAIL):
             raise _Handover
         view = memoryview(chunk)
         signature = _b64decode(view[middle + len(_JSON_SIGNATURE) : -len(_JSON_CHUNK_TAIL)])
@@ -225,78 +236,37 @@ class SymmetricChunkCodec(ChunkCodec):
             iv = _b64decode(tail.group(1))
             ciphertext = _b64decode(memoryview(envelope)[len(V1_JSON_HEAD) : end])
             plain, size = self._keys.cipher.decrypt(iv, ciphertext)
-            if not plain.startswith(_JSON_DATA_HEAD, 0, size):
-                raise _Handover
-            end = plain.find(b'"', len(_JSON_DATA_HEAD), size)
-            if end < 0:
-                raise _Handover
-            data = _b64decode(memoryview(plain)[len(_JSON_DATA_HEAD) : end])
-            tail = _JSON_PLAINTEXT_TAIL.fullmatch(plain, end, size)
-            if tail is not None:  # the usual members, as written: no decoding
-                return ChunkHead(int(tail.group(3)), int(tail.group(1)), tail.group(2) is not None), data
-            return _json_fields(data, bytes(plain[end + 1 : size]))
+            return _json_plaintext(plain, size, 0)
         except MslException:
             raise _Handover from None
 
     def _open_json_streamed(self, text: memoryview, signature: bytes) -> tuple[ChunkHead, bytes]:
-        """:meth:`_open_json` of a large chunk, a slice at a time: the MAC over the
-        envelope, then the envelope's key ID and IV from the end of the text, then the
-        ciphertext through decryption into the data's base64."""
+        """:meth:`_open_json` of a large chunk: the envelope decoded a slice at a time
+        into a buffer of this thread and MACed, then its ciphertext decoded a slice at a
+        time and decrypted into a second one, then the data decoded whole. Nothing but
+        the data is fresh memory (see the module docstring)."""
         keys = self._keys
-        if len(text) % 4:
-            raise _Handover
+        envelope = _scratch("envelope", len(text) // 4 * 3)
         mac = keys.mac.copy()
-        try:
-            for piece in b64decode_stream(_slices(text)):
-                mac.update(piece)
-        except MslException:
-            raise _Handover from None
+        envelope_size = 0
+        for piece in _decoded_slices(text):
+            mac.update(piece)
+            envelope[envelope_size : envelope_size + len(piece)] = piece
+            envelope_size += len(piece)
         self._verify(mac, signature)
+        if not envelope.startswith(V1_JSON_HEAD, 0, envelope_size):
+            raise _Handover
+        end_at = envelope_size - _ENVELOPE_TAIL
+        at = envelope.rfind(b'","sha256":"', max(end_at, len(V1_JSON_HEAD)), envelope_size)
+        tail = _JSON_ENVELOPE_TAIL.fullmatch(envelope, at, envelope_size) if at >= 0 else None
+        if tail is None:
+            raise _Handover
         try:
-            envelope_size = len(text) // 4 * 3 - (text[-1] == 0x3D) - (text[-2] == 0x3D)  # '=' padding
-            end_bytes = _b64decode(text[-_ENVELOPE_TAIL_TEXT:])
-            at = end_bytes.rfind(b'","sha256":"')
-            tail = _JSON_ENVELOPE_TAIL.fullmatch(end_bytes, at) if at >= 0 else None
-            if tail is None:
-                raise _Handover
             iv = _b64decode(tail.group(1))
-            start, stop = len(V1_JSON_HEAD), envelope_size - (len(end_bytes) - at)
-
-            def ciphertext_text() -> Iterator[bytes | memoryview]:
-                offset = 0
-                for piece in b64decode_stream(_slices(text)):
-                    if not offset and not piece.startswith(V1_JSON_HEAD):
-                        raise _Handover
-                    lo, hi = max(start - offset, 0), min(stop - offset, len(piece))
-                    if lo < hi:
-                        yield memoryview(piece)[lo:hi]
-                    offset += len(piece)
-
-            plaintext = cbc.decrypt_stream(keys.cipher.aes, iv, b64decode_stream(ciphertext_text()))
-            rest: list[bytes] = []
-
-            def data_text() -> Iterator[bytes]:
-                first = True
-                for piece in plaintext:
-                    if first:
-                        first = False
-                        if not piece.startswith(_JSON_DATA_HEAD):
-                            raise _Handover
-                        piece = piece[len(_JSON_DATA_HEAD) :]
-                    if rest:
-                        rest.append(piece)
-                        continue
-                    quote = piece.find(b'"')
-                    if quote < 0:
-                        yield piece
-                    else:
-                        yield piece[:quote]
-                        rest.append(piece[quote + 1 :])
-
-            data = b"".join(b64decode_stream(data_text()))
-            if not rest:
-                raise _Handover
-            return _json_fields(data, b"".join(rest))
+            ciphertext = _decoded_slices(memoryview(envelope)[len(V1_JSON_HEAD) : at])
+            plain = _scratch("plaintext", (at - len(V1_JSON_HEAD)) // 4 * 3 + cbc.AES_BLOCK_SIZE)
+            size = cbc.decrypt_into(keys.cipher.aes, iv, ciphertext, plain)
+            return _json_plaintext(plain, size, size - _DATA_END_WINDOW)
         except MslException:
             raise _Handover from None
 
@@ -326,8 +296,33 @@ class SymmetricChunkCodec(ChunkCodec):
             raise _Handover from None
 
 
-def _slices(text: memoryview) -> Iterator[memoryview]:
-    return (text[i : i + TEXT_SLICE] for i in range(0, len(text), TEXT_SLICE))
+def _decoded_slices(text: memoryview) -> Iterator[bytes]:
+    """Strict base64 of ``text`` decoded :data:`TEXT_SLICE` characters at a time
+    (padding only at the very end)."""
+    if len(text) % 4:
+        raise _Handover
+    last = len(text) - TEXT_SLICE
+    for i in range(0, len(text), TEXT_SLICE):
+        piece = _b64decode(text[i : i + TEXT_SLICE])
+        if i < last and len(piece) != TEXT_SLICE // 4 * 3:  # padded before the end
+            raise _Handover
+        yield piece
+
+
+_buffers = threading.local()
+
+
+def _scratch(name: str, size: int) -> bytearray:
+    """A buffer of at least ``size`` bytes, the same one for every call of this thread
+    with this ``name`` while it is large enough (none held above
+    :data:`SCRATCH_LIMIT`). Only one chunk is opened at a time per thread (opening
+    never awaits), so a buffer is never in use twice."""
+    buffer: bytearray | None = getattr(_buffers, name, None)
+    if buffer is None or len(buffer) < size:
+        buffer = bytearray(size)
+        if size <= SCRATCH_LIMIT:
+            setattr(_buffers, name, buffer)
+    return buffer
 
 
 def _byte_string_head(data: bytes | bytearray | memoryview, at: int) -> tuple[int, int]:
@@ -347,6 +342,23 @@ def _byte_string(data: memoryview, at: int) -> tuple[memoryview, int]:
     if major != 2 or at + size > len(data):
         raise _Handover
     return data[at : at + size], at + size
+
+
+def _json_plaintext(plain: bytes | bytearray, size: int, quote_from: int) -> tuple[ChunkHead, bytes]:
+    """The chunk of the JSON plaintext ``plain[:size]`` when its data comes first: read by
+    one match when the members after it are the usual ones, as written, else by
+    :func:`_json_fields`. The data's closing quote is looked for from ``quote_from`` on
+    (a quote before it is no base64: refused when the data is decoded)."""
+    if not plain.startswith(_JSON_DATA_HEAD, 0, size):
+        raise _Handover
+    end = plain.find(b'"', max(len(_JSON_DATA_HEAD), quote_from), size)
+    if end < 0:
+        raise _Handover
+    data = _b64decode(memoryview(plain)[len(_JSON_DATA_HEAD) : end])
+    tail = _JSON_PLAINTEXT_TAIL.fullmatch(plain, end, size)
+    if tail is not None:
+        return ChunkHead(int(tail.group(3)), int(tail.group(1)), tail.group(2) is not None), data
+    return _json_fields(data, bytes(plain[end + 1 : size]))
 
 
 def _json_fields(data: bytes, rest: bytes) -> tuple[ChunkHead, bytes]:
