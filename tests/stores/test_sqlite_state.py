@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import random
 import sqlite3
 import threading
@@ -412,3 +413,19 @@ def test_new_files_get_small_pages_and_existing_files_keep_theirs(tmp_path: Path
     finally:
         fresh.close()
         old.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_the_worker_runs_as_a_batch_thread_and_the_loop_does_not(tmp_path: Path) -> None:
+    """Waking the worker must not preempt the event loop's thread: the worker is a
+    SCHED_BATCH thread; the thread that made the state keeps its own policy."""
+    state = SqliteTokenState(tmp_path / "state.db")
+    before = os.sched_getscheduler(0)
+    try:
+        asyncio.run(state.record_new_master_token("device", 1))
+        worker = state._thread()._thread
+        assert worker.name == "missile-sqlite-state" and worker.native_id is not None
+        assert os.sched_getscheduler(worker.native_id) == os.SCHED_BATCH
+        assert os.sched_getscheduler(0) == before != os.SCHED_BATCH
+    finally:
+        state.close()
