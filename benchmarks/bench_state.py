@@ -33,6 +33,12 @@ Choices, and why:
   at different moments moved by as much (e.g. Redis Cluster at 8 clients 0.61 and 0.81 in
   two runs ten minutes apart), where a paired median keeps each comparison within one
   round. The requests/s shown are each backend's best round.
+- Next to requests/s, each round measures CPU per request: the server's (its ratio is
+  what a CPU-bound server would reach), and that of every process the requests keep busy
+  (this load generator, the server, the state's own redis-servers) with the cores they
+  kept busy. Client, server and Redis share the machine's two cores, so requests/s
+  cannot beat the all-process ratio times the share of cores kept busy: the row
+  ``bound: CPU per request, all processes`` says which of the two a miss comes from.
 - A backend whose server does not start (e.g. an option not supported by this build)
   or whose infrastructure is missing (no redis-server) is skipped with the reason
   printed and recorded, not fatal to the whole run.
@@ -99,6 +105,8 @@ class Backend:
     log: Path | None = None
     """The server's stderr (its tail explains a failure under load)."""
     results: dict[str, Any] = field(default_factory=dict)
+    state_pids: list[int] = field(default_factory=list)
+    """The state's own processes (redis-server), whose CPU counts in the all-process figure."""
 
 
 # -- keys: one PSK entity per concurrent client --------------------------------------------
@@ -129,7 +137,7 @@ def entity_keys(count: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 @contextmanager
-def _redis(tmp: Path, skips: dict[str, str]) -> Iterator[str | None]:
+def _redis(tmp: Path, skips: dict[str, str], pids: dict[str, list[int]]) -> Iterator[str | None]:
     from redis_helpers import REDIS_SERVER, start_redis, stop_redis
 
     if not os.path.exists(REDIS_SERVER):
@@ -142,6 +150,7 @@ def _redis(tmp: Path, skips: dict[str, str]) -> Iterator[str | None]:
         skips["redis"] = skips["redis_1ms"] = str(exc)
         yield None
         return
+    pids["redis"] = [proc.pid]
     try:
         yield url.rsplit("/", 1)[0]
     finally:
@@ -149,7 +158,7 @@ def _redis(tmp: Path, skips: dict[str, str]) -> Iterator[str | None]:
 
 
 @contextmanager
-def _redis_cluster(tmp: Path, skips: dict[str, str]) -> Iterator[str | None]:
+def _redis_cluster(tmp: Path, skips: dict[str, str], pids: dict[str, list[int]]) -> Iterator[str | None]:
     from redis_helpers import REDIS_CLI, REDIS_SERVER, start_redis_cluster, stop_redis_cluster
 
     if not (os.path.exists(REDIS_SERVER) and os.path.exists(REDIS_CLI)):
@@ -162,6 +171,7 @@ def _redis_cluster(tmp: Path, skips: dict[str, str]) -> Iterator[str | None]:
         skips["redis_cluster"] = str(exc)
         yield None
         return
+    pids["redis_cluster"] = [proc.pid for proc in procs]
     try:
         yield url
     finally:
@@ -260,12 +270,26 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_of(pids: Sequence[int]) -> float | None:
+    """CPU seconds of ``pids`` together (None if any cannot be read)."""
+    total = 0.0
+    for pid in pids:
+        seconds = _cpu_seconds(pid)
+        if seconds is None:
+            return None
+        total += seconds
+    return total
+
+
 async def _load_with_cpu(
     backend: Backend, entities: _Entities, level: int, seconds: float, max_count: int, warmup: float
 ) -> dict[str, Any]:
-    """:func:`_load`, plus the server's CPU time per request over every request of the
-    run (warm-up included). Unlike requests/s, CPU per request hardly moves when other
-    work shares the machine, so it compares backends (and versions) on a busy host."""
+    """:func:`_load`, plus CPU time per request over every request of the run (warm-up
+    included): the server's, and that of every process the requests keep busy (this
+    load generator, the server and the state's own processes), with the cores that
+    kept busy on average. Unlike requests/s, CPU per request hardly moves when other
+    work shares the machine, so it compares backends (and versions) on a busy host; the
+    all-process figure bounds requests/s when the cores are saturated."""
     done = 0
 
     async def call() -> None:
@@ -275,10 +299,16 @@ async def _load_with_cpu(
 
     assert backend.proc is not None
     before = _cpu_seconds(backend.proc.pid)
+    state_before, mine_before, start = _cpu_of(backend.state_pids), time.process_time(), time.perf_counter()
     result = await _load(call, level, seconds, max_count, warmup)
+    state_after, mine_after, elapsed = _cpu_of(backend.state_pids), time.process_time(), time.perf_counter() - start
     after = _cpu_seconds(backend.proc.pid)
     if before is not None and after is not None and done:
         result["server_cpu_us_per_request"] = (after - before) / done * 1e6
+        if state_before is not None and state_after is not None:
+            total = (after - before) + (state_after - state_before) + (mine_after - mine_before)
+            result["all_cpu_us_per_request"] = total / done * 1e6
+            result["cores_busy"] = total / elapsed
     return result
 
 
@@ -314,13 +344,14 @@ async def _measure(
             for backend in backends:
                 if backend.skipped is None and runs[backend.name]:
                     best = dict(max(runs[backend.name], key=lambda r: r["req_per_s"]))
+                    cpu_keys = ("server_cpu_us_per_request", "all_cpu_us_per_request", "cores_busy")
                     best["rounds"] = [
-                        {"req_per_s": r["req_per_s"], "server_cpu_us_per_request": r.get("server_cpu_us_per_request")}
-                        for r in runs[backend.name]
+                        {"req_per_s": r["req_per_s"], **{k: r.get(k) for k in cpu_keys}} for r in runs[backend.name]
                     ]
-                    cpu = [r["server_cpu_us_per_request"] for r in best["rounds"] if r["server_cpu_us_per_request"]]
-                    if cpu:  # shown as the median of the rounds, like the ratios
-                        best["server_cpu_us_per_request"] = statistics.median(cpu)
+                    for k in cpu_keys:  # shown as the median of the rounds, like the ratios
+                        values = [r[k] for r in best["rounds"] if r[k]]
+                        if values:
+                            best[k] = statistics.median(values)
                     backend.results[f"clients_{level}"] = best
         finally:
             for group in entities.values():
@@ -360,6 +391,11 @@ def _ratios(out: dict[str, Any], levels: Sequence[int]) -> None:
                 figure["cpu_ratio"] = _paired_median(
                     figure["rounds"], memory["rounds"], "server_cpu_us_per_request", invert=True
                 )
+                # the same over every process the requests keep busy: the ratio the
+                # backend can reach when the machine's cores are saturated
+                figure["all_cpu_ratio"] = _paired_median(
+                    figure["rounds"], memory["rounds"], "all_cpu_us_per_request", invert=True
+                )
             if name == "redis_1ms" and redis_plain is not None:
                 figure["no_latency_req_per_s"] = redis_plain["req_per_s"]
                 figure["ratio_to_redis"] = _paired_median(figure["rounds"], redis_plain["rounds"], "req_per_s")
@@ -383,8 +419,9 @@ def bench_state(levels: Sequence[int], seconds: float, max_count: int, repeats: 
         server_keys, client_keys = entity_keys(max(levels))
         keys_path = tmp / "server.json"
         write_private(keys_path, server_keys)
-        redis_url = stack.enter_context(_redis(tmp, skips))
-        cluster_url = stack.enter_context(_redis_cluster(tmp, skips))
+        pids: dict[str, list[int]] = {}
+        redis_url = stack.enter_context(_redis(tmp, skips, pids))
+        cluster_url = stack.enter_context(_redis_cluster(tmp, skips, pids))
         slow_url = stack.enter_context(_latency_proxy(redis_url, skips))
         # Separate databases: the two Redis backends must not see each other's tokens.
         args: dict[str, list[str] | None] = {
@@ -394,7 +431,7 @@ def bench_state(levels: Sequence[int], seconds: float, max_count: int, repeats: 
             "redis_cluster": ["--redis-cluster", cluster_url] if cluster_url else None,
             "redis_1ms": ["--redis", f"{slow_url}/2"] if slow_url else None,
         }
-        backends = [Backend(name, args[name], skips.get(name)) for name in BACKENDS]
+        backends = [Backend(name, args[name], skips.get(name), state_pids=pids.get(name, [])) for name in BACKENDS]
         try:
             for backend in backends:
                 if backend.skipped is None:
@@ -446,6 +483,12 @@ def state_rows(state: dict[str, Any], fmt: Callable[[float], str]) -> list[tuple
                 memory_cpu = state["backends"]["memory"][key]["server_cpu_us_per_request"]
                 rows.append((f"... server CPU per request, memory / {name}", fmt(figure["server_cpu_us_per_request"]),
                              fmt(memory_cpu), f"{figure['cpu_ratio']:.2f}", "us"))  # fmt: skip
+            if figure.get("all_cpu_ratio") is not None and name != "memory":
+                base = state["backends"]["memory"][key]
+                busy = f"cores busy {figure['cores_busy']:.2f} / {base['cores_busy']:.2f}"
+                rows.append((f"... bound: CPU per request, all processes ({busy})",
+                             fmt(figure["all_cpu_us_per_request"]), fmt(base["all_cpu_us_per_request"]),
+                             f"{figure['all_cpu_ratio']:.2f}", "us"))  # fmt: skip
     return rows
 
 
