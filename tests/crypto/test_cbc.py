@@ -3,6 +3,7 @@ freshly set-up CBC decryptor gives, result for result and error for error."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 
@@ -113,7 +114,7 @@ def test_decrypt_into_any_split_equals_decrypt(case: tuple[bytes, bytes, list[in
     error, but that an empty ciphertext is refused."""
     iv, ciphertext, cuts = case
     bounds = sorted({0, len(ciphertext), *(c % (len(ciphertext) + 1) for c in cuts)})
-    pieces = [ciphertext[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    pieces = [ciphertext[a:b] for a, b in itertools.pairwise(bounds)]
     expected = _outcome(cbc.decrypt, KEY.aes, iv, ciphertext) if ciphertext else MslError.CIPHERTEXT_ILLEGAL_BLOCK_SIZE
     assert _into_outcome(iv, pieces) == expected
 
