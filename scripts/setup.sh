@@ -22,4 +22,5 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test,docs]'
+# The versions CI tested together (scripts/constraints.txt); pyproject.toml keeps the ranges.
+.venv/bin/python -m pip install --quiet -c scripts/constraints.txt -e '.[test,docs]'

@@ -38,7 +38,7 @@ PY
 
 VENV="$WORK/venv"
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet "$WHEEL"
+"$VENV/bin/python" -m pip install --quiet -c "$ROOT/scripts/constraints.txt" "$WHEEL"
 
 cd "$WORK"
 # The lean install: a client works without uvicorn, uvloop or redis.

@@ -529,8 +529,8 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
                 slot = slots[key] = redis.crc.key_slot(key.encode())
             try:
                 node = node_from_slot(slot)
-            except redis.exceptions.RedisClusterException:
-                continue
+            except (KeyError, IndexError, redis.exceptions.RedisClusterException):
+                continue  # not in the map (older redis-py raises KeyError for that)
             group = groups.get(node.name)
             if group is None:
                 groups[node.name] = (node, [i])

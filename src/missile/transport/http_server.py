@@ -1,6 +1,6 @@
 """uvicorn's httptools protocol with the connection limits a server facing hostile peers needs.
 
-Why a wrapper: uvicorn (0.30 to 0.55) bounds a connection only once a request is under
+Why a wrapper: uvicorn (0.36 to 0.55) bounds a connection only once a request is under
 way. It has no deadline for the request head, so a connection that sends nothing, or
 drips a header byte now and then, stays open forever; httptools puts no bound on the
 head's size (its Python layer collects a header value until the value ends, so a 64 MiB
