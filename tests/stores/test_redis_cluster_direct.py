@@ -186,6 +186,39 @@ def test_an_unreachable_node_in_the_slot_map_falls_back(
     _run(rig, work)
 
 
+def test_a_slot_missing_from_the_slot_map_goes_through_the_cluster_client(
+    redis_cluster_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot the client's map has no node for when a check is routed (older redis-py
+    raises KeyError for it, newer ones a cluster error) is routed by the cluster client."""
+    rig = _Rig(redis_cluster_url, redis_prefix, monkeypatch)
+    manager = type(rig.client.nodes_manager)
+    original = manager.get_node_from_slot
+    missing: list[int] = []  # the slots to report missing, once each
+
+    def get_node_from_slot(self: Any, slot: int, *args: Any, **kwargs: Any) -> Any:
+        if slot in missing:
+            missing.remove(slot)
+            raise KeyError(slot)  # what redis-py 6.0 and older raise for an unmapped slot
+        return original(self, slot, *args, **kwargs)
+
+    monkeypatch.setattr(manager, "get_node_from_slot", get_node_from_slot)
+
+    async def work() -> None:
+        token = await rig.issue("unmapped-device")
+        slot = rig.client.keyslot(rig.key(token))
+        for nrid in (1, 2):
+            missing.append(slot)
+            rig.routed.clear()
+            assert await rig.check(token, nrid) is None
+            assert rig.routed == ["EVALSHA"] and not missing
+        rig.routed.clear()
+        await rig.accepted_once(token, 3)
+        assert rig.routed == []
+
+    _run(rig, work)
+
+
 #: Where a RESP command starts in what a client wrote: an array header, then a bulk string.
 _COMMAND_START = re.compile(rb"(?:^|\r\n)\*\d+\r\n\$")
 #: The answer to HELLO 3 (the client's default protocol): a map with the protocol.
