@@ -407,3 +407,25 @@ def test_large_chunks_open_right_in_several_threads_at_once() -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert not failures and not any(t.is_alive() for t in threads)
+
+
+def test_a_chunk_above_the_kept_buffers_limit_opens_and_is_not_kept() -> None:
+    """A chunk whose envelope exceeds SCRATCH_LIMIT is read through buffers of its own
+    (not kept: a thread never holds more than the limit), then a small one again through
+    the kept ones; a tampered one is refused as by the general codec."""
+    from missile.crypto import symmetric_chunks
+
+    fast, general = _codecs(5, EncoderFormat.JSON)
+    small = os.urandom(STREAMED)
+    assert _agree(fast, general, fast.seal(ChunkHead(1, 1), small)) == (ChunkHead(1, 1), small)
+    kept = symmetric_chunks._buffers.envelope
+    big = os.urandom(symmetric_chunks.SCRATCH_LIMIT)  # its envelope is about 1.8 times that
+    chunk = fast.seal(ChunkHead(2, 1, True), big)
+    assert _agree(fast, general, chunk) == (ChunkHead(2, 1, True), big)
+    assert symmetric_chunks._buffers.envelope is kept
+    assert len(kept) <= symmetric_chunks.SCRATCH_LIMIT
+    tampered = bytearray(chunk)
+    middle = len(tampered) // 2  # a base64 character of the payload, now another valid one
+    tampered[middle] = ord("B") if tampered[middle] == ord("A") else ord("A")
+    assert _agree(fast, general, bytes(tampered)) is MslError.PAYLOAD_VERIFICATION_FAILED
+    assert _agree(fast, general, fast.seal(ChunkHead(3, 1), small)) == (ChunkHead(3, 1), small)
