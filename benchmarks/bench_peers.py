@@ -77,7 +77,7 @@ from missile.errors import MslException
 from missile.keyfile import KeyFile
 from missile.messages import HeaderReceived, MessageReader, MessageWriter, PayloadReceived
 from missile.messages.builder import build_request, build_response
-from missile.messages.capabilities import BINARY_PREFERRED, DEFAULT_CAPABILITIES, MessageCapabilities
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
 
 PAYLOAD_BYTES = 100
 #: Concurrent clients of the HTTP comparison (the level issue #15 sets its target at).
@@ -297,10 +297,11 @@ def binary_format() -> EncoderFormat | None:
 
 def _capabilities(fmt: EncoderFormat) -> MessageCapabilities:
     """The capabilities that make both messages travel in ``fmt``: JSON only for JSON,
-    binary first for binary (each side writes the first of its formats the other reads)."""
+    missile's default (binary first) for binary: each side writes the first of its formats
+    the other reads."""
     if fmt is EncoderFormat.JSON:
         return dataclasses.replace(DEFAULT_CAPABILITIES, encoder_formats=(EncoderFormat.JSON,))
-    return BINARY_PREFERRED
+    return DEFAULT_CAPABILITIES
 
 
 def _read(reader: MessageReader, wire: bytes) -> tuple[HeaderReceived, bytes]:
@@ -626,8 +627,7 @@ def _missile_serve(tmp: Path, port: int) -> list[str]:
     missile_bin = Path(sys.executable).with_name("missile")
     command = [str(missile_bin)] if missile_bin.exists() else [sys.executable, "-m", "missile.cli"]
     return [*command, "serve", "--keys", str(tmp / "server.json"), "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(HTTP_WORKERS), "--state", str(tmp / "state.db"), "--log-level", "warning",
-            "--prefer-binary"]  # fmt: skip
+            "--workers", str(HTTP_WORKERS), "--state", str(tmp / "state.db"), "--log-level", "warning"]  # fmt: skip
 
 
 def _echo_call(transport: Any, payload: bytes) -> Callable[[], Any]:

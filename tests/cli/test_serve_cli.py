@@ -18,7 +18,11 @@ import pytest
 import redis
 
 from missile.cli.keys import generate, write_private
+from missile.encoding import EncoderFormat
 from missile.errors import ResponseCode
+from missile.messages import MessageWriter
+from missile.messages.builder import build_request
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.profiles import KeyFileContext
 from process_helpers import terminate, wait_listening
 from redis_helpers import free_port
@@ -27,6 +31,8 @@ from serve_helpers import client_context, error_code, establish, non_replayable_
 CLI = [sys.executable, "-m", "missile.cli"]
 WAIT_S = 20.0
 STARTED = "missile serve: "
+BINARY_ID = EncoderFormat.MISSILE_CBOR.identifier
+JSON_ONLY = MessageCapabilities.of(["GZIP", "LZW"], ["en-US"], ["JSON"])
 
 
 @pytest.fixture
@@ -135,6 +141,31 @@ def test_state_backends_are_exclusive(keys: Path, tmp_path: Path, backends: tupl
     out = _run(["--keys", str(keys / "server.json"), *backends], _env(tmp_path))
     assert out.returncode == 2
     assert "exclusive" in out.stderr
+
+
+# -- encoder format ---------------------------------------------------------------------------
+
+
+def _first_byte_of_answer(built: KeyFileContext, url: str, capabilities: MessageCapabilities) -> int:
+    request = build_request(built.ctx, encoder_format=EncoderFormat.JSON, capabilities=capabilities)
+    writer = MessageWriter(request.header, request.payload_crypto_context)
+    body = httpx.post(url, content=writer.header_bytes() + writer.write(b"hi") + writer.close(), timeout=WAIT_S)
+    assert error_code(built, body.content) is None
+    return body.content[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "answer"), [((), BINARY_ID), (("--prefer-binary",), BINARY_ID), (("--prefer-json",), ord("{"))]
+)
+def test_answers_binary_to_clients_that_read_it_unless_told_json(
+    keys: Path, tmp_path: Path, option: tuple[str, ...], answer: int
+) -> None:
+    built = client_context(keys)
+    with _serving(keys, _env(tmp_path), "--state", ":memory:", *option) as (url, _):
+        _establish(built, url)
+        assert _first_byte_of_answer(built, url, DEFAULT_CAPABILITIES) == answer
+        # A client that reads only JSON (the Java and JavaScript references) gets JSON.
+        assert _first_byte_of_answer(built, url, JSON_ONLY) == ord("{")
 
 
 # -- Redis ----------------------------------------------------------------------------------

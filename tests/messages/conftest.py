@@ -31,7 +31,7 @@ from missile.messages import (
     PayloadReceived,
 )
 from missile.messages.builder import BuiltMessage, build_request, build_response
-from missile.messages.capabilities import BINARY_PREFERRED, DEFAULT_CAPABILITIES
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, JSON_PREFERRED
 from missile.profiles import context_from_keyfile
 from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
@@ -180,7 +180,7 @@ def establish(
     assert at_server.data == data
     # A request in the binary format is answered by a server preferring it.
     binary = request_kw.get("encoder_format") is EncoderFormat.MISSILE_CBOR
-    caps = BINARY_PREFERRED if binary else DEFAULT_CAPABILITIES
+    caps = DEFAULT_CAPABILITIES if binary else JSON_PREFERRED
     response = build_response(server, at_server.header_event.header, capabilities=caps)
     assert response.key_exchange is not None
     at_client = receive(client, encode_message(response, b"welcome"), key_request_data=key_requests)

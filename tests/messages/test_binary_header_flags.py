@@ -18,7 +18,7 @@ from missile.encoding.base64 import b64encode
 from missile.encoding.mslobject import BinaryMslObject
 from missile.errors import MslError, MslException
 from missile.messages.builder import build_request
-from missile.messages.capabilities import BINARY_IMPLIED_FORMATS, BINARY_PREFERRED, MessageCapabilities
+from missile.messages.capabilities import BINARY_IMPLIED_FORMATS, DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.messages.header import HeaderData, MessageHeader
 
 from .conftest import Session, receive
@@ -142,12 +142,12 @@ def test_a_sender_in_binary_header_data_is_refused(session: Session) -> None:
 
 
 def test_implied_encoder_formats_are_left_out_and_read_back(session: Session) -> None:
-    assert BINARY_PREFERRED.encoder_formats == BINARY_IMPLIED_FORMATS
-    header = build_request(session.client, encoder_format=BIN, capabilities=BINARY_PREFERRED).header
+    assert DEFAULT_CAPABILITIES.encoder_formats == BINARY_IMPLIED_FORMATS
+    header = build_request(session.client, encoder_format=BIN, capabilities=DEFAULT_CAPABILITIES).header
     written = _plaintext(header)["capabilities"]
     assert "encoderformats" not in written
     received = receive(session.server, header.encode()).header_event.header
-    assert received.data.capabilities == BINARY_PREFERRED
+    assert received.data.capabilities == DEFAULT_CAPABILITIES
 
 
 @pytest.mark.parametrize(
@@ -156,14 +156,14 @@ def test_implied_encoder_formats_are_left_out_and_read_back(session: Session) ->
     ids=["json-first", "binary-only", "json-only", "none"],
 )
 def test_other_encoder_formats_are_written_out_in_binary(session: Session, formats: tuple[EncoderFormat, ...]) -> None:
-    capabilities = MessageCapabilities(BINARY_PREFERRED.compression_algos, ("en-US",), formats)
+    capabilities = MessageCapabilities(DEFAULT_CAPABILITIES.compression_algos, ("en-US",), formats)
     header = build_request(session.client, encoder_format=BIN, capabilities=capabilities).header
     assert _plaintext(header)["capabilities"]["encoderformats"] == [f.value for f in formats]
     assert receive(session.server, header.encode()).header_event.header.data.capabilities == capabilities
 
 
 def test_the_implied_encoder_formats_written_out_are_refused(session: Session) -> None:
-    header = build_request(session.client, encoder_format=BIN, capabilities=BINARY_PREFERRED).header
+    header = build_request(session.client, encoder_format=BIN, capabilities=DEFAULT_CAPABILITIES).header
     fields = _plaintext(header)
     capabilities = {**fields["capabilities"], "encoderformats": [f.value for f in BINARY_IMPLIED_FORMATS]}
     wire = _with_header_data(header, {**fields, "capabilities": capabilities})

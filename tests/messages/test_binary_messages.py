@@ -20,7 +20,7 @@ from missile.errors import MslError, MslException
 from missile.keyx.base import KeyRequestData
 from missile.messages import MessageWriter
 from missile.messages.builder import build_error_response, build_request, build_response
-from missile.messages.capabilities import BINARY_PREFERRED, DEFAULT_CAPABILITIES, MessageCapabilities
+from missile.messages.capabilities import BINARY_IMPLIED_FORMATS, DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.messages.error_header import ErrorHeader
 from missile.messages.header import HeaderData, MessageHeader
 from missile.tokens.service import ServiceToken
@@ -90,7 +90,7 @@ def test_binary_request_and_response_under_a_master_token(session: Session) -> N
     assert at_server.data == b"x" * 5000 and len(at_server.chunks) == 3
     # The header data inside the envelope is in the binary format too.
     assert decode(header.crypto_context.decrypt(header.headerdata)).binary
-    response = build_response(server, header, capabilities=BINARY_PREFERRED)
+    response = build_response(server, header, capabilities=DEFAULT_CAPABILITIES)
     assert response.header.encoder_format is BIN  # both sides advertise it
     at_client = receive(client, encode_message(response, b"ok"), single_message=True)
     assert at_client.data == b"ok"
@@ -151,7 +151,7 @@ def test_user_auth_user_id_token_and_service_tokens(session: Session) -> None:
     request = build_request(client, renewable=True, user_auth_data=auth, encoder_format=BIN)
     at_server = receive(server, encode_message(request, b"login"))
     assert at_server.header_event.header.user is not None
-    response = build_response(server, at_server.header_event.header, capabilities=BINARY_PREFERRED)
+    response = build_response(server, at_server.header_event.header, capabilities=DEFAULT_CAPABILITIES)
     uit = response.header.data.user_id_token
     assert uit is not None
     at_client = receive(client, encode_message(response, b"welcome"))
@@ -303,5 +303,8 @@ def test_header_data_carries_the_same_fields(session: Session) -> None:
     assert plaintext.get_bool("renewable") is True
     assert not fields & {"handshake", "nonreplayable"}
     caps = plaintext.get_object("capabilities")
-    assert caps.get_array("encoderformats").strings() == [f.value for f in DEFAULT_CAPABILITIES.encoder_formats]
+    # The default formats are the implied list, left out (docs/binary-format.md §5.2).
+    assert DEFAULT_CAPABILITIES.encoder_formats == BINARY_IMPLIED_FORMATS
+    assert "encoderformats" not in set(caps.keys())
+    assert header.data.capabilities == DEFAULT_CAPABILITIES
     assert isinstance(HeaderData(message_id=1), HeaderData)

@@ -20,7 +20,7 @@ from missile.engine.transport import Channel, LoopbackTransport
 from missile.errors import MslError, MslException
 from missile.keyfile import KeyFile
 from missile.keyx.requests import key_request_factory
-from missile.messages.capabilities import BINARY_PREFERRED, MessageCapabilities
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, JSON_PREFERRED, MessageCapabilities
 from missile.profiles import context_from_keyfile
 from missile.stores.memory import InMemoryStore
 from missile.stores.sqlite import SqliteStore
@@ -40,10 +40,8 @@ def _keys(stem: str) -> KeyFile:
 
 
 def _server(capabilities: MessageCapabilities | None = None) -> MslServer:
-    # Both ends prefer the binary format (missile's default prefers JSON).
-    server = MslServer(
-        context_from_keyfile(_keys("01_a_psk_request_encrypted")).ctx, _echo, capabilities=BINARY_PREFERRED
-    )
+    # missile's default capabilities (binary first) unless the test says otherwise.
+    server = MslServer(context_from_keyfile(_keys("01_a_psk_request_encrypted")).ctx, _echo)
     if capabilities is not None:
         server.capabilities = capabilities
     return server
@@ -87,7 +85,7 @@ class _Recorder:
         await self.server.serve_channel(Recording())
 
 
-def _client(recorder: _Recorder, store: Any = None) -> MslClient:
+def _client(recorder: _Recorder, store: Any = None, **options: Any) -> MslClient:
     keys = _keys("03_c_response_asymmetric_wrapped_rsa")
     ctx = context_from_keyfile(keys, store=store).ctx
     assert ctx.store is not None
@@ -96,7 +94,7 @@ def _client(recorder: _Recorder, store: Any = None) -> MslClient:
         ctx,
         LoopbackTransport(recorder.serve),
         key_request_factory=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"),
-        capabilities=BINARY_PREFERRED,
+        **options,
     )
 
 
@@ -105,6 +103,11 @@ def _run(coro: Callable[[], Awaitable[None]]) -> None:
 
 
 def test_client_writes_json_first_then_binary() -> None:
+    """With missile's defaults on both ends (no capabilities given)."""
+    assert MslServer(context_from_keyfile(_keys("01_a_psk_request_encrypted")).ctx, _echo).capabilities == (
+        DEFAULT_CAPABILITIES
+    )
+
     async def go() -> None:
         recorder = _Recorder(_server())
         client = _client(recorder, InMemoryStore())
@@ -115,6 +118,29 @@ def test_client_writes_json_first_then_binary() -> None:
         assert recorder.requests == [ord("{"), BIN.identifier, BIN.identifier]
         assert recorder.responses == [BIN.identifier] * 3
         assert client.ctx.store.get_peer_encoder_formats() == ("missile.cbor.v1", "JSON")  # type: ignore[union-attr]
+
+    _run(go)
+
+
+def test_each_side_writes_its_own_preference() -> None:
+    """A server preferring JSON answers JSON to a client that reads both, and the client
+    still writes its own first choice (binary) once it knows the server reads it; a
+    client preferring JSON keeps writing JSON to a server preferring binary."""
+
+    async def go() -> None:
+        recorder = _Recorder(_server(JSON_PREFERRED))
+        client = _client(recorder, InMemoryStore())
+        for word in (b"one", b"two", b"three"):
+            assert (await client.request(word)).payload == b"echo: " + word
+        assert recorder.requests == [ord("{"), BIN.identifier, BIN.identifier]
+        assert recorder.responses == [ord("{")] * 3
+
+        recorder = _Recorder(_server())
+        client = _client(recorder, InMemoryStore(), capabilities=JSON_PREFERRED)
+        for word in (b"one", b"two", b"three"):
+            assert (await client.request(word)).payload == b"echo: " + word
+        assert recorder.requests == [ord("{")] * 3
+        assert recorder.responses == [BIN.identifier] * 3
 
     _run(go)
 
@@ -191,7 +217,7 @@ def test_formats_survive_a_restart_in_sqlite(tmp_path: Path) -> None:
                 ctx,
                 LoopbackTransport(recorder.serve),
                 key_request_factory=key_request_factory(ctx, keys, "SYMMETRIC_WRAPPED"),
-                capabilities=BINARY_PREFERRED,
+                capabilities=DEFAULT_CAPABILITIES,
             )
             assert (await client.request(b"after restart")).payload == b"echo: after restart"
         finally:

@@ -12,7 +12,7 @@ from engine.harness import HOUR_MS, USER1, Pair, echo, make_pair, run
 from missile.encoding import EncoderFormat
 from missile.engine.options import MessageOptions
 from missile.engine.server import MslServer
-from missile.messages.capabilities import BINARY_PREFERRED, MessageCapabilities
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.tokens.factory import DAY_MS, TokenFactory
 from missile.tokens.master import MasterToken
 from missile.userauth.email_password import EmailPasswordAuthData
@@ -23,10 +23,10 @@ JSON_ONLY = MessageCapabilities.of(["GZIP", "LZW"], ["en-US"], ["JSON"])
 ALICE = MessageOptions(user_id="alice", user_auth=EmailPasswordAuthData(*USER1))
 
 
-def _pair(client_caps: MessageCapabilities = BINARY_PREFERRED, **factory: int) -> Pair:
+def _pair(client_caps: MessageCapabilities = DEFAULT_CAPABILITIES, **factory: int) -> Pair:
     return make_pair(
         token_factory=TokenFactory(**factory),  # type: ignore[arg-type]
-        server_kwargs={"capabilities": BINARY_PREFERRED},
+        server_kwargs={"capabilities": DEFAULT_CAPABILITIES},
         client_kwargs={"capabilities": client_caps},
     )
 
@@ -86,7 +86,7 @@ def test_a_json_issued_token_is_renewed_in_a_binary_exchange() -> None:
         await p.client.request(b"setup", ALICE)
         old, old_format, _ = _tokens(p)
         assert old_format is JSON
-        p.server.capabilities = BINARY_PREFERRED  # upgraded, same keys and token state
+        p.server.capabilities = DEFAULT_CAPABILITIES  # upgraded, same keys and token state
         await p.client.request(b"learn", ALICE)  # JSON request, binary answer
         await p.client.request(b"use", ALICE)  # binary request under the JSON token
         assert p.seen[-1].request is not None and p.seen[-1].request.master_token == old

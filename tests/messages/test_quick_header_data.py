@@ -24,7 +24,7 @@ from missile.encoding.codec import encode_json
 from missile.errors import MslError, MslException
 from missile.messages import header as header_module
 from missile.messages.builder import build_request
-from missile.messages.capabilities import BINARY_PREFERRED, DEFAULT_CAPABILITIES, MessageCapabilities
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, JSON_PREFERRED, MessageCapabilities
 from missile.messages.header import HeaderData, MessageHeader
 
 from .conftest import Session
@@ -34,8 +34,8 @@ JSON = EncoderFormat.JSON
 FORMATS = [BIN, JSON]
 
 _CAPABILITIES: list[Any] = [
-    decode(b"\x1c" + BINARY_PREFERRED.cbor_encoded).to_dict(),
     decode(b"\x1c" + DEFAULT_CAPABILITIES.cbor_encoded).to_dict(),
+    decode(b"\x1c" + JSON_PREFERRED.cbor_encoded).to_dict(),
     {},
     {"languages": ["en-US"]},
     {"compressionalgos": ["LZW", "NOPE"], "languages": []},
@@ -179,7 +179,7 @@ def _map(*pairs: bytes) -> bytes:
 
 
 _MID, _TS = cbor.encode_text("messageid"), cbor.encode_text("timestamp")
-_CAPS_KEY, _CAPS = cbor.encode_text("capabilities"), BINARY_PREFERRED.cbor_encoded
+_CAPS_KEY, _CAPS = cbor.encode_text("capabilities"), DEFAULT_CAPABILITIES.cbor_encoded
 
 NEAR_MISSES = {
     "usual": _map(_MID, b"\x05", _TS, b"\x1a\x65\x00\x00\x00", _CAPS_KEY, _CAPS),
@@ -250,7 +250,7 @@ def test_json_near_misses_read_the_same_both_ways(session: Session, plaintext: b
     _check_agreement(session, plaintext, JSON)
 
 
-@pytest.mark.parametrize(("fmt", "capabilities"), [(BIN, BINARY_PREFERRED), (JSON, DEFAULT_CAPABILITIES)])
+@pytest.mark.parametrize(("fmt", "capabilities"), [(BIN, DEFAULT_CAPABILITIES), (JSON, JSON_PREFERRED)])
 def test_ordinary_headers_are_read_quickly_once_their_capabilities_are_known(
     session: Session, fmt: EncoderFormat, capabilities: MessageCapabilities
 ) -> None:
@@ -267,13 +267,13 @@ def test_ordinary_headers_are_read_quickly_once_their_capabilities_are_known(
 
 def test_remembered_capabilities_are_bounded(session: Session) -> None:
     for n in range(header_module._QUICK_CAPABILITIES_MAX + 10):
-        header_module._remember_capabilities(bytes([n]), BINARY_PREFERRED)
+        header_module._remember_capabilities(bytes([n]), DEFAULT_CAPABILITIES)
     assert len(header_module._QUICK_CAPABILITIES) == header_module._QUICK_CAPABILITIES_MAX
 
 
 def test_large_capabilities_are_not_remembered(session: Session) -> None:
     large = b"{" + b" " * header_module._QUICK_CAPABILITIES_MAX_SIZE + b"}"
-    header_module._remember_capabilities(large, BINARY_PREFERRED)
+    header_module._remember_capabilities(large, DEFAULT_CAPABILITIES)
     assert large not in header_module._QUICK_CAPABILITIES
     languages = tuple(f"x-{n:04}" for n in range(200))
     header = build_request(
@@ -311,8 +311,8 @@ def _written(write: Any) -> tuple[str, Any]:
     capabilities=st.sampled_from(
         [
             None,
+            JSON_PREFERRED,
             DEFAULT_CAPABILITIES,
-            BINARY_PREFERRED,
             MessageCapabilities(),
             MessageCapabilities(languages=("é", 'a"b', "\\", "\x00")),
         ]

@@ -36,7 +36,7 @@ from missile.keyx.symmetric_wrapped import SymmetricWrappedRequest  # noqa: E402
 from missile.messages import HeaderReceived, MessageReader, MessageWriter, PayloadReceived  # noqa: E402
 from missile.messages import header as header_module  # noqa: E402
 from missile.messages.builder import build_response  # noqa: E402
-from missile.messages.capabilities import BINARY_PREFERRED  # noqa: E402
+from missile.messages.capabilities import DEFAULT_CAPABILITIES  # noqa: E402
 from missile.messages.error_header import ErrorHeader  # noqa: E402
 from missile.messages.header import HeaderData, MessageHeader  # noqa: E402
 from missile.messages.payload import encode_chunk  # noqa: E402
@@ -177,7 +177,7 @@ def issue(binary_tokens: bool = True) -> Issued:
     st_crypto = KeyFile.from_dict(client_keys).service_token_crypto_contexts()[""]
     token_format = BIN if binary_tokens else EncoderFormat.JSON
     token = ServiceToken.create("binary-service-token", b"service data", st_crypto, encoder_format=token_format)
-    response = build_response(server, events[0].header, service_tokens=[token], capabilities=BINARY_PREFERRED)
+    response = build_response(server, events[0].header, service_tokens=[token], capabilities=DEFAULT_CAPABILITIES)
     assert response.key_exchange is not None
     writer = MessageWriter(response.header, response.payload_crypto_context, chunk_size=40)
     wire = writer.header_bytes() + writer.write(b"a binary response in two chunks, " * 2) + writer.close()
@@ -295,7 +295,7 @@ def structures() -> dict[str, Any]:
         assert data == encode(decode(data), BIN), name  # deterministic
         items[name] = {"hex": data.hex(), "value": plain(decode(data).to_dict())}
 
-    add("capabilities", BINARY_PREFERRED)
+    add("capabilities", DEFAULT_CAPABILITIES)
     add(
         "ciphertext_envelope_v1",
         None,
@@ -358,7 +358,7 @@ def structures() -> dict[str, Any]:
     )
     # Message header data (§5.6): a renewable request under a master token; the false
     # flags (handshake, nonreplayable) are left out.
-    header_data = HeaderData(message_id=5, renewable=True, capabilities=BINARY_PREFERRED)
+    header_data = HeaderData(message_id=5, renewable=True, capabilities=DEFAULT_CAPABILITIES)
     add(
         "header_data_plaintext",
         None,

@@ -164,9 +164,11 @@ def keygen(directory: Path, server_identity: str, client_identity: str, force: b
 )
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at GET /metrics (missile[metrics]).")
 @click.option(
-    "--prefer-binary",
-    is_flag=True,
-    help="Answer clients that read it in the binary format (missile.cbor.v1) rather than JSON.",
+    "--prefer-binary/--prefer-json",
+    default=True,
+    show_default=True,
+    help="Answer clients that read both in the binary format (missile.cbor.v1), or in JSON. "
+    "Clients that read only JSON always get JSON.",
 )
 def serve(
     keys_path: str | None,

@@ -29,7 +29,7 @@ from missile.cli import observing
 from missile.engine.server import MslServer, Reply, Request
 from missile.errors import MslError, MslException
 from missile.keyfile import KeyFile
-from missile.messages.capabilities import BINARY_PREFERRED, DEFAULT_CAPABILITIES
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, JSON_PREFERRED
 from missile.profiles import context_from_keyfile
 from missile.stores.open import MEMORY, open_token_state
 from missile.stores.redis_state import redacted_url
@@ -50,7 +50,7 @@ ENV_INSECURE = "MISSILE_ALLOW_INSECURE"
 ENV_READ_TIMEOUT = "MISSILE_READ_TIMEOUT_S"
 ENV_MAX_SPOOL = "MISSILE_MAX_SPOOL"
 ENV_STATE_TIMEOUT = "MISSILE_STATE_TIMEOUT_S"
-ENV_PREFER_BINARY = "MISSILE_PREFER_BINARY"
+ENV_PREFER_JSON = "MISSILE_PREFER_JSON"
 ENV_HTTP_LIMITS = "MISSILE_HTTP_LIMITS"
 ENV_APP = "MISSILE_APP"
 
@@ -220,7 +220,7 @@ def build_app(
         read_timeout=read_timeout,
         service_token_contexts=keys.service_token_crypto_contexts(built.ctx.random),
         observer=observer,
-        capabilities=BINARY_PREFERRED if os.environ.get(ENV_PREFER_BINARY) else DEFAULT_CAPABILITIES,
+        capabilities=JSON_PREFERRED if os.environ.get(ENV_PREFER_JSON) else DEFAULT_CAPABILITIES,
     )
     return MslAsgiApp(server)
 
@@ -330,7 +330,7 @@ class ServeSettings:
     max_spool: int
     limits: ConnectionLimits
     state_timeout: float = DEFAULT_STATE_TIMEOUT
-    prefer_binary: bool = False
+    prefer_binary: bool = True
 
     def export(self, env: MutableMapping[str, str]) -> None:
         """Set (or clear) every ``MISSILE_*`` variable :func:`create_app` and
@@ -349,7 +349,7 @@ class ServeSettings:
         env[ENV_READ_TIMEOUT] = str(self.read_timeout)
         env[ENV_MAX_SPOOL] = str(self.max_spool)
         env[ENV_STATE_TIMEOUT] = str(self.state_timeout)
-        env[ENV_PREFER_BINARY] = "1" if self.prefer_binary else ""
+        env[ENV_PREFER_JSON] = "" if self.prefer_binary else "1"
         env[ENV_HTTP_LIMITS] = limits_to_env(self.limits)
 
 

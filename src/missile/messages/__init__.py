@@ -1,6 +1,6 @@
 """Message headers, error headers, payload chunks, and the sans-IO reader and writer."""
 
-from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
+from missile.messages.capabilities import DEFAULT_CAPABILITIES, JSON_PREFERRED, MessageCapabilities
 from missile.messages.error_header import ErrorHeader
 from missile.messages.events import ErrorReceived, Event, HeaderReceived, MessageEnd, PayloadReceived
 from missile.messages.header import HeaderData, MessageHeader
@@ -16,6 +16,7 @@ __all__ = [
     "Event",
     "HeaderData",
     "HeaderReceived",
+    "JSON_PREFERRED",
     "MessageCapabilities",
     "MessageEnd",
     "MessageHeader",
