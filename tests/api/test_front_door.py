@@ -16,10 +16,12 @@ from starlette.routing import Mount
 
 import missile
 from api.helpers import serve, write_keys
+from missile.encoding import EncoderFormat
 from missile.engine.client import MslClient
 from missile.engine.server import MslServer, Reply
 from missile.engine.transport import LoopbackTransport
 from missile.keyx.requests import key_request_factory
+from missile.messages import JSON_PREFERRED
 from missile.profiles import context_from_keyfile
 from missile.transport.http import route_path
 
@@ -319,3 +321,27 @@ def test_server_state_default_paths(keys: Path, tmp_path: Path) -> None:
     server = missile.Server(keys / "server.json", state=tmp_path / "s.db")
     assert server.state_location == str(tmp_path / "s.db")
     asyncio.run(server.aclose())
+
+
+# -- encoder format -------------------------------------------------------------------------
+
+
+@sync
+async def test_front_doors_talk_binary_unless_an_engine_prefers_json(keys: Path) -> None:
+    """missile's default between its own client and server is the binary format, from
+    the first response on; a server whose engine prefers JSON answers JSON."""
+    for prefer_json in (False, True):
+        server = missile.Server(keys / "server.json", state=":memory:")
+
+        @server.route("/")
+        async def echo(request: missile.Request) -> bytes:
+            return request.payload
+
+        if prefer_json:
+            server.engine.capabilities = JSON_PREFERRED
+        with serve(server.asgi()) as base:
+            async with missile.AsyncClient(base, keys=keys / "client.json") as requester:
+                replies = [await requester.request("/", word) for word in (b"one", b"two")]
+        assert [r.payload for r in replies] == [b"one", b"two"]
+        expected = EncoderFormat.JSON if prefer_json else EncoderFormat.MISSILE_CBOR
+        assert [r.header.encoder_format for r in replies] == [expected, expected]
