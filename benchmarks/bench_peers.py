@@ -684,10 +684,15 @@ async def _measure_http(
     the state section does), the others go on."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     warmup = min(0.5, seconds / 4)
-    for _ in range(repeats):
-        for name, (_, call) in targets.items():  # in alternation
+    names = list(targets)
+    for round_ in range(repeats):
+        # In alternation, each round starting one target later: measured one after
+        # another on a shared machine, no target should always be the first (or last).
+        start = round_ % len(names) if names else 0
+        for name in names[start:] + names[:start]:
             if name in skips:
                 continue
+            call = targets[name][1]
             try:
                 runs[name].append(await _load_with_cpu(call, servers.get(name), seconds, max_count, warmup))
             except Exception as exc:
