@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from missile.cli.keys import generate, write_private
+from missile.encoding import EncoderFormat
 from missile.engine.client import MslClient
 from missile.errors import ResponseCode
 from missile.keyfile import KeyFile
@@ -93,18 +94,23 @@ async def establish(built: KeyFileContext, url: str) -> MslClient:
     return client
 
 
-def non_replayable_message(built: KeyFileContext, payload: bytes = b"pay once") -> bytes:
-    """A complete non-replayable request under the client's master token."""
-    built_msg = build_request(built.ctx, non_replayable=True)
+def non_replayable_message(
+    built: KeyFileContext, payload: bytes = b"pay once", encoder_format: EncoderFormat | None = None
+) -> bytes:
+    """A complete non-replayable request under the client's master token, in
+    ``encoder_format`` (None: the one the client's store says the server reads)."""
+    built_msg = build_request(built.ctx, non_replayable=True, encoder_format=encoder_format)
     writer = MessageWriter(built_msg.header, built_msg.payload_crypto_context)
     return writer.header_bytes() + writer.write(payload) + writer.close()
 
 
-def renewal_message(built: KeyFileContext) -> tuple[bytes, Sequence[KeyRequestData]]:
+def renewal_message(
+    built: KeyFileContext, encoder_format: EncoderFormat | None = None
+) -> tuple[bytes, Sequence[KeyRequestData]]:
     """A renewable request with key request data under the client's master token, and
-    the key requests it carries (to read the answer)."""
+    the key requests it carries (to read the answer); ``encoder_format`` as above."""
     requests = key_request_factory(built.ctx, built.keys, "SYMMETRIC_WRAPPED")()
-    built_msg = build_request(built.ctx, key_request_data=requests, renewable=True)
+    built_msg = build_request(built.ctx, key_request_data=requests, renewable=True, encoder_format=encoder_format)
     writer = MessageWriter(built_msg.header, built_msg.payload_crypto_context)
     return writer.header_bytes() + writer.write(b"renew me") + writer.close(), requests
 

@@ -20,6 +20,7 @@ from subprocess import Popen
 import httpx
 import pytest
 
+from missile.encoding import EncoderFormat
 from serve_helpers import (
     ENV,
     client_context,
@@ -100,18 +101,24 @@ async def _storm(urls: list[str], message: bytes) -> list[bytes]:
     """``COPIES`` concurrent POSTs of ``message``, spread over ``urls``."""
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        responses = await asyncio.gather(
-            *(http.post(urls[i % len(urls)], content=message) for i in range(COPIES))
-        )
+        responses = await asyncio.gather(*(http.post(urls[i % len(urls)], content=message) for i in range(COPIES)))
     for response in responses:
         assert response.status_code == 200
     return [response.content for response in responses]
 
 
-def test_non_replayable_request_is_accepted_once_across_processes_and_restarts(deployment: Deployment) -> None:
+# JSON is what the reference clients send; binary what missile's clients send by default.
+FORMATS = pytest.mark.parametrize("fmt", [EncoderFormat.JSON, EncoderFormat.MISSILE_CBOR], ids=["json", "binary"])
+
+
+@FORMATS
+def test_non_replayable_request_is_accepted_once_across_processes_and_restarts(
+    deployment: Deployment, fmt: EncoderFormat
+) -> None:
     built = client_context(deployment.keys)
     asyncio.run(establish(built, deployment.urls[0]))
-    message = non_replayable_message(built)
+    message = non_replayable_message(built, encoder_format=fmt)
+    assert message[0] == (ord("{") if fmt is EncoderFormat.JSON else fmt.identifier)
     answers = asyncio.run(_storm(deployment.urls, message))
     accepted = [body for body in answers if error_code(built, body) is None]
     assert len(accepted) == 1
@@ -120,11 +127,13 @@ def test_non_replayable_request_is_accepted_once_across_processes_and_restarts(d
     assert all(error_code(built, body) is not None for body in answers)
 
 
-def test_renewal_request_renews_once_across_processes_and_restarts(deployment: Deployment) -> None:
+@FORMATS
+def test_renewal_request_renews_once_across_processes_and_restarts(deployment: Deployment, fmt: EncoderFormat) -> None:
     built = client_context(deployment.keys)
     asyncio.run(establish(built, deployment.urls[0]))
     time.sleep(1.2)  # the master token's renewal window opens after one second
-    message, key_requests = renewal_message(built)
+    message, key_requests = renewal_message(built, encoder_format=fmt)
+    assert message[0] == (ord("{") if fmt is EncoderFormat.JSON else fmt.identifier)
     answers = asyncio.run(_storm(deployment.urls, message))
     renewed = [body for body in answers if error_code(built, body, key_requests) is None]
     assert len(renewed) == 1
