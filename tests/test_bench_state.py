@@ -1,0 +1,77 @@
+"""Tests of the state benchmark's scheduling helpers (benchmarks/bench_state.py).
+
+The state section runs its redis-servers as batch tasks and prints how often each
+server was preempted; both figures are only worth reading if the helpers really set
+every thread's policy and really read the kernel's count.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import bench_state
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "SCHED_BATCH") or not Path("/proc/self/task").exists(), reason="Linux scheduling only"
+)
+
+#: A child with a second thread, both alive until its stdin closes.
+_CHILD = """
+import sys, threading
+threading.Thread(target=sys.stdin.read, daemon=True).start()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_every_thread_of_each_process_becomes_a_batch_task() -> None:
+    children = [
+        subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        threads = [int(t) for child in children for t in os.listdir(f"/proc/{child.pid}/task")]
+        assert len(threads) == 4
+        assert all(os.sched_getscheduler(t) == os.SCHED_OTHER for t in threads)
+
+        assert bench_state._as_batch_tasks([child.pid for child in children]) is True
+
+        assert all(os.sched_getscheduler(t) == os.SCHED_BATCH for t in threads)
+    finally:
+        for child in children:
+            child.communicate("", timeout=10)
+
+
+def test_a_process_that_is_gone_is_reported_not_raised() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=10)
+    assert bench_state._as_batch_tasks([child.pid]) is False
+    assert bench_state._preemptions(child.pid) is None
+
+
+def test_preemptions_are_the_kernels_involuntary_context_switches() -> None:
+    status = Path(f"/proc/{os.getpid()}/status").read_text()
+    counted = int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0])
+    assert bench_state._preemptions(os.getpid()) >= counted
+
+
+def test_the_report_says_how_redis_ran_and_how_often_each_server_was_preempted() -> None:
+    figure = {"req_per_s": 900.0, "ceiling_req_per_s": 1000.0, "ratio": 0.9, "server_preempted_per_request": 0.02}
+    memory = {"req_per_s": 1000.0, "ratio": 1.0, "server_preempted_per_request": 0.01}
+    state = {
+        "redis_servers": "batch tasks",
+        "backends": {"memory": {"clients_8": memory}, "redis": {"clients_8": figure}},
+    }
+    rows = bench_state.state_rows(state, lambda value: f"{value:,.0f}")
+    assert rows[0][0] == "state: the redis-servers run as batch tasks"
+    assert ("... server preempted per request, redis / memory", "0.02", "0.01", "", "switches") in rows
+    assert not any("preempted" in row[0] and "memory / memory" in row[0] for row in rows)
