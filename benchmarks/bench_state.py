@@ -25,14 +25,20 @@ Choices, and why:
   :class:`MslClient` and session): non-replayable IDs of one master token must arrive
   in order, which concurrent requests sharing one session cannot guarantee (out-of-order
   IDs are refused as replays and retried, which would measure recovery, not state).
-- Backends are measured in short rounds, in alternation (``ROUNDS_PER_REPEAT`` rounds per
-  repeat, each a third of the run's seconds). A backend's ratio is the median over rounds
-  of its figure over in-memory state's figure of the same round (and likewise the CPU
-  ratio and the 1 ms proxy's ratio to Redis): on the shared 2-core machine the speed of
-  the host drifts by 30 % between runs a minute apart, and a ratio of best-of runs taken
-  at different moments moved by as much (e.g. Redis Cluster at 8 clients 0.61 and 0.81 in
-  two runs ten minutes apart), where a paired median keeps each comparison within one
-  round. The requests/s shown are each backend's best round.
+- Backends are measured in short runs, in alternation (``ROUNDS_PER_REPEAT`` rounds per
+  repeat, sharing the repeat's seconds), and every run of a persistent backend sits
+  between two runs of in-memory state (:func:`_run_order`). A backend's ratio is the
+  median over its runs of its figure over the mean of those two in-memory runs (and
+  likewise the CPU ratios; the 1 ms proxy's ratio to Redis pairs the two by round). On
+  the shared 2-core machine the speed of the host drifts by 30 % between runs a minute
+  apart, and a ratio of best-of runs taken at different moments moved by as much (e.g.
+  Redis Cluster at 8 clients 0.61 and 0.81 in two runs ten minutes apart). A noisy host
+  also changes speed within seconds: paired with one in-memory run at the start of each
+  round (up to three runs earlier), single runs ranged from 0.55 to 1.24 of in-memory
+  state and the medians of nine moved by 0.1 between runs; the runs just before and
+  after are the closest measure of the host's speed at that moment, and fifteen shorter
+  runs per backend (five rounds per repeat) halve the time between them and give the
+  median more pairs. The requests/s shown are each backend's best run.
 - Next to requests/s, each round measures CPU per request: the server's (its ratio is
   what a CPU-bound server would reach), and that of every process the requests keep busy
   (this load generator, the server, the state's own redis-servers) with the cores they
@@ -103,8 +109,8 @@ START_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 30.0
 
 NON_REPLAYABLE = MessageOptions(non_replayable=True)
-#: Rounds per repeat: more, shorter rounds give the paired median more pairs.
-ROUNDS_PER_REPEAT = 3
+#: Rounds per repeat: more, shorter rounds give the median more pairs, each closer in time.
+ROUNDS_PER_REPEAT = 5
 
 
 @dataclass
@@ -373,24 +379,29 @@ async def _measure(
                     except Exception as exc:  # the backend fails to serve: skip it
                         backend.skipped = f"sessions failed: {type(exc).__name__}: {exc}"
             runs: dict[str, list[dict[str, Any]]] = {b.name: [] for b in backends}
-            for _ in range(rounds):
-                for backend in backends:  # in alternation (see the module docstring)
-                    if backend.skipped is not None:
-                        continue
-                    try:
-                        group = entities[backend.name]
-                        result = await _load_with_cpu(backend, group, level, seconds, max_count, warmup)
-                    except Exception as exc:
-                        backend.skipped = f"failed under load: {type(exc).__name__}: {exc}"
-                        continue
-                    runs[backend.name].append(result)
+            timeline: list[tuple[str, dict[str, Any]]] = []
+            by_name = {backend.name: backend for backend in backends}
+            for name in _run_order([b.name for b in backends], rounds):  # see the module docstring
+                backend = by_name[name]
+                if backend.skipped is not None:
+                    continue
+                try:
+                    result = await _load_with_cpu(backend, entities[name], level, seconds, max_count, warmup)
+                except Exception as exc:
+                    backend.skipped = f"failed under load: {type(exc).__name__}: {exc}"
+                    continue
+                runs[name].append(result)
+                timeline.append((name, result))
+            _bracket(timeline)
             for backend in backends:
                 if backend.skipped is None and runs[backend.name]:
                     best = dict(max(runs[backend.name], key=lambda r: r["req_per_s"]))
                     cpu_keys = ("server_cpu_us_per_request", "all_cpu_us_per_request", "cores_busy",
                                 "server_preempted_per_request")  # fmt: skip
+                    best.pop("baseline", None)
                     best["rounds"] = [
-                        {"req_per_s": r["req_per_s"], **{k: r.get(k) for k in cpu_keys}} for r in runs[backend.name]
+                        {"req_per_s": r["req_per_s"], **{k: r.get(k) for k in (*cpu_keys, "baseline")}}
+                        for r in runs[backend.name]
                     ]
                     for k in cpu_keys:  # shown as the median of the rounds, like the ratios
                         values = [r[k] for r in best["rounds"] if r[k] is not None]
@@ -400,6 +411,48 @@ async def _measure(
         finally:
             for group in entities.values():
                 await group.transport.aclose()
+
+
+#: The figures of a run that are compared with the in-memory runs around it.
+_COMPARED = ("req_per_s", "server_cpu_us_per_request", "all_cpu_us_per_request")
+
+
+def _run_order(names: Sequence[str], rounds: int) -> list[str]:
+    """Which backend runs when: in each round every backend once, each between two runs
+    of in-memory state (``memory``, A, ``memory``, B, ..., ``memory``)."""
+    others = [name for name in names if name != "memory"]
+    if len(others) == len(names):
+        return others * rounds
+    order = [run for _ in range(rounds) for name in others for run in ("memory", name)]
+    return [*order, "memory"]
+
+
+def _bracket(timeline: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Give each run of another backend a ``baseline``: the mean figures of the
+    in-memory runs just before and just after it (one of them at either end)."""
+    memory_at = [i for i, (name, _) in enumerate(timeline) if name == "memory"]
+    for i, (name, result) in enumerate(timeline):
+        if name == "memory":
+            continue
+        around = [timeline[j][1] for j in ([j for j in memory_at if j < i][-1:] + [j for j in memory_at if j > i][:1])]
+        baseline = {}
+        for key in _COMPARED:
+            values = [run[key] for run in around if run.get(key)]
+            if values and len(values) == len(around):
+                baseline[key] = statistics.mean(values)
+        if baseline:
+            result["baseline"] = baseline
+
+
+def _median_to_baseline(rounds: Sequence[dict[str, Any]], key: str, invert: bool = False) -> float | None:
+    """The median over runs of ``run[key]`` over its baseline's (the inverse with
+    ``invert``: CPU per request, where less is better); None without any baseline."""
+    ratios = []
+    for run in rounds:
+        x, y = run.get(key), (run.get("baseline") or {}).get(key)
+        if x and y:
+            ratios.append(y / x if invert else x / y)
+    return statistics.median(ratios) if ratios else None
 
 
 def _paired_median(
@@ -429,17 +482,16 @@ def _ratios(out: dict[str, Any], levels: Sequence[int]) -> None:
                 continue
             if memory is not None:
                 figure["ceiling_req_per_s"] = memory["req_per_s"]
-                figure["ratio"] = _paired_median(figure["rounds"], memory["rounds"], "req_per_s")
+            if name == "memory":
+                figure["ratio"] = figure["cpu_ratio"] = figure["all_cpu_ratio"] = 1.0
+            elif memory is not None:
+                figure["ratio"] = _median_to_baseline(figure["rounds"], "req_per_s")
                 # memory's CPU per request over this backend's: the throughput ratio a
                 # CPU-bound server would reach, measured without most of the host's noise
-                figure["cpu_ratio"] = _paired_median(
-                    figure["rounds"], memory["rounds"], "server_cpu_us_per_request", invert=True
-                )
+                figure["cpu_ratio"] = _median_to_baseline(figure["rounds"], "server_cpu_us_per_request", invert=True)
                 # the same over every process the requests keep busy: the ratio the
                 # backend can reach when the machine's cores are saturated
-                figure["all_cpu_ratio"] = _paired_median(
-                    figure["rounds"], memory["rounds"], "all_cpu_us_per_request", invert=True
-                )
+                figure["all_cpu_ratio"] = _median_to_baseline(figure["rounds"], "all_cpu_us_per_request", invert=True)
             if name == "redis_1ms" and redis_plain is not None:
                 figure["no_latency_req_per_s"] = redis_plain["req_per_s"]
                 figure["ratio_to_redis"] = _paired_median(figure["rounds"], redis_plain["rounds"], "req_per_s")

@@ -1,8 +1,9 @@
 """Tests of the state benchmark's scheduling helpers (benchmarks/bench_state.py).
 
-The state section runs its redis-servers as batch tasks and prints how often each
-server was preempted; both figures are only worth reading if the helpers really set
-every thread's policy and really read the kernel's count.
+The state section runs its redis-servers as batch tasks, prints how often each server
+was preempted, and compares each run with the in-memory runs around it; its figures are
+only worth reading if the helpers really set every thread's policy, read the kernel's
+count and pair the runs they say they pair.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import bench_state
 
-pytestmark = pytest.mark.skipif(
+linux_only = pytest.mark.skipif(
     not hasattr(os, "SCHED_BATCH") or not Path("/proc/self/task").exists(), reason="Linux scheduling only"
 )
 
@@ -31,6 +32,7 @@ sys.stdin.read()
 """
 
 
+@linux_only
 def test_every_thread_of_each_process_becomes_a_batch_task() -> None:
     children = [
         subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -51,6 +53,7 @@ def test_every_thread_of_each_process_becomes_a_batch_task() -> None:
             child.communicate("", timeout=10)
 
 
+@linux_only
 def test_a_process_that_is_gone_is_reported_not_raised() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait(timeout=10)
@@ -58,6 +61,7 @@ def test_a_process_that_is_gone_is_reported_not_raised() -> None:
     assert bench_state._preemptions(child.pid) is None
 
 
+@linux_only
 def test_preemptions_are_the_kernels_involuntary_context_switches() -> None:
     status = Path(f"/proc/{os.getpid()}/status").read_text()
     counted = int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0])
@@ -75,3 +79,34 @@ def test_the_report_says_how_redis_ran_and_how_often_each_server_was_preempted()
     assert rows[0][0] == "state: the redis-servers run as batch tasks"
     assert ("... server preempted per request, redis / memory", "0.02", "0.01", "", "switches") in rows
     assert not any("preempted" in row[0] and "memory / memory" in row[0] for row in rows)
+
+
+def test_every_other_backend_runs_between_two_in_memory_runs() -> None:
+    assert bench_state._run_order(["memory", "sqlite", "redis"], 2) == [
+        "memory", "sqlite", "memory", "redis", "memory", "sqlite", "memory", "redis", "memory",
+    ]  # fmt: skip
+    assert bench_state._run_order(["sqlite", "redis"], 2) == ["sqlite", "redis", "sqlite", "redis"]
+
+
+def test_a_run_is_compared_with_the_mean_of_the_in_memory_runs_around_it() -> None:
+    def run(req_per_s: float, cpu: float | None = 200.0) -> dict[str, float | None]:
+        return {"req_per_s": req_per_s, "server_cpu_us_per_request": cpu, "all_cpu_us_per_request": 400.0}
+
+    timeline = [
+        ("memory", run(4000.0)),
+        ("redis", run(3000.0)),
+        ("memory", run(5000.0, cpu=None)),  # its CPU figure unreadable
+        ("sqlite", run(2000.0)),
+        ("sqlite", run(1000.0)),  # the memory run between them failed
+    ]
+    bench_state._bracket(timeline)
+    redis, first_sqlite, last_sqlite = timeline[1][1], timeline[3][1], timeline[4][1]
+    assert redis["baseline"] == {"req_per_s": 4500.0, "all_cpu_us_per_request": 400.0}
+    assert first_sqlite["baseline"] == {"req_per_s": 5000.0, "all_cpu_us_per_request": 400.0}
+    assert last_sqlite["baseline"] == first_sqlite["baseline"]
+    assert "baseline" not in timeline[0][1]
+
+    rounds = [redis, first_sqlite, {"req_per_s": 10.0}]  # a run without a baseline counts for nothing
+    assert bench_state._median_to_baseline(rounds, "req_per_s") == (3000 / 4500 + 2000 / 5000) / 2
+    assert bench_state._median_to_baseline(rounds, "all_cpu_us_per_request", invert=True) == 1.0
+    assert bench_state._median_to_baseline(rounds, "server_cpu_us_per_request") is None
