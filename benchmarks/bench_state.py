@@ -39,7 +39,7 @@ Choices, and why:
   after are the closest measure of the host's speed at that moment, and fifteen shorter
   runs per backend (five rounds per repeat) halve the time between them and give the
   median more pairs. The requests/s shown are each backend's best run.
-- Next to requests/s, each round measures CPU per request: the server's (its ratio is
+- Next to requests/s, each run measures CPU per request: the server's (its ratio is
   what a CPU-bound server would reach), and that of every process the requests keep busy
   (this load generator, the server, the state's own redis-servers) with the cores they
   kept busy. Client, server and Redis share the machine's two cores, so requests/s
@@ -434,7 +434,9 @@ def _bracket(timeline: Sequence[tuple[str, dict[str, Any]]]) -> None:
     for i, (name, result) in enumerate(timeline):
         if name == "memory":
             continue
-        around = [timeline[j][1] for j in ([j for j in memory_at if j < i][-1:] + [j for j in memory_at if j > i][:1])]
+        before = [j for j in memory_at if j < i][-1:]
+        after = [j for j in memory_at if j > i][:1]
+        around = [timeline[j][1] for j in before + after]
         baseline = {}
         for key in _COMPARED:
             values = [run[key] for run in around if run.get(key)]
