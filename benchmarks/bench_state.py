@@ -58,6 +58,9 @@ Choices, and why:
   the figures measure missile's cost of Redis rather than this machine's packing. The
   row ``server preempted per request`` shows each server's involuntary context
   switches, so a run shows whether anything still preempts it.
+- The row ``round trips to Redis per request`` counts redis-server's reads: requests
+  whose checks overlap share a trip, and a Redis Cluster's batch costs a trip to each
+  master its identities hash to.
 - A backend whose server does not start (e.g. an option not supported by this build)
   or whose infrastructure is missing (no redis-server) is skipped with the reason
   printed and recorded, not fatal to the whole run.
@@ -317,6 +320,20 @@ def _preemptions(pid: int) -> int | None:
     return None
 
 
+def _reads(pids: Sequence[int]) -> int | None:
+    """Read system calls of ``pids`` together (None if any cannot be read). redis-server
+    reads a client's socket once per batch of commands that arrived together, so over a
+    run its reads count the server's round trips to Redis (and a few of the cluster bus)."""
+    total = 0
+    for pid in pids:
+        try:
+            io = Path(f"/proc/{pid}/io").read_text()
+        except OSError:
+            return None
+        total += int(io.split("syscr:")[1].split()[0])
+    return total
+
+
 def _cpu_of(pids: Sequence[int]) -> float | None:
     """CPU seconds of ``pids`` together (None if any cannot be read)."""
     total = 0.0
@@ -347,8 +364,12 @@ async def _load_with_cpu(
     assert backend.proc is not None
     before, preempted_before = _cpu_seconds(backend.proc.pid), _preemptions(backend.proc.pid)
     state_before, mine_before, start = _cpu_of(backend.state_pids), time.process_time(), time.perf_counter()
+    reads_before = _reads(backend.state_pids) if backend.state_pids else None
     result = await _load(call, level, seconds, max_count, warmup)
     state_after, mine_after, elapsed = _cpu_of(backend.state_pids), time.process_time(), time.perf_counter() - start
+    reads_after = _reads(backend.state_pids) if backend.state_pids else None
+    if reads_before is not None and reads_after is not None and done:
+        result["redis_trips_per_request"] = (reads_after - reads_before) / done
     after, preempted_after = _cpu_seconds(backend.proc.pid), _preemptions(backend.proc.pid)
     if preempted_before is not None and preempted_after is not None and done:
         result["server_preempted_per_request"] = (preempted_after - preempted_before) / done
@@ -397,7 +418,7 @@ async def _measure(
                 if backend.skipped is None and runs[backend.name]:
                     best = dict(max(runs[backend.name], key=lambda r: r["req_per_s"]))
                     cpu_keys = ("server_cpu_us_per_request", "all_cpu_us_per_request", "cores_busy",
-                                "server_preempted_per_request")  # fmt: skip
+                                "server_preempted_per_request", "redis_trips_per_request")  # fmt: skip
                     best.pop("baseline", None)
                     best["rounds"] = [
                         {"req_per_s": r["req_per_s"], **{k: r.get(k) for k in (*cpu_keys, "baseline")}}
@@ -591,6 +612,9 @@ def state_rows(state: dict[str, Any], fmt: Callable[[float], str]) -> list[tuple
                              f"{figure['server_preempted_per_request']:.2f}",
                              f"{state['backends']['memory'][key].get('server_preempted_per_request', 0):.2f}", "",
                              "switches"))  # fmt: skip
+            if figure.get("redis_trips_per_request") is not None:
+                rows.append((f"... round trips to Redis per request, {name}",
+                             f"{figure['redis_trips_per_request']:.2f}", "", "", "trips"))  # fmt: skip
             if figure.get("all_cpu_ratio") is not None and name != "memory":
                 base = state["backends"]["memory"][key]
                 busy = f"cores busy {figure['cores_busy']:.2f} / {base['cores_busy']:.2f}"

@@ -62,6 +62,23 @@ def test_a_process_that_is_gone_is_reported_not_raised() -> None:
 
 
 @linux_only
+def test_reads_count_each_read_system_call_of_every_process() -> None:
+    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        before = bench_state._reads([os.getpid(), child.pid])
+        assert before is not None
+        for _ in range(5):
+            with open("/proc/self/stat", "rb", buffering=0) as stat:
+                stat.read(100)
+        after = bench_state._reads([os.getpid(), child.pid])
+        assert after is not None and after >= before + 5
+    finally:
+        child.communicate("", timeout=10)
+    assert bench_state._reads([child.pid]) is None  # gone
+
+
+@linux_only
 def test_preemptions_are_the_kernels_involuntary_context_switches() -> None:
     status = Path(f"/proc/{os.getpid()}/status").read_text()
     counted = int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0])
@@ -69,7 +86,8 @@ def test_preemptions_are_the_kernels_involuntary_context_switches() -> None:
 
 
 def test_the_report_says_how_redis_ran_and_how_often_each_server_was_preempted() -> None:
-    figure = {"req_per_s": 900.0, "ceiling_req_per_s": 1000.0, "ratio": 0.9, "server_preempted_per_request": 0.02}
+    figure = {"req_per_s": 900.0, "ceiling_req_per_s": 1000.0, "ratio": 0.9, "server_preempted_per_request": 0.02,
+              "redis_trips_per_request": 0.284}  # fmt: skip
     memory = {"req_per_s": 1000.0, "ratio": 1.0, "server_preempted_per_request": 0.01}
     state = {
         "redis_servers": "batch tasks",
@@ -79,6 +97,8 @@ def test_the_report_says_how_redis_ran_and_how_often_each_server_was_preempted()
     assert rows[0][0] == "state: the redis-servers run as batch tasks"
     assert ("... server preempted per request, redis / memory", "0.02", "0.01", "", "switches") in rows
     assert not any("preempted" in row[0] and "memory / memory" in row[0] for row in rows)
+    assert ("... round trips to Redis per request, redis", "0.28", "", "", "trips") in rows
+    assert sum("round trips" in row[0] for row in rows) == 1  # none for in-memory state
 
 
 def test_every_other_backend_runs_between_two_in_memory_runs() -> None:
