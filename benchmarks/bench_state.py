@@ -320,28 +320,25 @@ def _preemptions(pid: int) -> int | None:
     return None
 
 
-def _reads(pids: Sequence[int]) -> int | None:
-    """Read system calls of ``pids`` together (None if any cannot be read). redis-server
-    reads a client's socket once per batch of commands that arrived together, so over a
-    run its reads count the server's round trips to Redis (and a few of the cluster bus)."""
-    total = 0
-    for pid in pids:
-        try:
-            io = Path(f"/proc/{pid}/io").read_text()
-        except OSError:
-            return None
-        total += int(io.split("syscr:")[1].split()[0])
-    return total
+def _read_calls(pid: int) -> int | None:
+    """Read system calls of process ``pid``, None off Linux. redis-server reads a
+    client's socket once per batch of commands that arrived together, so over a run its
+    reads count the server's round trips to Redis (and a few of the cluster bus)."""
+    try:
+        io = Path(f"/proc/{pid}/io").read_text()
+    except OSError:
+        return None
+    return int(io.split("syscr:")[1].split()[0])
 
 
-def _cpu_of(pids: Sequence[int]) -> float | None:
-    """CPU seconds of ``pids`` together (None if any cannot be read)."""
+def _total(pids: Sequence[int], of: Callable[[int], float | None]) -> float | None:
+    """``of(pid)`` summed over ``pids`` (None if any cannot be read; 0 for no process)."""
     total = 0.0
     for pid in pids:
-        seconds = _cpu_seconds(pid)
-        if seconds is None:
+        value = of(pid)
+        if value is None:
             return None
-        total += seconds
+        total += value
     return total
 
 
@@ -363,11 +360,12 @@ async def _load_with_cpu(
 
     assert backend.proc is not None
     before, preempted_before = _cpu_seconds(backend.proc.pid), _preemptions(backend.proc.pid)
-    state_before, mine_before, start = _cpu_of(backend.state_pids), time.process_time(), time.perf_counter()
-    reads_before = _reads(backend.state_pids) if backend.state_pids else None
+    state = backend.state_pids
+    state_before, mine_before, start = _total(state, _cpu_seconds), time.process_time(), time.perf_counter()
+    reads_before = _total(state, _read_calls) if state else None
     result = await _load(call, level, seconds, max_count, warmup)
-    state_after, mine_after, elapsed = _cpu_of(backend.state_pids), time.process_time(), time.perf_counter() - start
-    reads_after = _reads(backend.state_pids) if backend.state_pids else None
+    state_after, mine_after, elapsed = _total(state, _cpu_seconds), time.process_time(), time.perf_counter() - start
+    reads_after = _total(state, _read_calls) if state else None
     if reads_before is not None and reads_after is not None and done:
         result["redis_trips_per_request"] = (reads_after - reads_before) / done
     after, preempted_after = _cpu_seconds(backend.proc.pid), _preemptions(backend.proc.pid)

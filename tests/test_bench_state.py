@@ -62,20 +62,21 @@ def test_a_process_that_is_gone_is_reported_not_raised() -> None:
 
 
 @linux_only
-def test_reads_count_each_read_system_call_of_every_process() -> None:
+def test_read_calls_are_counted_for_every_process_together() -> None:
     child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        before = bench_state._reads([os.getpid(), child.pid])
+        before = bench_state._total([os.getpid(), child.pid], bench_state._read_calls)
         assert before is not None
         for _ in range(5):
             with open("/proc/self/stat", "rb", buffering=0) as stat:
                 stat.read(100)
-        after = bench_state._reads([os.getpid(), child.pid])
+        after = bench_state._total([os.getpid(), child.pid], bench_state._read_calls)
         assert after is not None and after >= before + 5
     finally:
         child.communicate("", timeout=10)
-    assert bench_state._reads([child.pid]) is None  # gone
+    assert bench_state._total([child.pid], bench_state._read_calls) is None  # gone
+    assert bench_state._total([], bench_state._read_calls) == 0  # a backend without processes of its own
 
 
 @linux_only

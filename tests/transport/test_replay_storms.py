@@ -111,14 +111,19 @@ async def _storm(urls: list[str], message: bytes) -> list[bytes]:
 FORMATS = pytest.mark.parametrize("fmt", [EncoderFormat.JSON, EncoderFormat.MISSILE_CBOR], ids=["json", "binary"])
 
 
+def _in_format(message: bytes, fmt: EncoderFormat) -> bytes:
+    """``message``, after checking that it really travels in ``fmt``."""
+    assert message[0] == (ord("{") if fmt is EncoderFormat.JSON else fmt.identifier)
+    return message
+
+
 @FORMATS
 def test_non_replayable_request_is_accepted_once_across_processes_and_restarts(
     deployment: Deployment, fmt: EncoderFormat
 ) -> None:
     built = client_context(deployment.keys)
     asyncio.run(establish(built, deployment.urls[0]))
-    message = non_replayable_message(built, encoder_format=fmt)
-    assert message[0] == (ord("{") if fmt is EncoderFormat.JSON else fmt.identifier)
+    message = _in_format(non_replayable_message(built, encoder_format=fmt), fmt)
     answers = asyncio.run(_storm(deployment.urls, message))
     accepted = [body for body in answers if error_code(built, body) is None]
     assert len(accepted) == 1
@@ -133,7 +138,7 @@ def test_renewal_request_renews_once_across_processes_and_restarts(deployment: D
     asyncio.run(establish(built, deployment.urls[0]))
     time.sleep(1.2)  # the master token's renewal window opens after one second
     message, key_requests = renewal_message(built, encoder_format=fmt)
-    assert message[0] == (ord("{") if fmt is EncoderFormat.JSON else fmt.identifier)
+    _in_format(message, fmt)
     answers = asyncio.run(_storm(deployment.urls, message))
     renewed = [body for body in answers if error_code(built, body, key_requests) is None]
     assert len(renewed) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from missile.encoding import EncoderFormat, MslObject, cbor
@@ -165,8 +165,4 @@ DEFAULT_CAPABILITIES = MessageCapabilities(
 
 #: The same, preferring JSON (reads binary, answers and writes JSON where the other side
 #: also reads it): for a party whose messages must stay readable as text.
-JSON_PREFERRED = MessageCapabilities(
-    (CompressionAlgorithm.GZIP, CompressionAlgorithm.LZW),
-    ("en-US",),
-    (EncoderFormat.JSON, EncoderFormat.MISSILE_CBOR),
-)
+JSON_PREFERRED = replace(DEFAULT_CAPABILITIES, encoder_formats=(EncoderFormat.JSON, EncoderFormat.MISSILE_CBOR))
