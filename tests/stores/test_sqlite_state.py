@@ -1,8 +1,10 @@
 """The SQLite token state's single-statement compare-and-set and its worker's batches.
 
-A message's check is one autocommit upsert that stores a non-replayable ID only if the
-rule of control.md §7 accepts it; the rule is then written twice (Python and SQL), so
-these tests hold the two to each other on every edge of the rule, hold the whole state to
+A message's check is one autocommit upsert (a batch of checks of distinct tokens is one
+upsert with a row each) that stores a non-replayable ID only if the rule of control.md
+§7 accepts it; the rule is then written twice (Python and SQL), so these tests hold the
+two to each other on every edge of the rule (one token and many in one statement), hold
+the whole state to
 :class:`~missile.tokens.state.MemoryTokenState` over long random call sequences (with the
 compare-and-set and with the transactional path of an SQLite without ``RETURNING``), and
 race real processes on one file through the refusal path.
@@ -79,7 +81,7 @@ def test_sql_rule_is_the_reference_rule_on_every_edge(tmp_path: Path) -> None:
                     conn.execute(sqlite_state._STORE_LARGEST_SQL, ("device", 1, largest))
                 for sql, params in (
                     (sqlite_state._ACCEPT_SQL, ("device", 1, candidate)),
-                    (sqlite_state._CHECK_SQL, ("device", 1, candidate, "identity", "serial", "1")),
+                    (sqlite_state._check_sql(1), ("device", 1, candidate)),
                 ):
                     stored = conn.execute(sql, params).fetchone() is not None
                     assert not conn.in_transaction  # the autocommit statement completed
@@ -93,6 +95,43 @@ def test_sql_rule_is_the_reference_rule_on_every_edge(tmp_path: Path) -> None:
                         conn.execute("DELETE FROM non_replayable")
                     cases += 1
         assert cases > 500
+    finally:
+        state.close()
+
+
+def test_one_statement_checks_each_token_by_the_reference_rule(tmp_path: Path) -> None:
+    """The compare-and-set of many checks in one statement (a token each) stores and
+    answers each exactly as the rule does alone, on every edge of the rule, with each
+    row's own token state (a superseded serial stores nothing; revocations show)."""
+    state = SqliteTokenState(tmp_path / "state.db")
+    try:
+        conn = state._db._connection()
+        conn.execute("INSERT INTO mt_newest VALUES ('revoked', 1), ('superseded', 2)")
+        conn.execute("INSERT INTO mt_sequence VALUES (1, 5)")
+        conn.execute("INSERT INTO revoked VALUES ('identity', 'revoked'), ('serial', '1')")
+        cases = 0
+        for largest in _edges():
+            calls = [(f"device{n}", 1, candidate) for n, candidate in enumerate(sorted(_candidates(largest)))]
+            calls += [("revoked", 1, (largest + 1) % (MAX_LONG_VALUE + 1)), ("superseded", 1, 1)]
+            conn.execute("DELETE FROM non_replayable")
+            if largest:
+                conn.executemany(sqlite_state._STORE_LARGEST_SQL, [(identity, 1, largest) for identity, _, _ in calls])
+            answers: list[Any] = []
+            for start in range(0, len(calls), sqlite_state.CHECK_ROWS):
+                answers += sqlite_state._check_rows(calls[start : start + sqlite_state.CHECK_ROWS], conn)
+                assert not conn.in_transaction
+            stored = dict(((i, s), v) for i, s, v in conn.execute("SELECT * FROM non_replayable"))
+            for (identity, serial, candidate), answer in zip(calls, answers, strict=True):
+                accepted = identity != "superseded" and check_non_replayable_id(largest, candidate) is None
+                assert (answer is not sqlite_state._RETRY) is accepted, (largest, candidate)
+                assert stored.get((identity, serial), 0) == (candidate if accepted else largest)
+                if accepted:
+                    snapshot, verdict = answer
+                    revoked = identity == "revoked"
+                    assert verdict is None and (snapshot.identity_revoked, snapshot.serial_revoked) == (revoked, True)
+                    assert (snapshot.newest_serial, snapshot.sequence) == ((1, 5) if revoked else (None, 5))
+                cases += 1
+        assert cases > 300
     finally:
         state.close()
 
@@ -174,6 +213,70 @@ def test_every_call_answers_as_the_in_memory_state(
     asyncio.run(go())
 
 
+def _rounds(seed: int) -> list[list[tuple[str, tuple[Any, ...]]]]:
+    """Reproducible rounds of calls: mostly checks of distinct tokens (new IDs, replays,
+    jumps past the window, superseded serials), now and then another call alone."""
+    rng = random.Random(seed)
+    rounds: list[list[tuple[str, tuple[Any, ...]]]] = []
+    next_id: dict[tuple[str, int], int] = {}
+    tokens = [(identity, serial) for identity in "abcdef" for serial in (1, 2)]
+    for _ in range(60):
+        if rng.random() < 0.2:
+            identity, serial = rng.choice(tokens)
+            rounds.append([rng.choice([
+                ("record_new_master_token", (identity, serial)),
+                ("revoke_identity", (identity,)),
+                ("revoke_master_token", (serial,)),
+                ("forget_master_token", (identity, serial)),
+            ])])  # fmt: skip
+            continue
+        checks = []
+        for identity, serial in rng.sample(tokens, rng.randint(2, len(tokens))):
+            base = next_id.get((identity, serial), 0)
+            candidate = max(0, base + rng.choice([1, 1, 1, 2, 0, -1, -C - 2, W + 1]))
+            next_id[identity, serial] = max(base, candidate)
+            checks.append(("check_master_token", (identity, serial, candidate)))
+        rounds.append(checks)
+    return rounds
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_checks_of_distinct_tokens_in_one_statement_answer_as_the_in_memory_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Rounds of checks of distinct tokens, each round queued behind the held worker so
+    that it runs as one batch, answer as the in-memory state answers them one by one:
+    in statements of several rows (CHECK_ROWS lowered to 4 to take several per round),
+    refusals again in a transaction."""
+    monkeypatch.setattr(sqlite_state, "CHECK_ROWS", 4)
+    rounds = _rounds(seed)
+
+    async def go() -> None:
+        state = SqliteTokenState(tmp_path / "state.db")
+        statements: list[str] = []
+        answers: list[Any] = []
+        try:
+            await state._thread().call(None, (lambda: state._db._connection().set_trace_callback(statements.append),))
+            for calls in rounds:
+                release, held = await _hold(state)
+                made = [asyncio.ensure_future(getattr(state, name)(*args)) for name, args in calls]
+                await asyncio.sleep(0)
+                release.set()
+                assert await held
+                answers.append(await asyncio.gather(*made))
+        finally:
+            await state.aclose()
+        memory = MemoryTokenState()
+        expected = [[await getattr(memory, name)(*args) for name, args in calls] for calls in rounds]
+        assert answers == expected
+        verdicts = {answer[1] for calls in expected for answer in calls if isinstance(answer, tuple)}
+        assert verdicts == {None, MslError.MESSAGE_REPLAYED, MslError.MESSAGE_REPLAYED_UNRECOVERABLE}
+        several = [s for s in statements if s.startswith("WITH") and s.count("VALUES") == 1 and "), (" in s]
+        assert len(several) > len(rounds)  # rounds took several multi-row statements each
+
+    asyncio.run(go())
+
+
 def test_a_check_is_one_statement_and_a_refusal_reads_in_a_transaction(tmp_path: Path) -> None:
     """An accepted check alone runs as one statement in autocommit mode (no BEGIN, no
     COMMIT); a refused one then runs again in a write transaction to name its error; a
@@ -188,11 +291,11 @@ def test_a_check_is_one_statement_and_a_refusal_reads_in_a_transaction(tmp_path:
             await state._thread().call(None, (lambda: state._db._connection().set_trace_callback(statements.append),))
             snapshot, verdict = await state.check_master_token("device", 7, 1)
             assert (snapshot.newest_serial, snapshot.sequence, verdict) == (7, 0, None)
-            assert [s.split()[0] for s in statements] == ["INSERT"]
+            assert [s.split()[0] for s in statements] == ["WITH"]
             statements.clear()
             snapshot, verdict = await state.check_master_token("device", 7, 1)
             assert verdict is MslError.MESSAGE_REPLAYED
-            assert [s.split()[0] for s in statements] == ["INSERT", "BEGIN", "SELECT", "COMMIT"]
+            assert [s.split()[0] for s in statements] == ["WITH", "BEGIN", "SELECT", "COMMIT"]
             assert (await state.check_master_token("device", 7, 1 + W + 1))[1] is (
                 MslError.MESSAGE_REPLAYED_UNRECOVERABLE
             )
