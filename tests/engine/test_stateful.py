@@ -294,6 +294,8 @@ class Parsed:
     payload: bytes
     error: str | None
     """The name of the error an error message carried."""
+    compressed: bool = False
+    """Some payload chunk was compressed (its data is then not on the wire as is)."""
 
 
 def parse_with(ctx: MslContext, raw: bytes) -> Parsed:
@@ -303,12 +305,13 @@ def parse_with(ctx: MslContext, raw: bytes) -> Parsed:
     if not reader.done:
         events.extend(reader.end_of_stream())
     header = next((e.header for e in events if isinstance(e, HeaderReceived)), None)
-    payload = b"".join(e.data for e in events if isinstance(e, PayloadReceived))
+    chunks = [e.chunk for e in events if isinstance(e, PayloadReceived)]
+    payload = b"".join(chunk.data for chunk in chunks)
     error = None
     if reader.error_header is not None:
         known = reader.error_header.error
         error = known.name if known is not None else reader.error_header.error_code.name
-    return Parsed(header, payload, error)
+    return Parsed(header, payload, error, any(chunk.compression_algo is not None for chunk in chunks))
 
 
 # -- the machine ------------------------------------------------------------------------
@@ -601,9 +604,11 @@ class ClientServerMachine(RuleBasedStateMachine):
             if SECRET_MARK in request.payload:
                 assert header.encrypting, "application data to encrypt sent unencrypted"
             assert not leaks(exchange.request, [*SECRETS, SECRET_MARK]), "secret in a plaintext layer"
-            if PUBLIC_MARK in request.payload and not header.encrypting:
+            if PUBLIC_MARK in request.payload and not header.encrypting and not request.compressed:
                 assert leaks(exchange.request, [PUBLIC_MARK]), "the scanner misses plaintext"
                 event("unencrypted application data on the wire (as asked)")
+            elif PUBLIC_MARK in request.payload and not header.encrypting:
+                event("unencrypted application data on the wire, compressed")
             if exchange.response:
                 assert not leaks(exchange.response, [*SECRETS, SECRET_MARK]), "secret in a plaintext response layer"
                 error = parse_with(self.peek, exchange.response).error
