@@ -1,5 +1,9 @@
 """Shared fixtures: the vectors helper on sys.path, a real throw-away redis-server (one
-per session, and one per test to stop, kill or reconfigure) and Redis Cluster."""
+per session, and one per test to stop, kill or reconfigure) and Redis Cluster.
+
+Hypothesis runs without its per-example deadline (200 ms by default): that is a timed
+assertion, which on a shared CI machine fails at random when the host stalls (and
+Hypothesis then reports the example as flaky); speed is the benchmarks' business."""
 
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("missile", deadline=None)
+settings.load_profile("missile")
 
 sys.path.insert(0, str(Path(__file__).parent))
 
