@@ -152,9 +152,9 @@ class _Operation:
     ``single``: ``run`` is one statement, so a call alone in its batch runs it in
     autocommit mode; when it returns :data:`_RETRY` it wrote nothing and ``fallback``
     runs in a write transaction. ``rows``: one such statement for several calls
-    (``rows(calls, conn)``, a result or :data:`_RETRY` each) when they concern
-    distinct ``key`` s, so that no call's row is another's. In a transaction (a batch of several calls, or
-    ``single`` False) ``fallback`` runs when there is one, else ``run``: a write
+    (``rows(calls, conn)``, a result or :data:`_RETRY` each) when their ``key`` s
+    differ, so that no call's row is another's. In a transaction (a batch of several
+    calls, or ``single`` False) ``fallback`` runs when there is one, else ``run``: a write
     transaction when any call of the batch may ``write``, else a read one (one
     consistent snapshot that writers do not wait for). ``fallback`` does in plain
     statements what ``run`` does in one: inside a transaction, where the write lock is
