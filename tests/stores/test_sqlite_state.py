@@ -19,6 +19,7 @@ import random
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +274,74 @@ def test_checks_of_distinct_tokens_in_one_statement_answer_as_the_in_memory_stat
         assert verdicts == {None, MslError.MESSAGE_REPLAYED, MslError.MESSAGE_REPLAYED_UNRECOVERABLE}
         several = [s for s in statements if s.startswith("WITH") and s.count("VALUES") == 1 and "), (" in s]
         assert len(several) > len(rounds)  # rounds took several multi-row statements each
+
+    asyncio.run(go())
+
+
+def test_a_batched_statement_that_fails_stores_nothing_and_fails_each_of_its_checks(tmp_path: Path) -> None:
+    """Checks batched into one statement while another connection holds the write
+    lock: past the busy timeout each check fails (INTERNAL_EXCEPTION, which the factory
+    answers as a transient failure), none is answered as accepted, and nothing was
+    stored: once the lock is free the same IDs are accepted."""
+
+    async def go() -> None:
+        state = SqliteTokenState(tmp_path / "state.db", busy_timeout_ms=50)
+        tokens = [(f"device{n}", 1) for n in range(5)]
+        try:
+            for identity, serial in tokens:
+                await state.record_new_master_token(identity, serial)
+            holder = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                release, held = await _hold(state)
+                made = [asyncio.ensure_future(state.check_master_token(i, s, 1)) for i, s in tokens]
+                await asyncio.sleep(0)
+                release.set()
+                assert await held
+                for outcome in await asyncio.gather(*made, return_exceptions=True):
+                    assert isinstance(outcome, MslException) and outcome.error is MslError.INTERNAL_EXCEPTION
+            finally:
+                holder.rollback()
+                holder.close()
+            again = await asyncio.gather(*(state.check_master_token(i, s, 1) for i, s in tokens))
+            assert [verdict for _, verdict in again] == [None] * len(tokens)
+        finally:
+            await state.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_failed_second_look_at_refused_checks_answers_none_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks a batched statement stored nothing for are looked at again in one
+    transaction; when it fails, it is rolled back and each of them fails (no answer
+    from inside it stands), while the checks the statement stored keep theirs."""
+
+    def store_then_fail(identity: str, serial: int, candidate: int, conn: sqlite3.Connection) -> Any:
+        conn.execute(sqlite_state._STORE_LARGEST_SQL, (identity, serial, 10_000))
+        raise sqlite3.OperationalError("disk I/O error")  # as SQLite fails mid-transaction
+
+    async def go() -> None:
+        state = SqliteTokenState(tmp_path / "state.db")
+        try:
+            assert (await state.check_master_token("replayed", 1, 7))[1] is None
+            monkeypatch.setattr(sqlite_state, "_CHECK", replace(sqlite_state._CHECK, fallback=store_then_fail))
+            release, held = await _hold(state)
+            made = [
+                asyncio.ensure_future(state.check_master_token(identity, 1, n))
+                for identity, n in (("a", 1), ("replayed", 7), ("b", 1))
+            ]
+            await asyncio.sleep(0)
+            release.set()
+            assert await held
+            first, replayed, last = await asyncio.gather(*made, return_exceptions=True)
+            assert isinstance(replayed, MslException) and replayed.error is MslError.INTERNAL_EXCEPTION
+            assert isinstance(first, tuple) and first[1] is None and isinstance(last, tuple) and last[1] is None
+            rows = dict(((i, s), v) for i, s, v in await state._run(_rows))
+            assert rows == {("a", 1): 1, ("replayed", 1): 7, ("b", 1): 1}
+        finally:
+            await state.aclose()
 
     asyncio.run(go())
 
