@@ -17,9 +17,6 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-settings.register_profile("missile", deadline=None)
-settings.load_profile("missile")
-
 sys.path.insert(0, str(Path(__file__).parent))
 
 from redis_helpers import (
@@ -30,6 +27,9 @@ from redis_helpers import (
     stop_redis,
     stop_redis_cluster,
 )
+
+settings.register_profile("missile", deadline=None)
+settings.load_profile("missile")
 
 
 @pytest.fixture(scope="session")
