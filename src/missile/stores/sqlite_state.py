@@ -491,20 +491,23 @@ class SqliteTokenState(TokenState):
 
 # -- operations (worker thread; ``conn`` comes last) ------------------------------------
 #
-# Statement parameters: ?1 identity, ?2 serial, ?3 non-replayable ID; ?4 and ?5 the
-# revocation kinds of an identity and a serial; ?6 the serial as text (revocations are
-# keyed by text).
+# Statement parameters: ?1 identity, ?2 serial (the compare-and-set: three per call).
 
-# The token's state (each sub-select is a primary key lookup).
-_STATE_COLUMNS = """(SELECT serial FROM mt_newest WHERE identity = ?1),
-    (SELECT sequence FROM mt_sequence WHERE serial = ?2),
-    EXISTS (SELECT 1 FROM revoked WHERE kind = ?4 AND value = ?1),
-    EXISTS (SELECT 1 FROM revoked WHERE kind = ?5 AND value = ?6)"""
+
+def _state_columns(identity: str, serial: str) -> str:
+    """The state of the token ``identity``, ``serial`` (SQL expressions) in four
+    columns: newest serial, sequence number, identity revoked, serial revoked (each
+    sub-select a primary key lookup; revocations are keyed by text)."""
+    return f"""(SELECT serial FROM mt_newest WHERE identity = {identity}),
+    (SELECT sequence FROM mt_sequence WHERE serial = {serial}),
+    EXISTS (SELECT 1 FROM revoked WHERE kind = '{_IDENTITY}' AND value = {identity}),
+    EXISTS (SELECT 1 FROM revoked WHERE kind = '{_SERIAL}' AND value = CAST({serial} AS TEXT))"""
+
 
 _LARGEST = "(SELECT largest FROM non_replayable WHERE identity = ?1 AND serial = ?2)"
 
 # Everything a message's check reads, in one statement.
-_READ_SQL = f"SELECT {_STATE_COLUMNS}, {_LARGEST}"
+_READ_SQL = f"SELECT {_state_columns('?1', '?2')}, {_LARGEST}"
 
 
 def _accepts(largest: str, candidate: str) -> str:
@@ -542,12 +545,10 @@ def _upsert(rows: int, current: str, returning: str) -> str:
 
 _ROW = "(SELECT 1 FROM non_replayable AS r WHERE r.identity = c.identity AND r.serial = c.serial)"
 
-# The stored row's token state, as _STATE_COLUMNS reads it from parameters.
-_ROW_STATE = f"""non_replayable.identity, non_replayable.serial,
-    (SELECT serial FROM mt_newest WHERE identity = non_replayable.identity),
-    (SELECT sequence FROM mt_sequence WHERE serial = non_replayable.serial),
-    EXISTS (SELECT 1 FROM revoked WHERE kind = '{_IDENTITY}' AND value = non_replayable.identity),
-    EXISTS (SELECT 1 FROM revoked WHERE kind = '{_SERIAL}' AND value = CAST(non_replayable.serial AS TEXT))"""
+# The stored row's token and its state.
+_ROW_STATE = "non_replayable.identity, non_replayable.serial, " + _state_columns(
+    "non_replayable.identity", "non_replayable.serial"
+)
 
 
 @functools.lru_cache(maxsize=CHECK_ROWS)
@@ -600,7 +601,7 @@ def _state(row: Sequence[Any]) -> MasterTokenState:
 
 
 def _read(identity: str, serial_number: int, conn: sqlite3.Connection) -> tuple[MasterTokenState, int]:
-    row = _one(conn.execute(_READ_SQL, (identity, serial_number, None, _IDENTITY, _SERIAL, str(serial_number))))
+    row = _one(conn.execute(_READ_SQL, (identity, serial_number)))
     return _state(row), 0 if row[4] is None else int(row[4])
 
 
