@@ -36,9 +36,13 @@ Choices, and why:
   also changes speed within seconds: paired with one in-memory run at the start of each
   round (up to three runs earlier), single runs ranged from 0.55 to 1.24 of in-memory
   state and the medians of nine moved by 0.1 between runs; the runs just before and
-  after are the closest measure of the host's speed at that moment, and fifteen shorter
-  runs per backend (five rounds per repeat) halve the time between them and give the
-  median more pairs. The requests/s shown are each backend's best run.
+  after are the closest measure of the host's speed at that moment, and shorter runs
+  halve the time between them and give the median more pairs. Thirty runs per backend
+  (ten rounds per repeat, 0.4 s each in the full run): with fifteen, the median itself
+  was the noise at the 0.8 line (seven full runs in a row gave SQLite at 8 clients
+  0.80-0.87, a standard deviation of 0.023 between runs, as much as fifteen single runs
+  spread over 0.52-1.27 predict); twice the pairs cut that by a third. The requests/s
+  shown are each backend's best run.
 - Next to requests/s, each run measures CPU per request: the server's (its ratio is
   what a CPU-bound server would reach), and that of every process the requests keep busy
   (this load generator, the server, the state's own redis-servers) with the cores they
@@ -113,7 +117,7 @@ REQUEST_TIMEOUT_S = 30.0
 
 NON_REPLAYABLE = MessageOptions(non_replayable=True)
 #: Rounds per repeat: more, shorter rounds give the median more pairs, each closer in time.
-ROUNDS_PER_REPEAT = 5
+ROUNDS_PER_REPEAT = 10
 
 
 @dataclass

@@ -1113,9 +1113,11 @@ def main(argv: list[str] | None = None) -> int:
 
         results["observability"] = bench_observability(1.0 if quick else 2.0, 20000 if quick else 100000, repeats)
     if "state" in sections:
-        from bench_state import bench_state  # imports this module's helpers
+        from bench_state import ROUNDS_PER_REPEAT, bench_state  # imports this module's helpers
 
-        results["state"] = bench_state([8, 64], 1.0 if quick else 2.0, 20000 if quick else 100000, repeats)
+        # Seconds per level and repeat, shared by its rounds: 0.2 s (quick) or 0.4 s per run.
+        per_run = 0.2 if quick else 0.4
+        results["state"] = bench_state([8, 64], per_run * ROUNDS_PER_REPEAT, 20000 if quick else 100000, repeats)
     if "peers" in sections:
         from bench_peers import bench_peers  # imports this module's helpers
 
