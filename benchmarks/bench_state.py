@@ -41,8 +41,8 @@ Choices, and why:
   (ten rounds per repeat, 0.4 s each in the full run): with fifteen, the median itself
   was noise at the 0.8 line (seven full runs in a row gave SQLite at 8 clients
   0.80-0.87, a standard deviation of 0.025 between runs, near the 0.019 that the spread
-  of single runs predicts for a median of fifteen); twice the pairs cut that by about a
-  third. The requests/s shown are each backend's best run.
+  of single runs predicts for a median of fifteen); twice the pairs cut that by about
+  30 %. The requests/s shown are each backend's best run.
 - Next to requests/s, each run measures CPU per request: the server's (its ratio is
   what a CPU-bound server would reach), and that of every process the requests keep busy
   (this load generator, the server, the state's own redis-servers) with the cores they
