@@ -470,18 +470,12 @@ def _bracket(timeline: Sequence[tuple[str, dict[str, Any]]]) -> None:
 
 
 def _median_to_baseline(rounds: Sequence[dict[str, Any]], key: str, invert: bool = False) -> float | None:
-    """The median over runs of ``run[key]`` over its baseline's (the inverse with
-    ``invert``: CPU per request, where less is better); None without any baseline."""
-    ratios = []
-    for run in rounds:
-        x, y = run.get(key), (run.get("baseline") or {}).get(key)
-        if x and y:
-            ratios.append(y / x if invert else x / y)
-    return statistics.median(ratios) if ratios else None
+    """The median over runs of ``run[key]`` over its baseline's (see :func:`_paired_median`)."""
+    return _paired_median(rounds, [run.get("baseline") or {} for run in rounds], key, invert)
 
 
 def _paired_median(
-    mine: list[dict[str, Any]], base: list[dict[str, Any]], key: str, invert: bool = False
+    mine: Sequence[dict[str, Any]], base: Sequence[dict[str, Any]], key: str, invert: bool = False
 ) -> float | None:
     """The median over rounds of ``mine[i][key] / base[i][key]`` (its inverse with
     ``invert``: CPU per request, where less is better); None without a full pair."""
