@@ -61,21 +61,40 @@ def private_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str
         stop_redis(proc)
 
 
-@pytest.fixture(scope="session")
-def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of one node of a private 3-master Redis Cluster started for this test session.
-
-    Skipped when redis-server or redis-cli is missing, except under CI (env CI set),
-    where a missing Redis must fail rather than silently skip the cluster tests.
-    """
+def _require_cluster_binaries() -> None:
+    """Skip when redis-server or redis-cli is missing, except under CI (env CI set),
+    where a missing Redis must fail rather than silently skip the cluster tests."""
     missing = [path for path in (REDIS_SERVER, REDIS_CLI) if not os.path.exists(path)]
     if missing:
         message = f"Redis Cluster needs {' and '.join(missing)}; CI installs redis-server"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of one node of a private 3-master Redis Cluster started for this test session."""
+    _require_cluster_binaries()
     procs, url = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
     try:
         yield url
     finally:
+        stop_redis_cluster(procs)
+
+
+@pytest.fixture
+def private_redis_cluster(tmp_path: Path) -> Iterator[tuple[list[subprocess.Popen[bytes]], str]]:
+    """A 3-master Redis Cluster of this test's own, to stop (SIGSTOP) a node of: its
+    processes and a node's URL. Its nodes count a peer as failing only after Redis's
+    default 15 s (``cluster-node-timeout``), so a node stopped for a few seconds stays
+    a member and the other masters keep serving their slots."""
+    _require_cluster_binaries()
+    procs, url = start_redis_cluster(tmp_path / "cluster", node_timeout_ms=15_000)
+    try:
+        yield procs, url
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
         stop_redis_cluster(procs)

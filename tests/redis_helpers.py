@@ -31,6 +31,10 @@ CLUSTER_ATTEMPTS = 5
 #: Seconds for the nodes to answer PING, and then for every node to report
 #: cluster_state:ok: both take well under a second on an idle machine.
 CLUSTER_START_TIMEOUT_S = 30.0
+#: Milliseconds before the other nodes count an unresponsive node as failing (Redis's
+#: ``cluster-node-timeout``): short, so that the fault tests see the cluster react soon;
+#: Redis's default is 15,000.
+CLUSTER_NODE_TIMEOUT_MS = 2000
 #: A cluster node also listens on its port + 10000 (the cluster bus, the only choice
 #: before Redis 7), so node ports are drawn below 65535 - 10000, above the usual
 #: privileged and registered ranges.
@@ -103,7 +107,7 @@ def cluster_node_ports(count: int = CLUSTER_MASTERS) -> list[int]:
     raise RuntimeError("no free ports for a Redis Cluster")
 
 
-def _start_cluster_node(port: int, directory: Path) -> subprocess.Popen[bytes]:
+def _start_cluster_node(port: int, directory: Path, node_timeout_ms: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             REDIS_SERVER,
@@ -114,7 +118,7 @@ def _start_cluster_node(port: int, directory: Path) -> subprocess.Popen[bytes]:
             "--cluster-config-file",
             f"nodes-{port}.conf",
             "--cluster-node-timeout",
-            "2000",
+            str(node_timeout_ms),
             "--bind",
             "127.0.0.1",
             "--save",
@@ -162,10 +166,10 @@ def _cluster_ok(clients: list[redis.Redis]) -> bool:
     return True
 
 
-def _try_start_cluster(directory: Path) -> tuple[list[subprocess.Popen[bytes]], str] | None:
+def _try_start_cluster(directory: Path, node_timeout_ms: int) -> tuple[list[subprocess.Popen[bytes]], str] | None:
     ports = cluster_node_ports()
     directory.mkdir(parents=True, exist_ok=True)
-    procs = [_start_cluster_node(port, directory) for port in ports]
+    procs = [_start_cluster_node(port, directory, node_timeout_ms) for port in ports]
     clients = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=2, socket_connect_timeout=1) for p in ports]
     try:
         deadline = time.monotonic() + CLUSTER_START_TIMEOUT_S
@@ -191,14 +195,16 @@ def _try_start_cluster(directory: Path) -> tuple[list[subprocess.Popen[bytes]], 
     return procs, f"redis://127.0.0.1:{ports[0]}"
 
 
-def start_redis_cluster(directory: Path) -> tuple[list[subprocess.Popen[bytes]], str]:
+def start_redis_cluster(
+    directory: Path, node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS
+) -> tuple[list[subprocess.Popen[bytes]], str]:
     """A running 3-master Redis Cluster on loopback: its processes and a node's URL.
 
     ``directory`` receives each attempt's node files (nodes-PORT.conf, redis-PORT.log).
     Every node reports ``cluster_state:ok`` and knows the others when this returns.
     """
     for attempt in range(CLUSTER_ATTEMPTS):
-        started = _try_start_cluster(directory / f"cluster-{attempt}")
+        started = _try_start_cluster(directory / f"cluster-{attempt}", node_timeout_ms)
         if started is not None:
             return started
     raise RuntimeError(f"could not start a Redis Cluster in {CLUSTER_ATTEMPTS} attempts")

@@ -16,7 +16,10 @@ SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE) with checks at every step.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -29,6 +32,7 @@ from missile.clock import FixedClock
 from missile.context import MslContext
 from missile.crypto.symmetric import SymmetricCryptoContext
 from missile.errors import MslError, MslException
+from missile.stores import redis_state
 from missile.stores.redis_state import RedisTokenState
 from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
@@ -355,3 +359,59 @@ def _restore(nodes: dict[str, redis.Redis], state: dict[str, Any]) -> None:
         nodes[target].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", _node_id(nodes[source]))
     _move_keys(nodes[target], source, slot)
     _assign(nodes, slot, source)
+
+
+def _keys_on_two_masters(cluster: RedisCluster, prefix: str) -> tuple[str, str, int]:
+    """Two keys hash-tagged onto different masters, and the first one's master's port."""
+    first: dict[int, str] = {}
+    for i in range(100):
+        key = f"{prefix}{{k{i}}}"
+        first.setdefault(cluster.get_node_from_key(key).port, key)
+        if len(first) == 2:
+            (port, stopped), (_, other) = first.items()
+            return stopped, other, port
+    raise AssertionError("a hundred keys on one master")
+
+
+def test_a_stopped_master_is_left_behind_and_its_replies_arrive_in_order(
+    private_redis_cluster: tuple[list[subprocess.Popen[bytes]], str], redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch waits for a silent master for NODE_STALL_S at most, then returns the other
+    master's replies and a future for the silent one's; the next batch does not wait for
+    it at all. After SIGCONT the futures settle with the silent master's replies, its
+    commands having run in the order they were sent."""
+    procs, url = private_redis_cluster
+    stall = 2.0  # long, so that a batch that waited for the silent master is plain to see
+    monkeypatch.setattr(redis_state, "NODE_STALL_S", stall)
+    cluster = RedisCluster.from_url(url, socket_timeout=5)
+    try:
+        stopped_key, other_key, port = _keys_on_two_masters(cluster, redis_prefix)
+    finally:
+        cluster.close()
+    master = next(proc for proc in procs if str(port) in proc.args)  # type: ignore[operator]
+
+    async def work() -> None:
+        state = RedisTokenState(url, cluster=True, prefix=redis_prefix)
+        pipelines = state._pipelines
+        try:
+            await state.load_scripts()  # the slot map, and a connection to each master
+            await pipelines.run_batch([(("INCR", stopped_key),), (("INCR", other_key),)])
+            os.kill(master.pid, signal.SIGSTOP)
+            try:
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                late, served = await pipelines.run_batch([(("INCR", stopped_key),), (("INCR", other_key),)])
+                assert stall <= loop.time() - started < stall + 1.0
+                assert served == [2] and isinstance(late, asyncio.Future) and not late.done()
+                started = loop.time()  # the master is now silent for longer than the stall bound
+                later, served = await pipelines.run_batch([(("INCR", stopped_key),), (("INCR", other_key),)])
+                assert loop.time() - started < stall / 2
+                assert served == [3] and isinstance(later, asyncio.Future) and not later.done()
+            finally:
+                os.kill(master.pid, signal.SIGCONT)
+            assert await asyncio.wait_for(late, 10) == [2]
+            assert await asyncio.wait_for(later, 10) == [3]
+        finally:
+            await state.aclose()
+
+    asyncio.run(work())

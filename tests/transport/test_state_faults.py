@@ -1,10 +1,12 @@
 """A hung Redis (SIGSTOP) against a real ``missile serve``: the server keeps accepting
 and answering, requests that need the state fail with TRANSIENT_FAILURE within the
-state bound, nothing is accepted unchecked, and service resumes after SIGCONT."""
+state bound, nothing is accepted unchecked, and service resumes after SIGCONT. In a
+Redis Cluster, a hung master holds back only the identities whose state it holds."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import signal
 import time
@@ -12,8 +14,11 @@ from pathlib import Path
 from subprocess import Popen
 
 import httpx
+from redis.cluster import RedisCluster
 
+from missile.cli.keys import generate, write_private
 from missile.errors import ResponseCode
+from missile.profiles import KeyFileContext
 from serve_helpers import client_context, error_code, establish, non_replayable_message, start_serve, stop, write_keys
 
 #: The server's per-call state bound (the default).
@@ -71,5 +76,92 @@ def test_hung_redis_fails_requests_transiently_and_never_freezes_the_server(
                 assert error_code(built, http.post(url, content=message).content) is ResponseCode.REPLAYED
             fresh = non_replayable_message(built, b"after the freeze")
             assert error_code(built, http.post(url, content=fresh).content) is None
+    finally:
+        stop(server)
+
+
+def _identities_on_two_masters(cluster_url: str) -> tuple[str, str, int]:
+    """Two client identities whose state (``missile:{hex of the identity}``, the key
+    layout of :mod:`missile.stores.redis_state`) lives on different masters, and the
+    port of the first one's master."""
+    cluster = RedisCluster.from_url(cluster_url, socket_timeout=5)
+    try:
+        first: dict[int, str] = {}
+        for i in range(100):
+            identity = f"client{i}"
+            node = cluster.get_node_from_key(f"missile:{{{identity.encode().hex()}}}")
+            first.setdefault(node.port, identity)
+            if len(first) == 2:
+                (port, hung), (_, other) = first.items()
+                return hung, other, port
+    finally:
+        cluster.close()
+    raise AssertionError("a hundred identities on one master")
+
+
+def _write_two_clients(directory: Path, identities: tuple[str, str]) -> tuple[Path, list[KeyFileContext]]:
+    """A server key file trusting two PSK clients, each client's key file in a
+    directory of its own; the server's key file and the clients."""
+    server, first = generate("server1", identities[0])
+    _, own = generate("server1", identities[1])
+    second = copy.deepcopy(first)  # the server's public keys
+    second["identity"] = second["entity_auth"]["identity"] = identities[1]
+    second["psk"] = own["psk"]
+    server["psk"] += own["psk"]
+    directory.mkdir(parents=True)
+    write_private(directory / "server.json", server)
+    clients = []
+    for name, client in (("hung", first), ("other", second)):
+        (directory / name).mkdir()
+        write_private(directory / name / "client.json", client)
+        clients.append(client_context(directory / name))
+    return directory / "server.json", clients
+
+
+def test_hung_cluster_master_holds_back_only_the_identities_it_holds(
+    tmp_path: Path, private_redis_cluster: tuple[list[Popen[bytes]], str]
+) -> None:
+    procs, cluster_url = private_redis_cluster
+    hung_identity, other_identity, hung_port = _identities_on_two_masters(cluster_url)
+    server_keys, (hung, other) = _write_two_clients(tmp_path / "keys", (hung_identity, other_identity))
+    node = next(proc for proc in procs if str(hung_port) in proc.args)  # type: ignore[operator]
+    server, url = start_serve(server_keys, "--redis-cluster", cluster_url)
+    try:
+        for built in (hung, other):
+            asyncio.run(establish(built, url))
+        hung_messages = [non_replayable_message(hung, b"during the freeze %d" % i) for i in range(2)]
+        other_messages = [non_replayable_message(other, b"elsewhere %d" % i) for i in range(4)]
+        os.kill(node.pid, signal.SIGSTOP)
+        try:
+
+            async def frozen() -> tuple[list[tuple[float, bytes]], list[tuple[float, bytes]]]:
+                async with httpx.AsyncClient(timeout=30) as http:
+
+                    async def one_by_one() -> list[tuple[float, bytes]]:
+                        await asyncio.sleep(0.1)  # while the hung master's checks wait
+                        return [await _timed_post(http, url, m) for m in other_messages]
+
+                    held_posts = [_timed_post(http, url, m) for m in hung_messages]
+                    *held, served = await asyncio.gather(*held_posts, one_by_one())
+                return held, served
+
+            held, served = asyncio.run(frozen())
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        for seconds, body in held:
+            assert error_code(hung, body) is ResponseCode.TRANSIENT_FAILURE
+            assert seconds < STATE_TIMEOUT + 1.0
+        for seconds, body in served:  # accepted, each in far less than the state bound
+            assert error_code(other, body) is None
+            assert seconds < STATE_TIMEOUT / 2
+        # Service resumes for the hung master's identities; nothing is accepted twice.
+        with httpx.Client(timeout=30) as http:
+            for message in hung_messages:
+                assert error_code(hung, http.post(url, content=message).content) in (None, ResponseCode.REPLAYED)
+                assert error_code(hung, http.post(url, content=message).content) is ResponseCode.REPLAYED
+            for message in other_messages:
+                assert error_code(other, http.post(url, content=message).content) is ResponseCode.REPLAYED
+            fresh = non_replayable_message(hung, b"after the freeze")
+            assert error_code(hung, http.post(url, content=fresh).content) is None
     finally:
         stop(server)

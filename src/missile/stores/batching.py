@@ -15,11 +15,17 @@ per request:
 Each operation keeps its own result or exception, and its caller's time bound: a caller
 that gives up (the token factory's ``state_timeout``) leaves the batch running, and its
 result is dropped. A batch that fails as a whole fails each of its operations.
+
+A batch may also leave an operation behind: its result is then a future still on its
+way, which settles the operation when it is done, and the next batch does not wait for
+it. That is how a Redis Cluster's batch goes on without a node that stopped answering,
+so that one hung node does not stall the operations of every other node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Generic, TypeVar
@@ -43,8 +49,9 @@ class Batcher(ABC, Generic[_Op, _Result]):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @abstractmethod
-    async def run_batch(self, ops: Sequence[_Op]) -> Sequence[_Result | BaseException]:
-        """Run ``ops`` in one trip; one result or exception per operation, in order."""
+    async def run_batch(self, ops: Sequence[_Op]) -> Sequence[_Result | BaseException | asyncio.Future[_Result]]:
+        """Run ``ops`` in one trip; one result or exception per operation, in order, or a
+        future of it for an operation whose result comes later."""
 
     async def submit(self, op: _Op) -> _Result:
         """Run ``op`` in the next batch and return its result (or raise its exception)."""
@@ -75,13 +82,31 @@ class Batcher(ABC, Generic[_Op, _Result]):
             _settle(live, results)
 
 
-def _settle(live: Sequence[tuple[object, asyncio.Future[_Result]]], results: Sequence[_Result | BaseException]) -> None:
+def _settle(
+    live: Sequence[tuple[object, asyncio.Future[_Result]]],
+    results: Sequence[_Result | BaseException | asyncio.Future[_Result]],
+) -> None:
     for (_, future), result in zip(live, results, strict=True):
-        if future.done():
+        if isinstance(result, asyncio.Future):
+            result.add_done_callback(functools.partial(_settle_later, future))
+        elif future.done():
             continue  # the caller gave up waiting
-        if isinstance(result, asyncio.CancelledError):
+        elif isinstance(result, asyncio.CancelledError):
             future.cancel()
         elif isinstance(result, BaseException):
             future.set_exception(result)
         else:
             future.set_result(result)
+
+
+def _settle_later(future: asyncio.Future[_Result], result: asyncio.Future[_Result]) -> None:
+    """Settle ``future`` with the outcome of ``result``, a result that came after its batch."""
+    error = None if result.cancelled() else result.exception()  # read even when unused: never "not retrieved"
+    if future.done():
+        return  # the caller gave up waiting
+    if result.cancelled():
+        future.cancel()
+    elif error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result.result())

@@ -61,8 +61,10 @@ forgets the replay windows and a captured non-replayable message is accepted onc
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -95,6 +97,13 @@ MAX_CONNECTIONS = 64
 #: identity): enough for the identities a server sees at once; past it the map is
 #: emptied and refills with the active ones, so memory stays bounded.
 SLOT_CACHE = 4096
+
+#: Seconds a Redis Cluster's batch waits for one node's replies before it goes on
+#: without them (:class:`_Pipelines`): far above a healthy node's reply time under load
+#: (well under a millisecond on loopback, a few on a network), far below the token
+#: factory's bound (1 s). So a node that hangs holds the other nodes' checks back for
+#: this long once, not for as long as it hangs.
+NODE_STALL_S = 0.05
 
 #: The message of the ImportError raised when the ``redis`` package is not installed.
 MISSING_REDIS = "Redis token state needs the redis package: pip install 'missile[redis]'"
@@ -412,6 +421,15 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
     key's slot in the client's slot map; the commands of every node are written first
     and the replies awaited after, so the nodes work at once.
 
+    A node that does not answer must not hold back the others (a cluster is three or
+    more servers so that one failing does not take all identities down). A batch waits
+    for a node's replies for :data:`NODE_STALL_S` at most, and not at all for a node
+    whose earlier batch is still unanswered that long: that node's operations are left
+    behind with a future of their result (see :mod:`missile.stores.batching`), settled
+    when its replies arrive or when its connection fails, and the next batch goes out.
+    What goes to that node meanwhile is written behind what it has not answered, on the
+    same connection, so its commands still run in the order they were sent.
+
     A command is sent once, never retried: a retry after a lost reply could run a check
     script twice and record an ID twice. A lost reply (a connection that fails after the
     write, or a batch unanswered for the client's ``socket_timeout``) fails every
@@ -447,6 +465,9 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
         for op in ops:
             part = results[start : start + len(op)]
             start += len(op)
+            if any(isinstance(r, _Late) for r in part):
+                out.append(_late_outcome(part))
+                continue
             failure = next((r for r in part if isinstance(r, Exception)), None)
             out.append(failure if failure is not None else part)
         return out
@@ -475,6 +496,7 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
         what is known not to have run goes again through the cluster client."""
         results: list[Any] = [_UNSENT] * len(commands)
         sent: list[tuple[resp.RespConnection, list[int], asyncio.Future[list[Any]]]] = []
+        awaited: list[asyncio.Future[list[Any]]] = []  # from nodes not known to be stalled
         try:
             for name, (node, indices) in self._route(commands).items():
                 conn = self._open_connection(name)
@@ -485,14 +507,23 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
                         continue
                 try:
                     part = commands if len(indices) == len(commands) else [commands[i] for i in indices]
-                    sent.append((conn, indices, conn.send(part)))
+                    future = conn.send(part)
                 except Exception as exc:  # not written (a closed connection): not resent either
                     conn.close()
                     for i in indices:
                         results[i] = exc
+                    continue
+                sent.append((conn, indices, future))
+                if not _stalled(conn):
+                    awaited.append(future)
+            await _replies(awaited)
             for conn, indices, future in sent:
+                if not future.done():  # a node that does not answer: see the class docstring
+                    for position, i in enumerate(indices):
+                        results[i] = _Late(future, position)
+                    continue
                 try:
-                    replies = await future
+                    replies = future.result()
                 except Exception as exc:
                     # A reply lost: whatever was sent may have run, so every command sent
                     # to that node fails (none is sent again), and its connection goes.
@@ -586,6 +617,84 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
 #: A command's result before it is sent: one still unsent after a batch's writes did not
 #: run, and goes through the cluster client.
 _UNSENT = object()
+
+
+async def _replies(batches: Sequence[asyncio.Future[list[Any]]]) -> None:
+    """Return once every batch is answered (or failed), or after :data:`NODE_STALL_S`,
+    leaving the rest running. About 3 us per batch more than awaiting each batch in
+    turn, which cannot be bounded without cancelling the batch (``asyncio.wait`` costs
+    another 3)."""
+    pending = [batch for batch in batches if not batch.done()]
+    if not pending:
+        return
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[None] = loop.create_future()
+    settle = functools.partial(_settle_none, answered)
+    _when_all_done(pending, settle)
+    timer = loop.call_later(NODE_STALL_S, settle)
+    try:
+        await answered
+    finally:
+        timer.cancel()
+
+
+def _settle_none(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _when_all_done(futures: Sequence[asyncio.Future[Any]], then: Callable[[], None]) -> None:
+    """Call ``then()`` once every one of ``futures`` (none done yet) is done."""
+    remaining = len(futures)
+
+    def one_done(_: object) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if not remaining:
+            then()
+
+    for future in futures:
+        future.add_done_callback(one_done)
+
+
+def _stalled(conn: resp.RespConnection) -> bool:
+    """Whether ``conn`` has left a batch unanswered for :data:`NODE_STALL_S` or more."""
+    since = conn.waiting_since
+    return since is not None and asyncio.get_running_loop().time() - since >= NODE_STALL_S
+
+
+@dataclass(frozen=True, slots=True)
+class _Late:
+    """The reply of a command sent to a node that has not answered yet: the reply at
+    ``position`` of the node's ``batch``."""
+
+    batch: asyncio.Future[list[Any]]
+    position: int
+
+    def outcome(self) -> Any:
+        """The reply, or the exception that failed the batch (a cancelled batch is a
+        closed connection: the caller hears of a failure, never of a cancellation)."""
+        if self.batch.cancelled():
+            return redis.exceptions.ConnectionError("connection to Redis closed")
+        error = self.batch.exception()
+        return error if error is not None else self.batch.result()[self.position]
+
+
+def _late_outcome(part: Sequence[Any]) -> asyncio.Future[list[Any]]:
+    """The future result of an operation (``part``: its commands' results) some of whose
+    commands wait on a node that has not answered: its replies, or its first failure."""
+    outcome: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+
+    def settle() -> None:
+        replies = [r.outcome() if isinstance(r, _Late) else r for r in part]
+        failure = next((r for r in replies if isinstance(r, Exception)), None)
+        if failure is not None:
+            outcome.set_exception(failure)
+        else:
+            outcome.set_result(replies)
+
+    _when_all_done(list({id(r.batch): r.batch for r in part if isinstance(r, _Late)}.values()), settle)
+    return outcome
 
 
 #: The error replies of a cluster node saying that a command did not run there: the slot

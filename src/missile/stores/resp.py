@@ -190,6 +190,12 @@ class RespConnection(asyncio.Protocol):
         """Whether the connection can no longer be used (a new one must be opened)."""
         return self._closed
 
+    @property
+    def waiting_since(self) -> float | None:
+        """When (event-loop time) the oldest batch still waiting for its replies was
+        sent; None when none is waiting."""
+        return self._waiting[0].sent_at if self._waiting else None
+
     # -- asyncio.Protocol --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
