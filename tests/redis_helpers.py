@@ -13,8 +13,9 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import redis
 
@@ -217,3 +218,24 @@ def stop_redis_cluster(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.terminate()
     for proc in procs:
         stop_redis(proc)
+
+
+def on_two_masters(cluster_url: str, key_of: Callable[[int], str]) -> tuple[int, int, int]:
+    """The first two ``i`` (0, 1, ...) whose keys ``key_of(i)`` the cluster keeps on
+    different masters, and the port of the first one's master."""
+    cluster = redis.RedisCluster.from_url(cluster_url, socket_timeout=5)
+    try:
+        first: dict[int, int] = {}
+        for i in range(100):
+            first.setdefault(cluster.get_node_from_key(key_of(i)).port, i)  # type: ignore[no-untyped-call]
+            if len(first) == 2:
+                (port, one), (_, other) = first.items()
+                return one, other, port
+    finally:
+        cluster.close()
+    raise RuntimeError("a hundred keys on one master")
+
+
+def node_process(procs: Sequence[subprocess.Popen[bytes]], port: int) -> subprocess.Popen[bytes]:
+    """The process of the cluster node listening on ``port``."""
+    return next(proc for proc in procs if str(port) in cast(list[str], proc.args))

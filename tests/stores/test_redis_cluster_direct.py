@@ -36,6 +36,7 @@ from missile.stores import redis_state
 from missile.stores.redis_state import RedisTokenState
 from missile.tokens.factory import TokenFactory
 from missile.tokens.master import MasterToken
+from redis_helpers import node_process, on_two_masters
 
 MSL = SymmetricCryptoContext("msl", bytes(range(16)), bytes(range(32, 64)))
 CTX = MslContext(msl_crypto=MSL, clock=FixedClock(1_700_000_000_000))
@@ -361,18 +362,6 @@ def _restore(nodes: dict[str, redis.Redis], state: dict[str, Any]) -> None:
     _assign(nodes, slot, source)
 
 
-def _keys_on_two_masters(cluster: RedisCluster, prefix: str) -> tuple[str, str, int]:
-    """Two keys hash-tagged onto different masters, and the first one's master's port."""
-    first: dict[int, str] = {}
-    for i in range(100):
-        key = f"{prefix}{{k{i}}}"
-        first.setdefault(cluster.get_node_from_key(key).port, key)
-        if len(first) == 2:
-            (port, stopped), (_, other) = first.items()
-            return stopped, other, port
-    raise AssertionError("a hundred keys on one master")
-
-
 def test_a_stopped_master_is_left_behind_and_its_replies_arrive_in_order(
     private_redis_cluster: tuple[list[subprocess.Popen[bytes]], str], redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -383,12 +372,9 @@ def test_a_stopped_master_is_left_behind_and_its_replies_arrive_in_order(
     procs, url = private_redis_cluster
     stall = 2.0  # long, so that a batch that waited for the silent master is plain to see
     monkeypatch.setattr(redis_state, "NODE_STALL_S", stall)
-    cluster = RedisCluster.from_url(url, socket_timeout=5)
-    try:
-        stopped_key, other_key, port = _keys_on_two_masters(cluster, redis_prefix)
-    finally:
-        cluster.close()
-    master = next(proc for proc in procs if str(port) in proc.args)  # type: ignore[operator]
+    stopped, other, port = on_two_masters(url, lambda i: f"{redis_prefix}{{k{i}}}")
+    stopped_key, other_key = f"{redis_prefix}{{k{stopped}}}", f"{redis_prefix}{{k{other}}}"
+    master = node_process(procs, port)
 
     async def work() -> None:
         state = RedisTokenState(url, cluster=True, prefix=redis_prefix)

@@ -14,11 +14,11 @@ from pathlib import Path
 from subprocess import Popen
 
 import httpx
-from redis.cluster import RedisCluster
 
 from missile.cli.keys import generate, write_private
 from missile.errors import ResponseCode
 from missile.profiles import KeyFileContext
+from redis_helpers import node_process, on_two_masters
 from serve_helpers import client_context, error_code, establish, non_replayable_message, start_serve, stop, write_keys
 
 #: The server's per-call state bound (the default).
@@ -80,25 +80,6 @@ def test_hung_redis_fails_requests_transiently_and_never_freezes_the_server(
         stop(server)
 
 
-def _identities_on_two_masters(cluster_url: str) -> tuple[str, str, int]:
-    """Two client identities whose state (``missile:{hex of the identity}``, the key
-    layout of :mod:`missile.stores.redis_state`) lives on different masters, and the
-    port of the first one's master."""
-    cluster = RedisCluster.from_url(cluster_url, socket_timeout=5)
-    try:
-        first: dict[int, str] = {}
-        for i in range(100):
-            identity = f"client{i}"
-            node = cluster.get_node_from_key(f"missile:{{{identity.encode().hex()}}}")
-            first.setdefault(node.port, identity)
-            if len(first) == 2:
-                (port, hung), (_, other) = first.items()
-                return hung, other, port
-    finally:
-        cluster.close()
-    raise AssertionError("a hundred identities on one master")
-
-
 def _write_two_clients(directory: Path, identities: tuple[str, str]) -> tuple[Path, list[KeyFileContext]]:
     """A server key file trusting two PSK clients, each client's key file in a
     directory of its own; the server's key file and the clients."""
@@ -122,9 +103,10 @@ def test_hung_cluster_master_holds_back_only_the_identities_it_holds(
     tmp_path: Path, private_redis_cluster: tuple[list[Popen[bytes]], str]
 ) -> None:
     procs, cluster_url = private_redis_cluster
-    hung_identity, other_identity, hung_port = _identities_on_two_masters(cluster_url)
-    server_keys, (hung, other) = _write_two_clients(tmp_path / "keys", (hung_identity, other_identity))
-    node = next(proc for proc in procs if str(hung_port) in proc.args)  # type: ignore[operator]
+    # A client's state lives under missile:{hex of its identity} (missile.stores.redis_state).
+    one, another, port = on_two_masters(cluster_url, lambda i: f"missile:{{{f'client{i}'.encode().hex()}}}")
+    server_keys, (hung, other) = _write_two_clients(tmp_path / "keys", (f"client{one}", f"client{another}"))
+    node = node_process(procs, port)
     server, url = start_serve(server_keys, "--redis-cluster", cluster_url)
     try:
         for built in (hung, other):
