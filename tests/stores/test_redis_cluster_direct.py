@@ -401,3 +401,44 @@ def test_a_stopped_master_is_left_behind_and_its_replies_arrive_in_order(
             await state.aclose()
 
     asyncio.run(work())
+
+
+def test_reconnecting_to_a_stopped_master_holds_back_only_its_keys(
+    private_redis_cluster: tuple[list[subprocess.Popen[bytes]], str], redis_prefix: str
+) -> None:
+    """Once the stopped master's connection has failed (its reply timeout), connecting to
+    it again means a set-up command (here CLIENT SETNAME; AUTH with a password) that it
+    does not answer either: batches wait NODE_STALL_S at most for that, and the other
+    master's commands keep being answered at once."""
+    procs, url = private_redis_cluster
+    reply_timeout = 1.0
+    stopped, other, port = on_two_masters(url, lambda i: f"{redis_prefix}{{k{i}}}")
+    stopped_key, other_key = f"{redis_prefix}{{k{stopped}}}", f"{redis_prefix}{{k{other}}}"
+    master = node_process(procs, port)
+
+    async def work() -> None:
+        state = RedisTokenState(f"{url}?client_name=missile-test", cluster=True, prefix=redis_prefix,
+                                socket_timeout=reply_timeout)  # fmt: skip
+        pipelines = state._pipelines
+        try:
+            await state.load_scripts()
+            await pipelines.run_batch([(("INCR", stopped_key),), (("INCR", other_key),)])
+            os.kill(master.pid, signal.SIGSTOP)
+            try:
+                loop = asyncio.get_running_loop()
+                slowest, end = 0.0, loop.time() + 4 * reply_timeout  # several reply timeouts and reconnections
+                while loop.time() < end:
+                    started = loop.time()
+                    late, served = await pipelines.run_batch([(("INCR", stopped_key),), (("INCR", other_key),)])
+                    slowest = max(slowest, loop.time() - started)
+                    assert isinstance(served, list)
+                    assert isinstance(late, asyncio.Future)  # what a Batcher's caller would await
+                    late.add_done_callback(lambda f: f.cancelled() or f.exception())
+                    await asyncio.sleep(0.05)
+                assert slowest < reply_timeout / 2
+            finally:
+                os.kill(master.pid, signal.SIGCONT)
+        finally:
+            await state.aclose()
+
+    asyncio.run(work())

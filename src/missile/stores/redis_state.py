@@ -428,7 +428,12 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
     behind with a future of their result (see :mod:`missile.stores.batching`), settled
     when its replies arrive or when its connection fails, and the next batch goes out.
     What goes to that node meanwhile is written behind what it has not answered, on the
-    same connection, so its commands still run in the order they were sent.
+    same connection, so its commands still run in the order they were sent. A node without
+    a connection (the first batch for it, or its connection failed: a reply overdue) is
+    connected to in the background, since setting a connection up (AUTH, SELECT, CLIENT
+    SETNAME) waits on the node too: its commands are left behind in the same way, sent
+    in order once the connection is made, and if it cannot be made they go through the
+    cluster client (nothing of theirs was sent).
 
     A command is sent once, never retried: a retry after a lost reply could run a check
     script twice and record an ID twice. A lost reply (a connection that fails after the
@@ -449,6 +454,7 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
         self._connections: dict[str, resp.RespConnection] = {}  # by node name ('' for a single Redis)
         self._connection_loop: asyncio.AbstractEventLoop | None = None
         self._slots: dict[str, int] = {}  # key -> cluster slot (the slot's node is looked up each time)
+        self._connecting: dict[str, _Connecting] = {}  # by node name, until its waiting commands are written
 
     async def run_batch(self, ops: Sequence[tuple[_Command, ...]]) -> Sequence[Any]:
         commands = [command for op in ops for command in op] if len(ops) > 1 else ops[0]
@@ -495,18 +501,19 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
         """``commands`` sent each to its slot's node, the nodes' writes before the reads;
         what is known not to have run goes again through the cluster client."""
         results: list[Any] = [_UNSENT] * len(commands)
-        sent: list[tuple[resp.RespConnection, list[int], asyncio.Future[list[Any]]]] = []
+        sent: list[tuple[resp.RespConnection | None, list[int], asyncio.Future[list[Any]]]] = []
         awaited: list[asyncio.Future[list[Any]]] = []  # from nodes not known to be stalled
         try:
             for name, (node, indices) in self._route(commands).items():
+                part = commands if len(indices) == len(commands) else [commands[i] for i in indices]
                 conn = self._open_connection(name)
-                if conn is None:
-                    try:
-                        conn = await self._connect(name, node)
-                    except Exception:  # whatever failed, no command of ours was sent
-                        continue
+                if conn is None or name in self._connecting:  # see the class docstring
+                    future, since = self._send_once_connected(name, node, part)
+                    sent.append((None, indices, future))
+                    if asyncio.get_running_loop().time() - since < NODE_STALL_S:
+                        awaited.append(future)
+                    continue
                 try:
-                    part = commands if len(indices) == len(commands) else [commands[i] for i in indices]
                     future = conn.send(part)
                 except Exception as exc:  # not written (a closed connection): not resent either
                     conn.close()
@@ -527,7 +534,8 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
                 except Exception as exc:
                     # A reply lost: whatever was sent may have run, so every command sent
                     # to that node fails (none is sent again), and its connection goes.
-                    conn.close()
+                    if conn is not None:
+                        conn.close()
                     for i in indices:
                         results[i] = exc
                 else:
@@ -535,7 +543,8 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
                         results[i] = reply
         except BaseException:
             for conn, _, _ in sent:
-                conn.close()  # replies left unread: see _send
+                if conn is not None:
+                    conn.close()  # replies left unread: see _send
             raise
         again = [i for i, result in enumerate(results) if result is _UNSENT or isinstance(result, _NOT_RUN)]
         if again:
@@ -585,12 +594,41 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
             pipe.execute_command(*command)
         return list(await pipe.execute(raise_on_error=False))
 
+    def _send_once_connected(
+        self, name: str, node: Any, part: Sequence[_Command]
+    ) -> tuple[asyncio.Future[list[Any]], float]:
+        """The replies to ``part``, sent to node ``name`` once connected (one connection
+        attempt shared by every batch meanwhile), or through the cluster client if it
+        cannot be; and when (event-loop time) that attempt started."""
+        connecting = self._connecting.get(name)
+        loop = asyncio.get_running_loop()
+        if connecting is None:
+            connecting = _Connecting(loop.create_task(self._connect(name, node)), loop.time())
+            self._connecting[name] = connecting
+        connecting.senders += 1
+        return loop.create_task(self._send_when_connected(name, connecting, part)), connecting.started
+
+    async def _send_when_connected(self, name: str, connecting: _Connecting, part: Sequence[_Command]) -> list[Any]:
+        try:
+            try:
+                conn = await asyncio.shield(connecting.task)
+            except Exception:  # no command of ours was sent; the cluster client also corrects its map
+                sending = None
+            else:
+                sending = conn.send(part)  # in the order the batches asked: tasks resume in order
+        finally:
+            connecting.senders -= 1
+            if not connecting.senders and self._connecting.get(name) is connecting:
+                del self._connecting[name]  # later batches send directly (or connect again)
+        return await self._via_cluster(part) if sending is None else await sending
+
     def _open_connection(self, name: str) -> resp.RespConnection | None:
         """This loop's open connection to server ``name``, if it has one."""
         if self._connection_loop is not asyncio.get_running_loop():
             # A connection's transport belongs to the loop that opened it (a process
             # forked with a loop of its own, or asyncio.run again, starts anew).
             self._connections, self._connection_loop = {}, asyncio.get_running_loop()
+            self._connecting = {}
             return None
         conn = self._connections.get(name)
         return None if conn is None or conn.closed else conn
@@ -609,7 +647,10 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
     async def aclose(self) -> None:
         """Close this loop's connections (those of another loop are left to that loop)."""
         connections, self._connections = self._connections, {}
+        connecting, self._connecting = self._connecting, {}
         if self._connection_loop is asyncio.get_running_loop():
+            for attempt in connecting.values():
+                attempt.task.cancel()
             for conn in connections.values():
                 await conn.aclose()
 
@@ -655,6 +696,16 @@ def _when_all_done(futures: Sequence[asyncio.Future[Any]], then: Callable[[], No
 
     for future in futures:
         future.add_done_callback(one_done)
+
+
+@dataclass(slots=True)
+class _Connecting:
+    """A connection being made to a node (``task``, started at event-loop time
+    ``started``), and how many batches' sends wait for it."""
+
+    task: asyncio.Task[resp.RespConnection]
+    started: float
+    senders: int = 0
 
 
 def _stalled(conn: resp.RespConnection) -> bool:
