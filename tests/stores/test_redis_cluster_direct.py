@@ -442,3 +442,28 @@ def test_reconnecting_to_a_stopped_master_holds_back_only_its_keys(
             await state.aclose()
 
     asyncio.run(work())
+
+
+def test_a_late_operation_settles_with_its_replies_its_first_failure_or_a_closed_connection() -> None:
+    """An operation left behind on a silent node settles with every reply once all its
+    nodes have answered, with the first failure among them, and with a connection
+    error, never a cancellation, when a node's batch is cancelled (its connection closed)."""
+
+    async def work() -> None:
+        loop = asyncio.get_running_loop()
+        answered, failed, closed = loop.create_future(), loop.create_future(), loop.create_future()
+        both = redis_state._late_outcome([redis_state._Late(answered, 1), b"known"])
+        one_fails = redis_state._late_outcome([redis_state._Late(failed, 0), b"known"])
+        cut_off = redis_state._late_outcome([redis_state._Late(closed, 0)])
+        assert not both.done()
+        answered.set_result([b"other", b"late"])
+        failed.set_exception(redis.exceptions.TimeoutError("Redis did not answer in time"))
+        closed.cancel()
+        async with asyncio.timeout(5):  # an outcome never settled fails here, not by hanging
+            assert await both == [b"late", b"known"]
+            with pytest.raises(redis.exceptions.TimeoutError):
+                await one_fails
+            with pytest.raises(redis.exceptions.ConnectionError, match="closed"):
+                await cut_off
+
+    asyncio.run(work())

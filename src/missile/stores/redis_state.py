@@ -466,16 +466,16 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
             await self._state.load_scripts()
             for i, result in zip(missing, await self._execute([commands[i] for i in missing]), strict=True):
                 results[i] = result
+        late = self._state.cluster and any(isinstance(r, _Late) for r in results)  # once per batch
         out: list[Any] = []
         start = 0
         for op in ops:
             part = results[start : start + len(op)]
             start += len(op)
-            if any(isinstance(r, _Late) for r in part):
+            if late and any(isinstance(r, _Late) for r in part):
                 out.append(_late_outcome(part))
-                continue
-            failure = next((r for r in part if isinstance(r, Exception)), None)
-            out.append(failure if failure is not None else part)
+            else:
+                out.append(_op_result(part))
         return out
 
     async def _execute(self, commands: Sequence[_Command]) -> list[Any]:
@@ -503,6 +503,7 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
         results: list[Any] = [_UNSENT] * len(commands)
         sent: list[tuple[resp.RespConnection | None, list[int], asyncio.Future[list[Any]]]] = []
         awaited: list[asyncio.Future[list[Any]]] = []  # from nodes not known to be stalled
+        now = asyncio.get_running_loop().time()
         try:
             for name, (node, indices) in self._route(commands).items():
                 part = commands if len(indices) == len(commands) else [commands[i] for i in indices]
@@ -510,7 +511,7 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
                 if conn is None or name in self._connecting:  # see the class docstring
                     future, since = self._send_once_connected(name, node, part)
                     sent.append((None, indices, future))
-                    if asyncio.get_running_loop().time() - since < NODE_STALL_S:
+                    if now - since < NODE_STALL_S:
                         awaited.append(future)
                     continue
                 try:
@@ -521,7 +522,7 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
                         results[i] = exc
                     continue
                 sent.append((conn, indices, future))
-                if not _stalled(conn):
+                if not _stalled(conn, now):
                     awaited.append(future)
             await _replies(awaited)
             for conn, indices, future in sent:
@@ -708,10 +709,17 @@ class _Connecting:
     senders: int = 0
 
 
-def _stalled(conn: resp.RespConnection) -> bool:
-    """Whether ``conn`` has left a batch unanswered for :data:`NODE_STALL_S` or more."""
+def _stalled(conn: resp.RespConnection, now: float) -> bool:
+    """Whether ``conn`` has left a batch unanswered for :data:`NODE_STALL_S` or more at
+    event-loop time ``now``."""
     since = conn.waiting_since
-    return since is not None and asyncio.get_running_loop().time() - since >= NODE_STALL_S
+    return since is not None and now - since >= NODE_STALL_S
+
+
+def _op_result(replies: list[Any]) -> Any:
+    """An operation's result from its commands' replies: the first failure, or them all."""
+    failure = next((r for r in replies if isinstance(r, Exception)), None)
+    return failure if failure is not None else replies
 
 
 @dataclass(frozen=True, slots=True)
@@ -737,12 +745,11 @@ def _late_outcome(part: Sequence[Any]) -> asyncio.Future[list[Any]]:
     outcome: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
 
     def settle() -> None:
-        replies = [r.outcome() if isinstance(r, _Late) else r for r in part]
-        failure = next((r for r in replies if isinstance(r, Exception)), None)
-        if failure is not None:
-            outcome.set_exception(failure)
+        result = _op_result([r.outcome() if isinstance(r, _Late) else r for r in part])
+        if isinstance(result, Exception):
+            outcome.set_exception(result)
         else:
-            outcome.set_result(replies)
+            outcome.set_result(result)
 
     _when_all_done(list({id(r.batch): r.batch for r in part if isinstance(r, _Late)}.values()), settle)
     return outcome
