@@ -467,3 +467,40 @@ def test_a_late_operation_settles_with_its_replies_its_first_failure_or_a_closed
                 await cut_off
 
     asyncio.run(work())
+
+
+def test_a_master_stopped_before_the_first_batch_holds_back_only_its_keys(
+    private_redis_cluster: tuple[list[subprocess.Popen[bytes]], str], redis_prefix: str
+) -> None:
+    """The first batch of a new state loads the slot map from the URL's node, then goes
+    straight to the masters like every later batch: a master that is already silent
+    holds back its own keys only, not the first batch as a whole."""
+    procs, url = private_redis_cluster
+    url_port = int(url.rsplit(":", 1)[1])
+    cluster = RedisCluster.from_url(url, socket_timeout=5)
+    try:
+        port_of = {i: cluster.get_node_from_key(f"{redis_prefix}{{k{i}}}").port for i in range(100)}
+    finally:
+        cluster.close()
+    healthy = next(i for i, port in port_of.items() if port == url_port)
+    stopped = next(i for i, port in port_of.items() if port != url_port)
+    healthy_key, stopped_key = f"{redis_prefix}{{k{healthy}}}", f"{redis_prefix}{{k{stopped}}}"
+    master = node_process(procs, port_of[stopped])
+
+    async def work() -> None:
+        state = RedisTokenState(url, cluster=True, prefix=redis_prefix)
+        try:
+            os.kill(master.pid, signal.SIGSTOP)
+            try:
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                late, served = await state._pipelines.run_batch([(("INCR", stopped_key),), (("INCR", healthy_key),)])
+                assert loop.time() - started < 1.0
+                assert served == [1] and isinstance(late, asyncio.Future) and not late.done()
+            finally:
+                os.kill(master.pid, signal.SIGCONT)
+            assert await asyncio.wait_for(late, 10) == [1]
+        finally:
+            await state.aclose()
+
+    asyncio.run(work())

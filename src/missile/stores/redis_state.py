@@ -444,8 +444,8 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
     follows redirections and refreshes its slot map: one whose slot has no node in the
     map, one whose node cannot be connected to (nothing was sent) and one answered
     MOVED, ASK, TRYAGAIN or CLUSTERDOWN. (The cluster client itself may resend a command
-    after a lost reply; it only carries what did not run here, or the first command
-    before its slot map is loaded.)
+    after a lost reply; it only carries what did not run here. A new client's first
+    batch waits for the client to load the slot map, then goes out like any other.)
     """
 
     def __init__(self, state: RedisTokenState) -> None:
@@ -500,6 +500,12 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
     async def _send_to_nodes(self, commands: Sequence[_Command]) -> list[Any]:
         """``commands`` sent each to its slot's node, the nodes' writes before the reads;
         what is known not to have run goes again through the cluster client."""
+        client = self._state.client
+        if not client.nodes_manager.slots_cache:
+            # No slot map yet (a new client): load it from the URL's node first, so that
+            # the first batch too goes to each master directly and a silent master
+            # holds back its own commands only, not the batch through the cluster client.
+            await client.initialize()
         results: list[Any] = [_UNSENT] * len(commands)
         sent: list[tuple[resp.RespConnection | None, list[int], asyncio.Future[list[Any]]]] = []
         awaited: list[asyncio.Future[list[Any]]] = []  # from nodes not known to be stalled
@@ -555,8 +561,8 @@ class _Pipelines(Batcher[tuple[_Command, ...], Any]):
 
     def _route(self, commands: Sequence[_Command]) -> dict[str, tuple[Any, list[int]]]:
         """Commands' indices by the node of their key's slot in the client's map; a slot
-        the map has no node for (before the client's first command the map is empty) is
-        left out, for the cluster client. Every command the state batches names one key,
+        the map has no node for (a map that does not cover every slot) is left out, for
+        the cluster client. Every command the state batches names one key,
         first (EVALSHA: after the script and the key count)."""
         groups: dict[str, tuple[Any, list[int]]] = {}
         node_from_slot = self._state.client.nodes_manager.get_node_from_slot
