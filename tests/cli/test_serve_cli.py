@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +27,7 @@ from missile.messages.builder import build_request
 from missile.messages.capabilities import DEFAULT_CAPABILITIES, MessageCapabilities
 from missile.profiles import KeyFileContext
 from process_helpers import terminate, wait_listening
-from redis_helpers import free_port
+from redis_helpers import free_port, node_process, start_redis_cluster, stop_redis_cluster
 from serve_helpers import client_context, error_code, establish, non_replayable_message
 
 CLI = [sys.executable, "-m", "missile.cli"]
@@ -200,6 +202,94 @@ def test_redis_persistence_on_or_unknown(keys: Path, tmp_path: Path, redis_url: 
         admin.config_set("appendonly", "no")
         admin.acl_deluser("nocfg")
         admin.close()
+
+
+# -- Redis Cluster --------------------------------------------------------------------------
+
+
+@contextmanager
+def _cluster_nodes(cluster_url: str) -> Iterator[list[redis.Redis]]:
+    """A plain client per node of the cluster at ``cluster_url``."""
+    cluster = redis.RedisCluster.from_url(cluster_url, socket_timeout=5)
+    try:
+        nodes = [redis.Redis(host=node.host, port=node.port, socket_timeout=5) for node in cluster.get_nodes()]
+    finally:
+        cluster.close()
+    try:
+        yield nodes
+    finally:
+        for node in nodes:
+            node.close()
+
+
+def test_redis_cluster_without_persistence_is_warned_about(keys: Path, tmp_path: Path, redis_cluster_url: str) -> None:
+    # The test cluster's nodes run with --save "" --appendonly no: every node is named.
+    with _serving(keys, _env(tmp_path), "--redis-cluster", redis_cluster_url) as (_, lines):
+        warnings = [line for line in lines if "persistence" in line]
+        assert len(warnings) == 1
+        assert warnings[0].startswith("missile: warning: Redis Cluster at ")
+        assert "off on 3 node(s)" in warnings[0]
+        assert f"state redis cluster {redis_cluster_url}" in lines[-1]
+
+
+def test_redis_cluster_persistence_on_or_unknown(keys: Path, tmp_path: Path, redis_cluster_url: str) -> None:
+    with _cluster_nodes(redis_cluster_url) as nodes:
+        try:
+            for node in nodes:
+                node.config_set("appendonly", "yes")
+            with _serving(keys, _env(tmp_path), "--redis-cluster", redis_cluster_url) as (_, lines):
+                assert not any("persistence" in line for line in lines)
+            # One node with persistence off again: that node alone is named.
+            nodes[0].config_set("appendonly", "no")
+            with _serving(keys, _env(tmp_path), "--redis-cluster", redis_cluster_url) as (_, lines):
+                (warning,) = [line for line in lines if "persistence" in line]
+                assert "off on 1 node(s)" in warning
+                assert f":{nodes[0].get_connection_kwargs()['port']}" in warning
+            # A user without CONFIG rights (ACLs are per node): not checkable, and said
+            # so without the password.
+            for node in nodes:
+                node.acl_setuser("nocfg", enabled=True, passwords=["+pw-not-shown"], keys="*",
+                                 commands=["+@all", "-config"])  # fmt: skip
+            url = redis_cluster_url.replace("redis://", "redis://nocfg:pw-not-shown@")
+            with _serving(keys, _env(tmp_path), "--redis-cluster", url) as (_, lines):
+                (unknown,) = [line for line in lines if "persistence" in line]
+                assert "could not check" in unknown and "on 3 node(s)" in unknown
+                assert all("pw-not-shown" not in line for line in lines)
+        finally:
+            for node in nodes:
+                node.config_set("appendonly", "no")
+                node.acl_deluser("nocfg")
+
+
+def test_unreachable_redis_cluster_is_one_line(keys: Path, tmp_path: Path) -> None:
+    url = f"redis://:secret-pw@127.0.0.1:{free_port()}"
+    line = _one_line_error(_run(["--keys", str(keys / "server.json"), "--redis-cluster", url], _env(tmp_path)))
+    assert "cannot use Redis Cluster" in line
+    assert "secret-pw" not in line
+
+
+def test_a_redis_cluster_that_is_down_is_one_line(keys: Path, tmp_path: Path, redis_cluster_url: str) -> None:
+    """A master stopped for longer than ``cluster-node-timeout`` (2 s here) and no
+    replica to take over: the other nodes answer CLUSTERDOWN to every command, so the
+    server refuses to start rather than answer every request with TRANSIENT_FAILURE."""
+    procs, url = start_redis_cluster(tmp_path / "cluster")
+    try:
+        with _cluster_nodes(url) as nodes:
+            url_node = next(node for node in nodes if str(node.get_connection_kwargs()["port"]) == url.rsplit(":")[-1])
+            other = next(node for node in nodes if node is not url_node)
+            stopped = node_process(procs, int(other.get_connection_kwargs()["port"]))
+            os.kill(stopped.pid, signal.SIGSTOP)
+            deadline = time.monotonic() + WAIT_S
+            while b"cluster_state:ok" in url_node.execute_command("CLUSTER", "INFO"):
+                assert time.monotonic() < deadline, "the cluster never noticed the stopped master"
+                time.sleep(0.2)
+        line = _one_line_error(_run(["--keys", str(keys / "server.json"), "--redis-cluster", url], _env(tmp_path)))
+        assert "is down" in line
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+        stop_redis_cluster(procs)
 
 
 # -- start-up errors ------------------------------------------------------------------------

@@ -306,6 +306,8 @@ def resolve_state(
             warn(warning)
         return StateChoice(None, f"redis {redacted_url(redis_url)}")
     if redis_cluster_url:
+        for warning in check_redis_cluster(redis_cluster_url):
+            warn(warning)
         return StateChoice(None, f"redis cluster {redacted_url(redis_cluster_url)}")
     if state is None:
         state = str(prepare_default_state())
@@ -422,6 +424,83 @@ def check_redis(url: str) -> str | None:
         raise StartupError(f"cannot reach Redis at {shown}: {exc}") from exc
     finally:
         client.close()
+
+
+def check_redis_cluster(url: str) -> list[str]:
+    """Reach the Redis Cluster at ``url`` (any node) and check each of its nodes as
+    :func:`check_redis` checks one Redis: one-line warnings for the nodes whose
+    persistence is off or cannot be checked. Unreachable, or down (a node says its
+    ``cluster_state`` is not ok: no check would succeed): :class:`StartupError`.
+
+    Every node counts, replicas too: a replica promoted after a failover holds the
+    state from then on, and a master that restarts empty makes its replicas empty too
+    (they copy it)."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    shown = redacted_url(url)
+    try:
+        client = RedisCluster.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    except ValueError as exc:
+        raise StartupError(f"bad Redis Cluster URL {shown}: {exc}") from exc
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+        raise StartupError(f"cannot use Redis Cluster at {shown}: {_first_line(exc)}") from exc
+    try:
+        every = sorted(client.get_nodes(), key=lambda n: n.name)  # type: ignore[no-untyped-call]
+        nodes = [_check_cluster_node(client, node) for node in every]
+    finally:
+        client.close()
+    down = [node.name for node in nodes if node.state not in (None, "ok")]
+    if down:
+        raise StartupError(f"Redis Cluster at {shown} is down (cluster_state not ok on {', '.join(down)})")
+    off = [node.name for node in nodes if node.persistent is False]
+    unknown = [node.name for node in nodes if node.persistent is None]
+    warnings = []
+    if off:
+        warnings.append(
+            f"warning: Redis Cluster at {shown} has persistence off on {len(off)} node(s) ({', '.join(off)}): "
+            "a restart of one forgets its replay windows and revocations"
+        )
+    if unknown:
+        warnings.append(
+            f"warning: could not check the persistence of Redis Cluster at {shown} on {len(unknown)} node(s) "
+            f"({', '.join(unknown)}: CONFIG not allowed, or no answer)"
+        )
+    return warnings
+
+
+@dataclass(frozen=True)
+class _ClusterNodeCheck:
+    name: str
+    state: str | None
+    """Its ``cluster_state`` (None: it did not answer)."""
+    persistent: bool | None
+    """Whether snapshots or the append-only file are on (None: could not be read)."""
+
+
+def _check_cluster_node(client: Any, node: Any) -> _ClusterNodeCheck:
+    import redis
+
+    conn = client.get_redis_connection(node)
+    try:
+        info = conn.execute_command("CLUSTER", "INFO")
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        state = fields.get("cluster_state", "").strip()
+    except redis.RedisError:
+        return _ClusterNodeCheck(node.name, None, None)
+    try:
+        save = conn.config_get("save").get("save", "")
+        appendonly = conn.config_get("appendonly").get("appendonly", "no")
+    except redis.RedisError:
+        return _ClusterNodeCheck(node.name, state, None)
+    return _ClusterNodeCheck(node.name, state, bool(str(save).strip()) or str(appendonly).lower() != "no")
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message on one line (redis-py's cluster errors may span several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_app() -> None:
