@@ -112,3 +112,13 @@ def test_send_with_symlinked_state(tmp_path: Path, keys: Path) -> None:
     link.symlink_to(target)
     line = _run("send", URL, "--keys", str(keys), "--state", str(link), "--data", "x")
     assert line == f"missile: state file {link} is a symbolic link; give the real file's path"
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "ftp://127.0.0.1/", "127.0.0.1:8080", "http:///path"])
+def test_send_with_a_bad_url_is_a_usage_error(keys: Path, url: str) -> None:
+    out = subprocess.run([*CLI, "send", url, "--keys", str(keys), "--data", "x"], env=ENV, capture_output=True,
+                         timeout=60)  # fmt: skip
+    err = out.stderr.decode()
+    assert out.returncode == 2, err
+    assert "Traceback" not in err
+    assert f"Invalid value for 'URL': '{url}'" in err

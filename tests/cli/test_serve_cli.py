@@ -261,6 +261,15 @@ def test_redis_cluster_persistence_on_or_unknown(keys: Path, tmp_path: Path, red
                 node.acl_deluser("nocfg")
 
 
+@pytest.mark.parametrize("option", ["--redis", "--redis-cluster"])
+def test_malformed_redis_url_is_one_line_without_the_password(keys: Path, tmp_path: Path, option: str) -> None:
+    # Too malformed to find the password in: the URL is not shown at all.
+    url = "redis://:secret-pw@[::1"
+    line = _one_line_error(_run(["--keys", str(keys / "server.json"), option, url], _env(tmp_path)))
+    assert "bad Redis" in line and "<malformed URL>" in line
+    assert "secret-pw" not in line
+
+
 def test_unreachable_redis_cluster_is_one_line(keys: Path, tmp_path: Path) -> None:
     url = f"redis://:secret-pw@127.0.0.1:{free_port()}"
     line = _one_line_error(_run(["--keys", str(keys / "server.json"), "--redis-cluster", url], _env(tmp_path)))

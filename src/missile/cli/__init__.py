@@ -355,8 +355,21 @@ MECHANISMS = ("RSA", "ECC", "JWE_RSA", "JWEJS_RSA", "JWK_RSA", "JWK_RSAES", "PSK
 PASSWORD_ENV = "MISSILE_PASSWORD"
 
 
+def _http_url(ctx: click.Context, param: click.Parameter, url: str) -> str:
+    """``url`` when it is an absolute http:// or https:// URL, else a usage error."""
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise click.BadParameter(f"{url!r} is not a URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise click.BadParameter(f"{url!r}: give http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH")
+    return url
+
+
 @main.command()
-@click.argument("url")
+@click.argument("url", callback=_http_url)
 @click.option("--keys", "keys_path", required=True, type=click.Path(dir_okay=False), help="Key file.")
 @click.option("--state", type=click.Path(dir_okay=False), help="SQLite file keeping the client's session.")
 @click.option(

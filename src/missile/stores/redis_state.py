@@ -179,10 +179,14 @@ return 1
 
 
 def redacted_url(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
+    """``url`` without its password, for logs (a URL too malformed to find the
+    password in is not shown at all)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:  # e.g. an unclosed IPv6 bracket, a port that is not a number
+        return "<malformed URL>"
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
