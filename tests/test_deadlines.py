@@ -5,6 +5,7 @@ TimeoutError; other cancellations pass through untouched."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
@@ -134,12 +135,15 @@ def test_outside_a_task_is_refused() -> None:
     asyncio.run(main())
 
 
-def test_the_bound_must_be_positive() -> None:
+@pytest.mark.parametrize("bound", [0, -1.0, math.nan, math.inf])
+def test_the_bound_must_be_positive_and_finite(bound: float) -> None:
+    # NaN passes a "<= 0" check and infinity bounds nothing: both are refused like zero.
     async def main() -> None:
-        with pytest.raises(ValueError, match="positive"):
-            Deadlines(asyncio.get_running_loop(), 0)
+        with pytest.raises(ValueError, match="positive, finite"):
+            Deadlines(asyncio.get_running_loop(), bound)
 
     asyncio.run(main())
+
 
 
 def test_close_disarms_the_timer() -> None:

@@ -18,13 +18,22 @@ re-arms for the next unfinished call. A call so costs an append and a mark.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Awaitable
 from typing import TypeVar
 
-__all__ = ["Deadlines"]
+__all__ = ["Deadlines", "check_seconds"]
 
 _T = TypeVar("_T")
+
+
+def check_seconds(value: float, what: str) -> float:
+    """``value`` when it is a usable bound: positive and finite. NaN passes ``<= 0`` and
+    infinity is no bound at all, so both are refused like zero (ValueError naming ``what``)."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{what} must be a positive, finite number of seconds")
+    return value
 
 
 class _Call:
@@ -43,8 +52,7 @@ class Deadlines:
     __slots__ = ("_calls", "_loop", "_timeout", "_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+        check_seconds(timeout, "timeout")
         self._loop = loop
         self._timeout = timeout
         self._calls: deque[_Call] = deque()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -346,6 +347,33 @@ def test_uncreatable_default_state_directory_is_one_line(keys: Path, tmp_path: P
     (home / ".local").write_text("a file where the state directory should go")
     line = _one_line_error(_run(["--keys", str(keys / "server.json")], _env(tmp_path)))
     assert "cannot create state directory" in line
+
+
+def test_an_address_in_use_is_one_line(keys: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["--keys", str(keys / "server.json"), "--state", ":memory:", "--port", str(port)]
+        line = _one_line_error(_run(args, _env(tmp_path)))
+    assert line == f"missile: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_an_address_not_of_this_machine_is_one_line(keys: Path, tmp_path: Path) -> None:
+    args = ["--keys", str(keys / "server.json"), "--state", ":memory:", "--host", "192.0.2.1"]  # TEST-NET-1
+    assert "cannot listen on 192.0.2.1:8080" in _one_line_error(_run(args, _env(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--head-timeout", "nan"), ("--read-timeout", "nan"), ("--state-timeout", "inf"), ("--keep-alive-timeout", "0"),
+     ("--renewal", "-1"), ("--expiration", "0"), ("--port", "0"), ("--port", "65536")],
+)  # fmt: skip
+def test_option_values_that_bound_nothing_are_usage_errors(keys: Path, tmp_path: Path, option: str, value: str) -> None:
+    out = _run(["--keys", str(keys / "server.json"), "--state", ":memory:", option, value], _env(tmp_path))
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and STARTED not in out.stderr
+    assert option in out.stderr
 
 
 def test_unreachable_redis_is_one_line(keys: Path, tmp_path: Path) -> None:

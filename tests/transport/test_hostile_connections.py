@@ -8,6 +8,7 @@ heads, kept-alive idle connections and oversized spooled bodies
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import resource
 import select
@@ -28,7 +29,9 @@ from missile.errors import MslError
 from missile.keyfile import KeyFile
 from missile.keyx.requests import key_request_factory
 from missile.profiles import context_from_keyfile
+from missile.tokens.factory import TokenFactory
 from missile.transport.http import HttpTransport
+from missile.transport.http_server import ConnectionLimits
 from process_helpers import terminate, wait_listening
 from redis_helpers import free_port
 
@@ -309,3 +312,12 @@ def test_body_over_the_spool_bound_is_a_clear_error_and_leaves_no_file(tmp_path:
         assert list(spool.iterdir()) == []
         # The server is still there for the next client.
         assert _client_request(served, b"after") == b"after"
+
+@pytest.mark.parametrize("bound", [0, math.nan, math.inf])
+def test_every_configured_bound_is_positive_and_finite(bound: float) -> None:
+    with pytest.raises(ValueError, match="state_timeout must be a positive, finite"):
+        TokenFactory(state_timeout=bound)
+    with pytest.raises(ValueError, match="head_timeout must be a positive, finite"):
+        ConnectionLimits(head_timeout=bound)
+    with pytest.raises(ValueError, match="keep_alive_timeout must be a positive, finite"):
+        ConnectionLimits(keep_alive_timeout=bound)  # type: ignore[arg-type]

@@ -93,7 +93,7 @@ def keygen(directory: Path, server_identity: str, client_identity: str, force: b
     "(imported from the current directory, as uvicorn does); its keys and state are its own.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--state",
     help="SQLite file for the server's token state [default: $XDG_STATE_HOME/missile/server-state.db]; "
@@ -102,8 +102,12 @@ def keygen(directory: Path, server_identity: str, client_identity: str, force: b
 @click.option("--redis", "redis_url", help="Redis URL for token state shared by several servers.")
 @click.option("--redis-cluster", "redis_cluster_url", help="Redis Cluster URL for shared token state.")
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
-@click.option("--renewal", default=86400, show_default=True, type=int, help="Token renewal window, seconds.")
-@click.option("--expiration", default=7 * 86400, show_default=True, type=int, help="Token lifetime, seconds.")
+@click.option(
+    "--renewal", default=86400, show_default=True, type=click.IntRange(min=0), help="Token renewal window, seconds."
+)
+@click.option(
+    "--expiration", default=7 * 86400, show_default=True, type=click.IntRange(min=1), help="Token lifetime, seconds."
+)
 @click.option(
     "--allow-insecure",
     "allow_insecure",
@@ -207,6 +211,7 @@ def serve(
         click.echo("missile: serving needs uvicorn: pip install 'missile[server]'", err=True)
         sys.exit(1)
     from missile.cli import serving
+    from missile.deadlines import check_seconds
     from missile.stores.open import MEMORY
     from missile.transport.http_server import ConnectionLimits, fit_open_file_limit
 
@@ -230,10 +235,13 @@ def serve(
         raise click.UsageError("--workers must be at least 1")
     if expiration < renewal:
         raise click.UsageError("--expiration must not be shorter than --renewal")
-    if read_timeout <= 0:
-        raise click.UsageError("--read-timeout must be positive")
-    if state_timeout <= 0:
-        raise click.UsageError("--state-timeout must be positive")
+    bounds = (("--read-timeout", read_timeout), ("--state-timeout", state_timeout),
+              ("--head-timeout", head_timeout), ("--keep-alive-timeout", keep_alive_timeout))  # fmt: skip
+    for option, seconds in bounds:
+        try:
+            check_seconds(seconds, option)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
     try:
         limits = ConnectionLimits(
             head_timeout=head_timeout,
@@ -257,6 +265,7 @@ def serve(
             description = serving.check_user_app(app_ref, workers)
             fitted = fit_open_file_limit(limits)
             serving.export_user_app(app_ref, fitted, os.environ)
+            serving.check_listen(host, port)
         except serving.StartupError as exc:
             say(str(exc))
             sys.exit(1)
@@ -285,6 +294,7 @@ def serve(
             prefer_binary=prefer_binary,
         ).export(os.environ)
         serving.check_app()
+        serving.check_listen(host, port)
     except serving.StartupError as exc:
         say(str(exc))
         sys.exit(1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -501,6 +502,24 @@ def _first_line(exc: BaseException) -> str:
     """An exception's message on one line (redis-py's cluster errors may span several)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_listen(host: str, port: int) -> None:
+    """Raise :class:`StartupError` unless ``host:port`` can be listened on now: an
+    address in use, a host that does not resolve or is not this machine's, or a port
+    that needs privileges is one line before the start-up line, not a uvicorn log
+    record after it. The socket is bound and closed at once (with SO_REUSEADDR, as
+    uvicorn binds, so nothing lingers); uvicorn then binds the address itself."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:  # socket.gaierror included
+        raise StartupError(f"cannot listen on {where}: {exc.strerror or type(exc).__name__}") from exc
 
 
 def check_app() -> None:

@@ -33,7 +33,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from missile.crypto.random import random_long
-from missile.deadlines import Deadlines
+from missile.deadlines import Deadlines, check_seconds
 from missile.encoding import EncoderFormat, next_id
 from missile.errors import MslError, MslException, MslMasterTokenException
 from missile.observe.base import Observer, StateCallObserved
@@ -97,8 +97,7 @@ class TokenFactory:
         observer: Observer | None = None,
         binary_tokens: bool = True,
     ) -> None:
-        if state_timeout <= 0:
-            raise ValueError("state_timeout must be positive")
+        check_seconds(state_timeout, "state_timeout")
         self.state: TokenState = state if state is not None else MemoryTokenState()
         """Where the issuer's state lives."""
         self.state_timeout = state_timeout

@@ -45,6 +45,8 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from missile.deadlines import check_seconds
+
 __all__ = ["ConnectionLimits", "HardenedHttpToolsProtocol", "fit_open_file_limit", "protocol_with"]
 
 log = logging.getLogger(__name__)
@@ -84,8 +86,8 @@ class ConnectionLimits:
     room for 1,000 held idle connections plus real clients."""
 
     def __post_init__(self) -> None:
-        if self.head_timeout <= 0 or self.keep_alive_timeout <= 0:
-            raise ValueError("timeouts must be positive")
+        check_seconds(self.head_timeout, "head_timeout")
+        check_seconds(self.keep_alive_timeout, "keep_alive_timeout")
         if self.max_head_size < 1024:
             raise ValueError("max_head_size must be at least 1024 bytes")
         if self.max_connections < 1:
