@@ -42,6 +42,7 @@ from missile._setup import (
     message_options,
     open_store,
 )
+from missile.deadlines import check_seconds
 from missile.engine.client import MslClient, Payload, Response, StreamingResponse
 from missile.engine.options import MessageOptions
 from missile.engine.sync import EventLoopThread
@@ -295,6 +296,8 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         call_timeout: float | None = None,
     ) -> None:
+        if call_timeout is not None:
+            check_seconds(call_timeout, "call_timeout")
         self._async = AsyncClient(
             base_url,
             keys=keys,

@@ -19,19 +19,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from missile.cli.keys import generate, write_private
+from missile.client import Client
 from missile.engine.client import MslClient
 from missile.engine.errors import MslErrorResponse
+from missile.engine.server import MslServer
+from missile.engine.sync import SyncClient
 from missile.errors import MslError
 from missile.keyfile import KeyFile
 from missile.keyx.requests import key_request_factory
+from missile.peer import Peer
 from missile.profiles import context_from_keyfile
+from missile.stores.redis_state import RedisTokenState
 from missile.tokens.factory import TokenFactory
 from missile.transport.http import HttpTransport
 from missile.transport.http_server import ConnectionLimits
+from missile.transport.pooled import PooledHttpTransport
+from missile.transport.tcp import TcpTransport
 from process_helpers import terminate, wait_listening
 from redis_helpers import free_port
 
@@ -314,10 +322,38 @@ def test_body_over_the_spool_bound_is_a_clear_error_and_leaves_no_file(tmp_path:
         assert _client_request(served, b"after") == b"after"
 
 @pytest.mark.parametrize("bound", [0, math.nan, math.inf])
-def test_every_configured_bound_is_positive_and_finite(bound: float) -> None:
+def test_every_configured_bound_is_positive_and_finite(bound: float, tmp_path: Path) -> None:
+    """Each public place that takes a time bound refuses one that bounds nothing, when
+    it is configured rather than at the first request."""
+    server_keys, client_keys = generate("server1", "client1")
+    write_private(tmp_path / "server.json", server_keys)
+    write_private(tmp_path / "client.json", client_keys)
+    ctx = context_from_keyfile(KeyFile.load(tmp_path / "client.json"), role="client").ctx
+    refused = {
+        "MslServer(read_timeout=)": lambda: MslServer(ctx, _echo, read_timeout=bound),
+        "PooledHttpTransport(timeout=)": lambda: PooledHttpTransport("http://127.0.0.1:9/", timeout=bound),
+        "PooledHttpTransport(keepalive_expiry=)": lambda: PooledHttpTransport(
+            "http://127.0.0.1:9/", keepalive_expiry=math.nan if bound == 0 else bound
+        ),
+        "HttpTransport(timeout=)": lambda: HttpTransport("http://127.0.0.1:9/", timeout=bound),
+        "TcpTransport(read_timeout=)": lambda: TcpTransport("127.0.0.1", 9, read_timeout=bound),
+        "RedisTokenState(socket_timeout=)": lambda: RedisTokenState("redis://127.0.0.1:9", socket_timeout=bound),
+        "SyncClient(timeout=)": lambda: SyncClient(MslClient(ctx, HttpTransport("http://127.0.0.1:9/")), timeout=bound),
+        "Client(call_timeout=)": lambda: Client("http://127.0.0.1:9/", keys=tmp_path / "client.json",
+                                                state=":memory:", call_timeout=bound),
+        "Peer(read_timeout=)": lambda: Peer(tmp_path / "server.json", state=":memory:", read_timeout=bound),
+    }
+    for name, make in refused.items():
+        with pytest.raises(ValueError, match="must be a"):
+            make()
+            pytest.fail(f"{name} accepted {bound}")
     with pytest.raises(ValueError, match="state_timeout must be a positive, finite"):
         TokenFactory(state_timeout=bound)
     with pytest.raises(ValueError, match="head_timeout must be a positive, finite"):
         ConnectionLimits(head_timeout=bound)
     with pytest.raises(ValueError, match="keep_alive_timeout must be a positive, finite"):
         ConnectionLimits(keep_alive_timeout=bound)  # type: ignore[arg-type]
+
+
+async def _echo(request: Any) -> bytes:
+    return b""

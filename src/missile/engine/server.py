@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
+from missile.deadlines import check_seconds
 from missile.engine.body import MessageBody
 from missile.engine.errors import ReadTimeout
 from missile.engine.issuer import check_request, record_issued
@@ -220,6 +221,10 @@ class MslServer:
     observer: Observer = field(default_factory=LogObserver)
     """Told of every message (kind, identity, error, sizes, duration) and asked for a
     tracing scope around it (:mod:`missile.observe`)."""
+
+    def __post_init__(self) -> None:
+        if self.read_timeout is not None:
+            check_seconds(self.read_timeout, "read_timeout")
 
     async def serve_channel(self, channel: Channel, origin: Origin = _NO_ORIGIN) -> None:
         """Read one request from ``channel``, respond, and finish the channel. ``origin``

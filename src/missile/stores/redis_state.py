@@ -80,6 +80,7 @@ except ImportError:  # pragma: no cover - exercised by tests/test_packaging.py i
 else:
     _REDIS_INSTALLED = True
 
+from missile.deadlines import check_seconds
 from missile.encoding import MAX_LONG_VALUE
 from missile.errors import MslError, MslException
 from missile.stores.batching import Batcher
@@ -234,6 +235,7 @@ class RedisTokenState(TokenState):
             raise ValueError("the prefix must not contain braces (they are the keys' hash tags)")
         if (url is None) == (client is None):
             raise ValueError("give exactly one of url and client")
+        check_seconds(socket_timeout, "socket_timeout")
         self._url = redacted_url(url) if url is not None else None
         self._owned = client is None
         self.cluster = cluster or isinstance(client, redis.asyncio.cluster.RedisCluster)

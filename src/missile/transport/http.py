@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from missile.deadlines import check_seconds
 from missile.engine.errors import ReadTimeout
 from missile.engine.server import MslServer, Origin
 from missile.errors import MslError, MslException
@@ -136,6 +137,7 @@ class HttpTransport:
     """Client transport: each exchange is one streaming POST to ``url``."""
 
     def __init__(self, url: str, *, client: httpx.AsyncClient | None = None, timeout: float = 30.0) -> None:
+        check_seconds(timeout, "timeout")
         self.url = url
         self._owned = client is None
         self.client = client or httpx.AsyncClient(timeout=timeout)

@@ -66,6 +66,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import re
 import select
 import socket
@@ -76,6 +77,7 @@ from urllib.parse import urlsplit
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
+from missile.deadlines import check_seconds
 from missile.errors import MslError, MslException
 from missile.observe.base import trace_headers
 
@@ -568,8 +570,9 @@ class PooledHttpTransport:
             raise ValueError(f"ssl_context given for a URL without TLS: {url!r}")
         if max_connections < 1 or max_idle < 0:
             raise ValueError("max_connections must be at least 1 and max_idle at least 0")
-        if keepalive_expiry is not None and keepalive_expiry < 0:
-            raise ValueError("keepalive_expiry must not be negative")
+        check_seconds(timeout, "timeout")
+        if keepalive_expiry is not None and not 0 <= keepalive_expiry < math.inf:  # NaN fails too
+            raise ValueError("keepalive_expiry must be a finite number of seconds, 0 or more (None: no limit)")
         self.url = url
         self.timeout = timeout
         """Seconds to wait for a connection (a free place in the pool and the handshakes),
