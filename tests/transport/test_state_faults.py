@@ -1,7 +1,8 @@
 """A hung Redis (SIGSTOP) against a real ``missile serve``: the server keeps accepting
 and answering, requests that need the state fail with TRANSIENT_FAILURE within the
 state bound, nothing is accepted unchecked, and service resumes after SIGCONT. In a
-Redis Cluster, a hung master holds back only the identities whose state it holds."""
+Redis Cluster, a hung or killed master holds back only the identities whose state it
+holds, and a killed one's identities are served again once it is back."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import os
 import signal
 import time
 from pathlib import Path
-from subprocess import Popen
+from subprocess import DEVNULL, Popen
 
 import httpx
+import redis
 
 from missile.cli.keys import generate, write_private
 from missile.errors import ResponseCode
@@ -145,5 +147,70 @@ def test_hung_cluster_master_holds_back_only_the_identities_it_holds(
                 assert error_code(other, http.post(url, content=message).content) is ResponseCode.REPLAYED
             fresh = non_replayable_message(hung, b"after the freeze")
             assert error_code(hung, http.post(url, content=fresh).content) is None
+    finally:
+        stop(server)
+
+
+def _wait_cluster_ok(port: int, deadline_s: float = 30.0) -> None:
+    """Until the node on ``port`` answers and reports ``cluster_state:ok``."""
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+    deadline = time.monotonic() + deadline_s
+    try:
+        while True:
+            try:
+                if b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO"):
+                    return
+            except redis.RedisError:
+                pass
+            assert time.monotonic() < deadline, f"the node on {port} did not rejoin its cluster"
+            time.sleep(0.2)
+    finally:
+        client.close()
+
+
+def test_killed_cluster_master_fails_only_its_identities_and_recovers_after_restart(
+    tmp_path: Path, private_redis_cluster: tuple[list[Popen[bytes]], str]
+) -> None:
+    """A master killed (SIGKILL: its connections reset, its port refusing) rather than
+    hung: the identities it holds get TRANSIENT_FAILURE within the bound, the other
+    masters' identities are served as before, and once the node is restarted (it
+    rejoins before the cluster counts it as failed) its identities are served again,
+    without a restart of the server. Nothing is accepted twice."""
+    procs, cluster_url = private_redis_cluster
+    one, another, port = on_two_masters(cluster_url, lambda i: f"missile:{{{f'client{i}'.encode().hex()}}}")
+    server_keys, (lost, other) = _write_two_clients(tmp_path / "keys", (f"client{one}", f"client{another}"))
+    node = node_process(procs, port)
+    server, url = start_serve(server_keys, "--redis-cluster", cluster_url)
+    try:
+        for built in (lost, other):
+            asyncio.run(establish(built, url))
+        lost_messages = [non_replayable_message(lost, b"while killed %d" % i) for i in range(2)]
+        other_messages = [non_replayable_message(other, b"elsewhere %d" % i) for i in range(4)]
+        node.kill()
+        node.wait()
+
+        async def killed() -> tuple[list[tuple[float, bytes]], list[tuple[float, bytes]]]:
+            async with httpx.AsyncClient(timeout=30) as http:
+                failed = [await _timed_post(http, url, m) for m in lost_messages]
+                served = [await _timed_post(http, url, m) for m in other_messages]
+            return failed, served
+
+        failed, served = asyncio.run(killed())
+        for seconds, body in failed:
+            assert error_code(lost, body) is ResponseCode.TRANSIENT_FAILURE
+            assert seconds < STATE_TIMEOUT + 1.0
+        for seconds, body in served:
+            assert error_code(other, body) is None
+            assert seconds < STATE_TIMEOUT / 2
+        # The same node again: same port, same node ID (its nodes file), no data (the
+        # test cluster keeps none on disk). The server reconnects by itself.
+        procs[procs.index(node)] = Popen(node.args, stdout=DEVNULL, stderr=DEVNULL)
+        _wait_cluster_ok(port)
+        with httpx.Client(timeout=30) as http:
+            for message in lost_messages:  # never checked while the node was down
+                assert error_code(lost, http.post(url, content=message).content) is None
+                assert error_code(lost, http.post(url, content=message).content) is ResponseCode.REPLAYED
+            for message in other_messages:
+                assert error_code(other, http.post(url, content=message).content) is ResponseCode.REPLAYED
     finally:
         stop(server)
