@@ -20,7 +20,7 @@ import redis
 from missile.cli.keys import generate, write_private
 from missile.errors import ResponseCode
 from missile.profiles import KeyFileContext
-from redis_helpers import node_process, on_two_masters
+from redis_helpers import node_process, on_two_masters, stop_redis
 from serve_helpers import client_context, error_code, establish, non_replayable_message, start_serve, stop, write_keys
 
 #: The server's per-call state bound (the default).
@@ -214,3 +214,78 @@ def test_killed_cluster_master_fails_only_its_identities_and_recovers_after_rest
                 assert error_code(other, http.post(url, content=message).content) is ResponseCode.REPLAYED
     finally:
         stop(server)
+
+
+def _wait_redis(url: str, deadline_s: float = 30.0) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    deadline = time.monotonic() + deadline_s
+    try:
+        while True:
+            try:
+                info = client.info("persistence")
+                if not info.get("loading") and not info.get("aof_rewrite_in_progress") and not info.get(
+                    "aof_rewrite_scheduled"
+                ):
+                    return
+            except redis.RedisError:
+                pass
+            assert time.monotonic() < deadline, "redis-server did not come up"
+            time.sleep(0.1)
+    finally:
+        client.close()
+
+
+def test_killed_redis_fails_requests_transiently_and_a_durable_one_refuses_replays_after_restart(
+    tmp_path: Path, private_redis: tuple[Popen[bytes], str]
+) -> None:
+    """Redis killed (SIGKILL): requests that need the state get TRANSIENT_FAILURE within
+    the bound and the server keeps answering. Restarted with its append-only file
+    (fsync on every write), Redis has kept what the server recorded: a message accepted
+    before the kill is refused as a replay after it, the server reconnects and reloads
+    its scripts by itself (a new Redis answers NOSCRIPT), and the messages refused while
+    Redis was down are accepted once."""
+    redis_proc, redis_url = private_redis
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        admin.config_set("appendfsync", "always")
+        admin.config_set("appendonly", "yes")  # writes the file in the background
+    finally:
+        admin.close()
+    _wait_redis(redis_url)
+    keys = write_keys(tmp_path)
+    server, url = start_serve(keys / "server.json", "--redis", redis_url)
+    restarted: Popen[bytes] | None = None
+    try:
+        built = client_context(keys)
+        asyncio.run(establish(built, url))
+        before = non_replayable_message(built, b"before the kill")
+        during = [non_replayable_message(built, b"while Redis is down %d" % i) for i in range(2)]
+        with httpx.Client(timeout=30) as http:
+            assert error_code(built, http.post(url, content=before).content) is None
+        redis_proc.kill()
+        redis_proc.wait()
+
+        async def down() -> tuple[list[tuple[float, bytes]], float]:
+            async with httpx.AsyncClient(timeout=30) as http:
+                *answers, get_seconds = await asyncio.gather(*(_timed_post(http, url, m) for m in during),
+                                                             _timed_get(http, url))  # fmt: skip
+            return answers, get_seconds
+
+        answers, get_seconds = asyncio.run(down())
+        assert get_seconds < 0.5
+        for seconds, body in answers:
+            assert error_code(built, body) is ResponseCode.TRANSIENT_FAILURE
+            assert seconds < STATE_TIMEOUT + 1.0
+        args = [str(arg) for arg in redis_proc.args]  # type: ignore[union-attr]
+        args[args.index("--appendonly") + 1] = "yes"
+        restarted = Popen([*args, "--appendfsync", "always"], stdout=DEVNULL, stderr=DEVNULL)
+        _wait_redis(redis_url)
+        with httpx.Client(timeout=30) as http:
+            assert error_code(built, http.post(url, content=before).content) is ResponseCode.REPLAYED
+            for message in during:
+                assert error_code(built, http.post(url, content=message).content) is None
+                assert error_code(built, http.post(url, content=message).content) is ResponseCode.REPLAYED
+    finally:
+        stop(server)
+        if restarted is not None:
+            stop_redis(restarted)
