@@ -42,7 +42,7 @@ from missile._setup import (
     message_options,
     open_store,
 )
-from missile.deadlines import check_seconds
+from missile.deadlines import check_seconds_or_none
 from missile.engine.client import MslClient, Payload, Response, StreamingResponse
 from missile.engine.options import MessageOptions
 from missile.engine.sync import EventLoopThread
@@ -296,8 +296,7 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         call_timeout: float | None = None,
     ) -> None:
-        if call_timeout is not None:
-            check_seconds(call_timeout, "call_timeout")
+        check_seconds_or_none(call_timeout, "call_timeout")
         self._async = AsyncClient(
             base_url,
             keys=keys,

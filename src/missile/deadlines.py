@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import TypeVar
 
-__all__ = ["Deadlines", "check_seconds"]
+__all__ = ["Deadlines", "check_seconds", "check_seconds_or_none"]
 
 _T = TypeVar("_T")
 
@@ -34,6 +34,11 @@ def check_seconds(value: float, what: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{what} must be a positive, finite number of seconds")
     return value
+
+
+def check_seconds_or_none(value: float | None, what: str) -> float | None:
+    """:func:`check_seconds`, where None (no bound at all, asked for explicitly) is allowed."""
+    return None if value is None else check_seconds(value, what)
 
 
 class _Call:

@@ -51,7 +51,7 @@ from missile._setup import (
     open_store,
     user_factories,
 )
-from missile.deadlines import check_seconds
+from missile.deadlines import check_seconds_or_none
 from missile.engine.client import Payload, Response
 from missile.engine.errors import MslErrorResponse
 from missile.engine.message_io import MessageStream
@@ -228,8 +228,7 @@ class Peer(AsyncClosing):
             raise ConfigError("keys=: the key file has no msl_token_keys (a peer needs them to issue tokens)")
         if not 0 < token_renewal <= token_lifetime:
             raise ConfigError("token_renewal= and token_lifetime=: need 0 < token_renewal <= token_lifetime (seconds)")
-        if read_timeout is not None:
-            check_seconds(read_timeout, "read_timeout")
+        check_seconds_or_none(read_timeout, "read_timeout")
         self.state_location, self._store, self._state = _open_peer_state(state)
         """Where the state is (as given, made absolute; ":memory:" for memory)."""
         try:

@@ -411,11 +411,10 @@ def check_redis(url: str) -> str | None:
     try:
         client.ping()
         try:
-            save = client.config_get("save").get("save", "")
-            appendonly = client.config_get("appendonly").get("appendonly", "no")
+            persistent = _persistent(client)
         except redis.ResponseError:
             return f"warning: could not check the persistence of Redis at {shown} (CONFIG not allowed)"
-        if not str(save).strip() and str(appendonly).lower() == "no":
+        if not persistent:
             return (
                 f"warning: Redis at {shown} has persistence off (no snapshots, no append-only file): "
                 "a restart forgets replay windows and revocations"
@@ -491,11 +490,18 @@ def _check_cluster_node(client: Any, node: Any) -> _ClusterNodeCheck:
     except redis.RedisError:
         return _ClusterNodeCheck(node.name, None, None)
     try:
-        save = conn.config_get("save").get("save", "")
-        appendonly = conn.config_get("appendonly").get("appendonly", "no")
+        return _ClusterNodeCheck(node.name, state, _persistent(conn))
     except redis.RedisError:
         return _ClusterNodeCheck(node.name, state, None)
-    return _ClusterNodeCheck(node.name, state, bool(str(save).strip()) or str(appendonly).lower() != "no")
+
+
+def _persistent(client: Any) -> bool:
+    """Whether the Redis behind ``client`` (a sync ``redis.Redis``) keeps its data over a
+    restart: RDB snapshots (``save``) or the append-only file. Raises redis-py's errors
+    (a ResponseError when CONFIG is not allowed)."""
+    save = client.config_get("save").get("save", "")
+    appendonly = client.config_get("appendonly").get("appendonly", "no")
+    return bool(str(save).strip()) or str(appendonly).lower() != "no"
 
 
 def _first_line(exc: BaseException) -> str:

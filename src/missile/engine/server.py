@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from missile.context import MslContext
 from missile.crypto.context import CryptoContext
-from missile.deadlines import check_seconds
+from missile.deadlines import check_seconds_or_none
 from missile.engine.body import MessageBody
 from missile.engine.errors import ReadTimeout
 from missile.engine.issuer import check_request, record_issued
@@ -223,8 +223,7 @@ class MslServer:
     tracing scope around it (:mod:`missile.observe`)."""
 
     def __post_init__(self) -> None:
-        if self.read_timeout is not None:
-            check_seconds(self.read_timeout, "read_timeout")
+        check_seconds_or_none(self.read_timeout, "read_timeout")
 
     async def serve_channel(self, channel: Channel, origin: Origin = _NO_ORIGIN) -> None:
         """Read one request from ``channel``, respond, and finish the channel. ``origin``

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from missile.deadlines import check_seconds
+from missile.deadlines import check_seconds_or_none
 from missile.engine.client import MslClient, Response
 from missile.engine.options import MessageOptions
 
@@ -46,8 +46,7 @@ class SyncClient:
     """Blocking twin of :class:`~missile.engine.client.MslClient`."""
 
     def __init__(self, client: MslClient, *, timeout: float | None = None) -> None:
-        if timeout is not None:
-            check_seconds(timeout, "timeout")
+        check_seconds_or_none(timeout, "timeout")
         self.client = client
         self.timeout = timeout
         self._loop = EventLoopThread()

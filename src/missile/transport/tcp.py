@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from missile.deadlines import Deadlines, check_seconds
+from missile.deadlines import Deadlines, check_seconds_or_none
 from missile.engine.errors import ReadTimeout
 from missile.engine.message_io import MessageStream
 from missile.engine.peer import MslPeer
@@ -64,11 +64,6 @@ def _capped(handle: _Handler, max_connections: int) -> _Handler:
 
     return capped
 
-
-
-def _check_read_timeout(read_timeout: float | None) -> None:
-    if read_timeout is not None:
-        check_seconds(read_timeout, "read_timeout")
 
 class _StreamChannel:
     one_exchange = False
@@ -125,7 +120,7 @@ class TcpTransport:
     """
 
     def __init__(self, host: str, port: int, *, read_timeout: float | None = 30.0) -> None:
-        _check_read_timeout(read_timeout)
+        check_seconds_or_none(read_timeout, "read_timeout")
         self.host = host
         self.port = port
         self.read_timeout = read_timeout
@@ -205,7 +200,7 @@ async def connect_peer_tcp(host: str, port: int, *, read_timeout: float | None =
     A reply that stalls for ``read_timeout`` seconds fails with MSL_COMMS_FAILURE
     (:class:`~missile.engine.errors.ReadTimeout`) and the connection is closed.
     """
-    _check_read_timeout(read_timeout)
+    check_seconds_or_none(read_timeout, "read_timeout")
     try:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError as exc:
@@ -225,7 +220,7 @@ async def serve_peer_tcp(
     after request (and the key-exchange answers between them) until the other peer
     closes it, or sends nothing for ``read_timeout`` seconds. Beyond
     ``max_connections`` open at once, new connections are closed."""
-    _check_read_timeout(read_timeout)
+    check_seconds_or_none(read_timeout, "read_timeout")
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         channel = _PeerChannel(reader, writer, None, read_timeout)
