@@ -11,6 +11,7 @@ import copy
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, Popen
 
@@ -101,20 +102,48 @@ def _write_two_clients(directory: Path, identities: tuple[str, str]) -> tuple[Pa
     return directory / "server.json", clients
 
 
+@dataclass
+class _TwoMasters:
+    """``missile serve`` on a Redis Cluster, with two clients whose state two different
+    masters hold: ``faulty``'s on the master of process ``node`` (listening on ``port``),
+    ``other``'s elsewhere; and non-replayable messages of each, not sent yet."""
+
+    node: Popen[bytes]
+    port: int
+    server: Popen[bytes]
+    url: str
+    faulty: KeyFileContext
+    other: KeyFileContext
+    faulty_messages: list[bytes]
+    other_messages: list[bytes]
+
+
+def _serve_two_masters(tmp_path: Path, procs: list[Popen[bytes]], cluster_url: str) -> _TwoMasters:
+    """Start the server, establish both clients' sessions and build two messages of the
+    faulty master's client and four of the other (stop ``server`` after)."""
+    # A client's state lives under missile:{hex of its identity} (missile.stores.redis_state).
+    one, another, port = on_two_masters(cluster_url, lambda i: f"missile:{{{f'client{i}'.encode().hex()}}}")
+    server_keys, (faulty, other) = _write_two_clients(tmp_path / "keys", (f"client{one}", f"client{another}"))
+    server, url = start_serve(server_keys, "--redis-cluster", cluster_url)
+    try:
+        for built in (faulty, other):
+            asyncio.run(establish(built, url))
+    except BaseException:
+        stop(server)
+        raise
+    faulty_messages = [non_replayable_message(faulty, b"while the master is down %d" % i) for i in range(2)]
+    other_messages = [non_replayable_message(other, b"elsewhere %d" % i) for i in range(4)]
+    return _TwoMasters(node_process(procs, port), port, server, url, faulty, other, faulty_messages, other_messages)
+
+
 def test_hung_cluster_master_holds_back_only_the_identities_it_holds(
     tmp_path: Path, private_redis_cluster: tuple[list[Popen[bytes]], str]
 ) -> None:
     procs, cluster_url = private_redis_cluster
-    # A client's state lives under missile:{hex of its identity} (missile.stores.redis_state).
-    one, another, port = on_two_masters(cluster_url, lambda i: f"missile:{{{f'client{i}'.encode().hex()}}}")
-    server_keys, (hung, other) = _write_two_clients(tmp_path / "keys", (f"client{one}", f"client{another}"))
-    node = node_process(procs, port)
-    server, url = start_serve(server_keys, "--redis-cluster", cluster_url)
+    rig = _serve_two_masters(tmp_path, procs, cluster_url)
+    node, server, url, hung, other = rig.node, rig.server, rig.url, rig.faulty, rig.other
+    hung_messages, other_messages = rig.faulty_messages, rig.other_messages
     try:
-        for built in (hung, other):
-            asyncio.run(establish(built, url))
-        hung_messages = [non_replayable_message(hung, b"during the freeze %d" % i) for i in range(2)]
-        other_messages = [non_replayable_message(other, b"elsewhere %d" % i) for i in range(4)]
         os.kill(node.pid, signal.SIGSTOP)
         try:
 
@@ -177,15 +206,10 @@ def test_killed_cluster_master_fails_only_its_identities_and_recovers_after_rest
     rejoins before the cluster counts it as failed) its identities are served again,
     without a restart of the server. Nothing is accepted twice."""
     procs, cluster_url = private_redis_cluster
-    one, another, port = on_two_masters(cluster_url, lambda i: f"missile:{{{f'client{i}'.encode().hex()}}}")
-    server_keys, (lost, other) = _write_two_clients(tmp_path / "keys", (f"client{one}", f"client{another}"))
-    node = node_process(procs, port)
-    server, url = start_serve(server_keys, "--redis-cluster", cluster_url)
+    rig = _serve_two_masters(tmp_path, procs, cluster_url)
+    node, server, url, lost, other = rig.node, rig.server, rig.url, rig.faulty, rig.other
+    lost_messages, other_messages = rig.faulty_messages, rig.other_messages
     try:
-        for built in (lost, other):
-            asyncio.run(establish(built, url))
-        lost_messages = [non_replayable_message(lost, b"while killed %d" % i) for i in range(2)]
-        other_messages = [non_replayable_message(other, b"elsewhere %d" % i) for i in range(4)]
         node.kill()
         node.wait()
 
@@ -205,7 +229,7 @@ def test_killed_cluster_master_fails_only_its_identities_and_recovers_after_rest
         # The same node again: same port, same node ID (its nodes file), no data (the
         # test cluster keeps none on disk). The server reconnects by itself.
         procs[procs.index(node)] = Popen(node.args, stdout=DEVNULL, stderr=DEVNULL)
-        _wait_cluster_ok(port)
+        _wait_cluster_ok(rig.port)
         with httpx.Client(timeout=30) as http:
             for message in lost_messages:  # never checked while the node was down
                 assert error_code(lost, http.post(url, content=message).content) is None
